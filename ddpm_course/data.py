@@ -1,0 +1,128 @@
+"""Data for the course, offline first.
+
+| function          | returns                                        | source                              |
+|-------------------|------------------------------------------------|-------------------------------------|
+| ``photo``         | (3, size, size) in [-1, 1]                     | scikit-learn's sample photos        |
+| ``digits``        | ``ImageData``: (N, 1, size, size), labels (N,) | scikit-learn's 1,797 8x8 digits     |
+| ``toy2d``         | (n, 2) points                                  | generated: mixture, ring, moons, swiss roll |
+
+Images are float32 in [-1, 1] with channels first, the range DDPM assumes: x_T ~ N(0, I)
+has about the same scale as the data. ``to_unit`` maps them back to [0, 1] for display.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["ImageData", "PHOTOS", "photo", "digits", "TOY2D", "toy2d", "to_unit"]
+
+PHOTOS = ("flower", "china")
+TOY2D = ("mixture", "ring", "moons", "swiss_roll")
+DIGITS_TEST_FRACTION = 0.2
+
+
+class ImageData(NamedTuple):
+    """A labelled image set: images (N, C, H, W) in [-1, 1] and labels (N,) long."""
+
+    images: Tensor
+    labels: Tensor
+
+
+def to_unit(x: Tensor) -> Tensor:
+    """Map images from [-1, 1] to [0, 1], clamping what a sampler overshoots."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def _check_size(size: int, name: str = "size") -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{name} must be a positive integer; got {size!r}")
+
+
+def photo(name: str = "flower", size: int = 64) -> Tensor:
+    """One of scikit-learn's two sample photos, centre-cropped square and resized.
+
+    name: "flower" or "china" (a landscape); size: output side in pixels.
+    Returns (3, size, size) float32 in [-1, 1].
+    """
+    if name not in PHOTOS:
+        raise ValueError(f"name must be one of {PHOTOS}; got {name!r}")
+    _check_size(size)
+    from sklearn.datasets import load_sample_image
+
+    img = torch.from_numpy(load_sample_image(f"{name}.jpg").copy())  # (H, W, 3) uint8
+    img = img.permute(2, 0, 1).float() / 127.5 - 1.0  # (3, H, W) in [-1, 1]
+    h, w = img.shape[1:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    img = img[:, top : top + side, left : left + side]  # (3, side, side)
+    img = F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    return img.clamp(-1, 1)
+
+
+def digits(size: int = 16, split: str = "all") -> ImageData:
+    """scikit-learn's handwritten digits, upsampled from 8x8 to ``size`` x ``size``.
+
+    split: "all" (1,797 images), "train" or "test" (a fixed, stratified 80/20 split that
+    never changes, so a held-out set stays held out across lessons).
+    Returns ImageData(images (N, 1, size, size) float32 in [-1, 1], labels (N,) long).
+    """
+    if split not in ("all", "train", "test"):
+        raise ValueError(f"split must be 'all', 'train' or 'test'; got {split!r}")
+    _check_size(size)
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images.astype(np.float32))[:, None] / 8.0 - 1.0  # (N, 1, 8, 8), 0..16 -> [-1, 1]
+    labels = torch.from_numpy(bunch.target).long()  # (N,)
+    if size != 8:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False).clamp(-1, 1)
+    if split != "all":
+        is_test = _digits_test_mask(labels)
+        keep = is_test if split == "test" else ~is_test
+        images, labels = images[keep], labels[keep]
+    return ImageData(images.contiguous(), labels)
+
+
+def _digits_test_mask(labels: Tensor) -> Tensor:
+    """Every fifth image of each class (in file order) is held out: deterministic and stratified."""
+    mask = torch.zeros_like(labels, dtype=torch.bool)
+    for c in labels.unique():
+        idx = (labels == c).nonzero().flatten()
+        mask[idx[::5]] = True
+    return mask
+
+
+def toy2d(name: str = "mixture", n: int = 1000, generator: torch.Generator | None = None) -> Tensor:
+    """Points from a 2-D toy distribution, scaled to roughly unit spread.
+
+    name: "mixture" (the course's 8-Gaussian ring with an exact score, see ``oracle.py``),
+    "ring" (a thin circle), "moons" (two interleaved half circles) or "swiss_roll".
+    Returns (n, 2) float32.
+    """
+    if name not in TOY2D:
+        raise ValueError(f"name must be one of {TOY2D}; got {name!r}")
+    _check_size(n, "n")
+    if name == "mixture":
+        from .oracle import ring_mixture
+
+        return ring_mixture().sample(n, generator=generator).float()
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    noise = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    if name == "ring":
+        angle = 2 * math.pi * u
+        pts = torch.stack([angle.cos(), angle.sin()], dim=1) + 0.03 * noise
+    elif name == "moons":
+        upper = torch.rand(n, generator=generator) < 0.5
+        angle = math.pi * u
+        x = torch.where(upper, angle.cos(), 1 - angle.cos())
+        y = torch.where(upper, angle.sin(), 0.5 - angle.sin())
+        pts = torch.stack([x - 0.5, y - 0.25], dim=1) + 0.05 * noise
+    else:  # swiss_roll
+        angle = 1.5 * math.pi * (1 + 2 * u)
+        pts = torch.stack([angle * angle.cos(), angle * angle.sin()], dim=1) / 8.0 + 0.05 * noise
+    return pts.float()

@@ -1,0 +1,119 @@
+"""The forward (noising) process q of DDPM: one Markov step, the closed-form jump, the posterior.
+
+Notation (Ho et al. 2020, eqs. 2, 4, 6-7), 0-based steps as in ``schedules.py``:
+
+| math                                               | code                              |
+|----------------------------------------------------|-----------------------------------|
+| q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I) | ``q_step(schedule, x_prev, t)``  |
+| q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)  | ``q_sample(schedule, x0, t)``     |
+| q(x_{t-1} | x_t, x_0) = N(mu_tilde, beta_tilde I)   | ``q_posterior(schedule, x0, x_t, t)`` |
+| eps ~ N(0, I)                                      | ``noise``                         |
+
+``q_step(schedule, x, t)`` applies the code's step ``t`` (the math's step t+1), so applying it
+for t = 0, 1, ..., k to data gives the same distribution as ``q_sample(schedule, x0, k)``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .schedules import Schedule, broadcast, check_timesteps
+
+__all__ = ["noise_like", "q_step", "q_sample", "q_posterior", "predict_x0"]
+
+
+def noise_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Standard Gaussian noise with x's shape, dtype and device.
+
+    Drawn on the CPU from ``generator`` and then moved, so a seed gives the same noise on
+    every device.
+    """
+    dtype = x.dtype if x.dtype.is_floating_point else torch.float32
+    return torch.randn(x.shape, generator=generator, dtype=dtype).to(x.device)
+
+
+def _check_batch(x: Tensor, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a tensor of shape (B, ...); got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(
+            f"{name} must have a batch dimension first, shape (B, ...) with at least 2 dims; "
+            f"got shape {tuple(x.shape)} (add one with {name}[None])"
+        )
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
+
+
+def _check_noise(noise: Tensor, x: Tensor) -> None:
+    if noise.shape != x.shape:
+        raise ValueError(f"noise must have the shape of the input {tuple(x.shape)}; got {tuple(noise.shape)}")
+
+
+def q_step(
+    schedule: Schedule,
+    x_prev: Tensor,
+    t: Tensor | int,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One Markov step: x_t = sqrt(alpha_t) x_prev + sqrt(beta_t) eps.
+
+    x_prev: (B, ...); t: (B,) 0-based steps or an int; returns x_t: (B, ...).
+    """
+    _check_batch(x_prev, "x_prev")
+    t = check_timesteps(schedule, t, batch=x_prev.shape[0])
+    if noise is None:
+        noise = noise_like(x_prev, generator)
+    _check_noise(noise, x_prev)
+    return broadcast(schedule.alphas.sqrt(), t, x_prev) * x_prev + broadcast(schedule.betas.sqrt(), t, x_prev) * noise
+
+
+def q_sample(
+    schedule: Schedule,
+    x0: Tensor,
+    t: Tensor | int,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Jump straight to step t: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps.
+
+    x0: (B, ...); t: (B,) 0-based steps or an int. Returns ``(x_t, noise)``, both (B, ...):
+    the noise is what a noise-predicting network is trained to recover.
+    """
+    _check_batch(x0, "x0")
+    t = check_timesteps(schedule, t, batch=x0.shape[0])
+    if noise is None:
+        noise = noise_like(x0, generator)
+    _check_noise(noise, x0)
+    abar = broadcast(schedule.alpha_bars, t, x0)  # (B, 1, ..., 1)
+    return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise, noise
+
+
+def q_posterior(schedule: Schedule, x0: Tensor, x_t: Tensor, t: Tensor | int) -> tuple[Tensor, Tensor]:
+    """The reverse step when x_0 is known: q(x_{t-1} | x_t, x_0) = N(mean, variance I).
+
+    mean = beta_t sqrt(abar_{t-1}) / (1 - abar_t) x0 + (1 - abar_{t-1}) sqrt(alpha_t) / (1 - abar_t) x_t
+    variance = beta_tilde_t = beta_t (1 - abar_{t-1}) / (1 - abar_t)
+
+    x0, x_t: (B, ...); t: (B,) or int. Returns mean (B, ...) and variance (B, 1, ..., 1).
+    At t = 0 the "previous state" is the data itself: mean = x0 and variance = 0.
+    """
+    _check_batch(x0, "x0")
+    _check_batch(x_t, "x_t")
+    if x0.shape != x_t.shape:
+        raise ValueError(f"x0 and x_t must have the same shape; got {tuple(x0.shape)} and {tuple(x_t.shape)}")
+    t = check_timesteps(schedule, t, batch=x0.shape[0])
+    mean = broadcast(schedule.posterior_mean_coef_x0, t, x0) * x0 + broadcast(schedule.posterior_mean_coef_xt, t, x_t) * x_t
+    return mean, broadcast(schedule.posterior_variance, t, x0)
+
+
+def predict_x0(schedule: Schedule, x_t: Tensor, t: Tensor | int, eps: Tensor) -> Tensor:
+    """Invert the jump for x_0 given a noise estimate: x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t).
+
+    x_t, eps: (B, ...); t: (B,) or int; returns x0_hat (B, ...).
+    """
+    _check_batch(x_t, "x_t")
+    _check_noise(eps, x_t)
+    t = check_timesteps(schedule, t, batch=x_t.shape[0])
+    abar = broadcast(schedule.alpha_bars, t, x_t)
+    return (x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()

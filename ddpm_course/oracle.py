@@ -1,0 +1,153 @@
+"""An exact oracle: a Gaussian mixture, whose noised versions are Gaussian mixtures too.
+
+If x_0 ~ sum_k w_k N(mu_k, S_k) then, under the forward jump
+x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, the marginal q(x_t) is the mixture
+
+    q(x_t) = sum_k w_k N(x_t; sqrt(abar_t) mu_k, abar_t S_k + (1 - abar_t) I),
+
+so its score grad log q(x_t) is known in closed form, and so is the ideal noise predictor
+eps*(x_t, t) = -sqrt(1 - abar_t) grad log q(x_t) = E[eps | x_t]. A sampler driven by
+this "model" can only err through its own discretisation, which is what the course measures.
+
+| symbol      | code            | shape     |
+|-------------|-----------------|-----------|
+| w_k         | ``weights``     | (K,)      |
+| mu_k        | ``means``       | (K, d)    |
+| S_k         | ``covs``        | (K, d, d) |
+| eps*        | ``eps(...)``    | (B, ...)  |
+
+All oracle math is float64.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .schedules import Schedule, broadcast, check_timesteps
+
+__all__ = ["GaussianMixture", "EpsOracle", "ring_mixture"]
+
+
+@dataclass(frozen=True)
+class GaussianMixture:
+    """A mixture of K Gaussians in d dimensions with weights (K,), means (K, d), covs (K, d, d)."""
+
+    weights: Tensor
+    means: Tensor
+    covs: Tensor
+
+    def __post_init__(self) -> None:
+        w, m, c = (torch.as_tensor(v, dtype=torch.float64) for v in (self.weights, self.means, self.covs))
+        if w.ndim != 1 or m.ndim != 2 or c.ndim != 3 or not (w.shape[0] == m.shape[0] == c.shape[0]):
+            raise ValueError(
+                f"weights, means, covs must have shapes (K,), (K, d), (K, d, d); "
+                f"got {tuple(w.shape)}, {tuple(m.shape)}, {tuple(c.shape)}"
+            )
+        if c.shape[1:] != (m.shape[1], m.shape[1]):
+            raise ValueError(f"covs must be (K, d, d) with d = {m.shape[1]}; got {tuple(c.shape)}")
+        if torch.any(w < 0) or abs(w.sum().item() - 1.0) > 1e-9:
+            raise ValueError("weights must be non-negative and sum to 1")
+        torch.linalg.cholesky(c)  # raises if a covariance is not positive definite
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "means", m)
+        object.__setattr__(self, "covs", c)
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    def mean(self) -> Tensor:
+        """The mixture's mean, (d,)."""
+        return self.weights @ self.means
+
+    def cov(self) -> Tensor:
+        """The mixture's covariance, (d, d): within-component plus between-component spread."""
+        mu = self.mean()
+        centred = self.means - mu  # (K, d)
+        return torch.einsum("k,kij->ij", self.weights, self.covs) + torch.einsum("k,ki,kj->ij", self.weights, centred, centred)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, return_labels: bool = False):
+        """Draw n points, (n, d) float64 (and their component labels (n,) if asked)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer; got {n!r}")
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
+        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        chol = torch.linalg.cholesky(self.covs)  # (K, d, d)
+        x = self.means[k] + torch.einsum("nij,nj->ni", chol[k], z)
+        return (x, k) if return_labels else x
+
+    def noised(self, abar: float) -> "GaussianMixture":
+        """The law of sqrt(abar) x_0 + sqrt(1 - abar) eps: another mixture."""
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        return GaussianMixture(self.weights, math.sqrt(abar) * self.means, abar * self.covs + (1 - abar) * eye)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log density at x: (n, d) -> (n,)."""
+        return torch.logsumexp(self._component_log_probs(x.to(torch.float64)), dim=1)
+
+    def _component_log_probs(self, x: Tensor) -> Tensor:
+        """log w_k + log N(x; mu_k, S_k): (n, d) -> (n, K)."""
+        dist = torch.distributions.MultivariateNormal(self.means, covariance_matrix=self.covs)
+        return dist.log_prob(x[:, None, :]) + self.weights.log()  # (n, K)
+
+    def score_and_eps(self, x_t: Tensor, t: Tensor | int, schedule: Schedule) -> tuple[Tensor, Tensor]:
+        """grad log q_t(x_t) and eps* = -sqrt(1 - abar_t) grad log q_t(x_t) for the noised mixture.
+
+        x_t: (B, d) or (B, ...) with d entries per sample; t: (B,) 0-based steps or an int.
+        Returns two float64 tensors of x_t's shape.
+        """
+        shape = x_t.shape
+        x = x_t.reshape(shape[0], -1).to(torch.float64)  # (B, d)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"x_t has {x.shape[1]} values per sample but the mixture is {self.dim}-dimensional")
+        t = check_timesteps(schedule, t, batch=shape[0]).cpu()
+        abar = broadcast(schedule.alpha_bars.cpu().double(), t, x)  # (B, 1)
+        means_t = abar[:, :, None].sqrt() * self.means[None]  # (B, K, d)
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        covs_t = abar[:, :, None, None] * self.covs[None] + (1 - abar)[:, :, None, None] * eye  # (B, K, d, d)
+        diff = x.cpu()[:, None, :] - means_t  # (B, K, d)
+        chol = torch.linalg.cholesky(covs_t)  # (B, K, d, d)
+        solved = torch.cholesky_solve(diff[..., None], chol)[..., 0]  # (B, K, d) = C^-1 (x - m)
+        log_det = 2 * torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1)  # (B, K)
+        log_p = self.weights.log() - 0.5 * (log_det + (diff * solved).sum(-1) + self.dim * math.log(2 * math.pi))
+        resp = torch.softmax(log_p, dim=1)  # (B, K), posterior over components
+        score = -(resp[..., None] * solved).sum(1)  # (B, d)
+        eps = -(1 - abar).sqrt() * score
+        return score.reshape(shape).to(x_t.device), eps.reshape(shape).to(x_t.device)
+
+    def eps(self, x_t: Tensor, t: Tensor | int, schedule: Schedule) -> Tensor:
+        """The exact noise prediction E[eps | x_t] at step t; same shape as x_t, float64."""
+        return self.score_and_eps(x_t, t, schedule)[1]
+
+    def as_model(self, schedule: Schedule) -> "EpsOracle":
+        """This mixture's exact noise predictor under ``schedule``, with the model contract."""
+        return EpsOracle(self, schedule)
+
+
+class EpsOracle:
+    """``model(x_t, t) -> eps`` for a Gaussian mixture: a perfect noise predictor.
+
+    It returns x_t's dtype, so every sampler can use it wherever it uses a network.
+    """
+
+    def __init__(self, mixture: GaussianMixture, schedule: Schedule) -> None:
+        self.mixture = mixture
+        self.schedule = schedule
+
+    def __call__(self, x_t: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.mixture.eps(x_t, t, self.schedule).to(x_t.dtype)
+
+
+def ring_mixture(k: int = 8, radius: float = 1.0, std: float = 0.1) -> GaussianMixture:
+    """K equal-weight isotropic Gaussians evenly spaced on a circle: the course's 2-D toy."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1; got {k}")
+    if not std > 0:
+        raise ValueError(f"std must be > 0; got {std}")
+    angle = torch.arange(k, dtype=torch.float64) * 2 * math.pi / k
+    means = radius * torch.stack([angle.cos(), angle.sin()], dim=1)  # (k, 2)
+    covs = (std**2) * torch.eye(2, dtype=torch.float64).expand(k, 2, 2).clone()
+    return GaussianMixture(torch.full((k,), 1.0 / k, dtype=torch.float64), means, covs)

@@ -1,0 +1,65 @@
+"""Plotting helpers for the notebooks (matplotlib; grids from torchvision).
+
+Images arrive as tensors in [-1, 1]: (C, H, W) for one image, (B, C, H, W) for a batch.
+Every function draws on a given ``ax`` (or a new figure) and returns the figure, so a
+notebook can keep styling in one place and tests can call them headless.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from .data import to_unit
+
+__all__ = ["image_grid", "show_images", "show_strip", "plot_points"]
+
+
+def image_grid(images: Tensor, nrow: int = 8, padding: int = 1) -> Tensor:
+    """Tile (B, C, H, W) images in [-1, 1] into one (H', W', C) array in [0, 1] for imshow."""
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (B, C, H, W) or (C, H, W); got {tuple(images.shape)}")
+    grid = make_grid(to_unit(images.detach().float().cpu()), nrow=nrow, padding=padding, pad_value=1.0)  # (3, H', W')
+    return grid.permute(1, 2, 0)  # (H', W', 3)
+
+
+def show_images(images: Tensor, nrow: int = 8, title: str | None = None, ax: plt.Axes | None = None, size: float = 4.0) -> plt.Figure:
+    """Show a batch of images as one grid."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(image_grid(images, nrow=nrow).numpy(), interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def show_strip(images: Tensor, labels: list[str], title: str | None = None, size: float = 1.8) -> plt.Figure:
+    """Show (N, C, H, W) images side by side, one caption each (a forward-process strip, say)."""
+    if len(labels) != images.shape[0]:
+        raise ValueError(f"labels must have one entry per image ({images.shape[0]}); got {len(labels)}")
+    fig, axes = plt.subplots(1, len(labels), figsize=(size * len(labels), size * 1.15), squeeze=False)
+    for ax, img, label in zip(axes[0], images, labels):
+        show_images(img, nrow=1, ax=ax)
+        ax.set_title(label, fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_points(points: Tensor, ax: plt.Axes | None = None, title: str | None = None, lim: float = 2.0, **style) -> plt.Figure:
+    """Scatter (n, 2) points on a square canvas."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.5, 3.5))
+    pts = torch.as_tensor(points).detach().cpu().float()
+    ax.scatter(pts[:, 0], pts[:, 1], s=style.pop("s", 3), alpha=style.pop("alpha", 0.5), **style)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title)
+    return ax.figure
