@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "schedules", "forward", "data", "oracle", "viz", "widgets", "models", "losses", "train",
-    "checkpoint", "samplers", "metrics", "pretrained", "cli",
+    "checkpoint", "samplers", "guidance", "metrics", "cli",
 )
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Schedule", "linear_schedule", "cosine_schedule",
     "q_step", "q_sample", "q_posterior", "predict_x0", "noise_like",
     "ImageData", "photo", "digits", "toy2d", "to_unit",
+    "pretrained",
     *_SUBMODULES,
 ]
 
@@ -37,6 +38,8 @@ __all__ = [
 def __getattr__(name: str):
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name == "pretrained":  # dc.pretrained("digits"): the shipped models, see checkpoint.py
+        return importlib.import_module(".checkpoint", __name__).pretrained
     raise AttributeError(f"module 'ddpm_course' has no attribute {name!r}")
 
 
