@@ -1,0 +1,214 @@
+"""Interactive explorers for the notebooks: each one a pure function plus an ipywidgets wrapper.
+
+The pure function does the maths and returns a NamedTuple; the builder wraps it in
+``ipywidgets.interactive``, so moving a slider calls the function, draws a figure and stores
+the function's value in ``explorer.result``. Tests (and the notebooks) drive the sliders
+through ``explorer.children[i].value = ...`` and compare ``.result`` with the pure function.
+
+Notation (Ho et al. 2020, "Denoising Diffusion Probabilistic Models"; cosine schedule from
+Nichol & Dhariwal 2021), with 0-based steps as in ``schedules.py``:
+
+| math                                   | code                         | meaning                                   |
+|----------------------------------------|------------------------------|-------------------------------------------|
+| x_0                                    | ``x0``                       | a clean image, (C, H, W) in [-1, 1]       |
+| eps                                    | ``noise``                    | standard Gaussian noise, shape of x_0     |
+| x_{t+1} = sqrt(abar) x_0 + sqrt(1-abar) eps | ``fog_frame(...).x_t``  | the image after code step t               |
+| sqrt(abar_{t+1})                       | ``signal``                   | fraction of the image's amplitude kept    |
+| sqrt(1 - abar_{t+1})                   | ``noise_std``                | standard deviation of the noise added     |
+| abar / (1 - abar)                      | ``snr``                      | signal-to-noise ratio                     |
+| KL(q(x_T|x_0) || N(0, 1))              | ``prior_kl``                 | how far x_T is from pure noise, per pixel |
+
+Explorers: :func:`fog_explorer` (lesson 01, a slider over t) and :func:`schedule_explorer`
+(lesson 03, the shape of a linear or cosine schedule).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import display
+from torch import Tensor
+
+from .forward import noise_like, q_sample
+from .schedules import Schedule, cosine_schedule, linear_schedule
+
+__all__ = [
+    "FogFrame", "fog_frame", "fog_explorer",
+    "SCHEDULE_KINDS", "ScheduleStats", "make_schedule", "schedule_stats", "schedule_explorer",
+]
+
+SCHEDULE_KINDS = ("linear", "cosine")
+
+
+def _check_image(x0: Tensor, name: str = "x0") -> None:
+    if not isinstance(x0, Tensor):
+        raise TypeError(f"{name} must be a tensor of shape (C, H, W); got {type(x0).__name__}")
+    if x0.ndim != 3:
+        raise ValueError(f"{name} must be one image of shape (C, H, W); got shape {tuple(x0.shape)}")
+    if not x0.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {x0.dtype}")
+
+
+def _check_step(t: int, schedule: Schedule) -> None:
+    if isinstance(t, bool) or not isinstance(t, int):
+        raise TypeError(f"t must be an int in [0, {schedule.T - 1}]; got {t!r}")
+    if not 0 <= t < schedule.T:
+        raise ValueError(f"t must lie in [0, T-1] = [0, {schedule.T - 1}] (steps are 0-based); got {t}")
+
+
+# --------------------------------------------------------------------------- lesson 01: the fog
+
+
+class FogFrame(NamedTuple):
+    """One frame of the forward process: the noisy image and how much of x_0 it still holds."""
+
+    x_t: Tensor  # (C, H, W)
+    signal: float  # sqrt(alpha_bar)
+    noise_std: float  # sqrt(1 - alpha_bar)
+    snr: float  # alpha_bar / (1 - alpha_bar)
+    correlation: float  # Pearson correlation of x_t with x_0 over all pixels
+
+
+def fog_frame(x0: Tensor, schedule: Schedule, t: int, noise: Tensor) -> FogFrame:
+    """The image after code step ``t`` (math step t+1), with a fixed noise draw.
+
+    x0, noise: (C, H, W); t: an int in [0, T-1]. The correlation is computed in float64.
+    """
+    _check_image(x0)
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a Schedule; got {type(schedule).__name__}")
+    _check_step(t, schedule)
+    if not isinstance(noise, Tensor) or noise.shape != x0.shape:
+        shape = tuple(noise.shape) if isinstance(noise, Tensor) else type(noise).__name__
+        raise ValueError(f"noise must be a tensor with the shape of x0 {tuple(x0.shape)}; got {shape}")
+    x_t, _ = q_sample(schedule, x0[None], t, noise=noise[None])
+    x_t = x_t[0]  # (C, H, W)
+    a, b = x0.double().flatten(), x_t.double().flatten()
+    a, b = a - a.mean(), b - b.mean()
+    correlation = (a @ b / (a.norm() * b.norm())).item()
+    alpha_bar = schedule.alpha_bars[t].item()
+    return FogFrame(
+        x_t=x_t,
+        signal=math.sqrt(alpha_bar),
+        noise_std=math.sqrt(1.0 - alpha_bar),
+        snr=schedule.snr[t].item(),
+        correlation=correlation,
+    )
+
+
+def fog_explorer(
+    x0: Tensor,
+    schedule: Schedule,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> widgets.interactive:
+    """A slider over the 0-based step t showing x_t next to x_0 (one noise draw for every t).
+
+    x0: (C, H, W) in [-1, 1]. ``children[0]`` is the t slider; ``.result`` is a :class:`FogFrame`.
+    """
+    _check_image(x0)
+    if noise is None:
+        noise = noise_like(x0, generator)
+    fog_frame(x0, schedule, 0, noise)  # fail here, not inside the widget, on bad input
+    from .viz import show_images  # viz imports matplotlib's pyplot; keep it next to its use
+
+    def view(t: int) -> FogFrame:
+        frame = fog_frame(x0, schedule, t, noise)
+        fig, axes = plt.subplots(1, 2, figsize=(5.0, 2.8))
+        show_images(x0, nrow=1, ax=axes[0], title="x_0")
+        show_images(frame.x_t, nrow=1, ax=axes[1], title=f"code t={t} (math step {t + 1})")
+        fig.suptitle(
+            f"signal kept {frame.signal:.3f} | noise std {frame.noise_std:.3f} | "
+            f"corr(x_t, x_0) {frame.correlation:.3f}",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        display(fig)
+        plt.close(fig)
+        return frame
+
+    slider = widgets.IntSlider(value=0, min=0, max=schedule.T - 1, step=1, description="t", continuous_update=False)
+    return widgets.interactive(view, t=slider)
+
+
+# --------------------------------------------------------------------- lesson 03: the schedule
+
+
+class ScheduleStats(NamedTuple):
+    """What a schedule does, in a few numbers."""
+
+    schedule: Schedule
+    alpha_bar_T: float  # signal variance left at the last step
+    snr_T: float  # terminal signal-to-noise ratio
+    half_step: int  # first 0-based t with alpha_bar < 0.5 (T if never)
+    prior_kl: float  # worst-case KL(q(x_T | x_0) || N(0, 1)) per pixel, at |x_0| = 1
+
+
+def make_schedule(kind: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02, s: float = 0.008) -> Schedule:
+    """``linear_schedule(T, beta_start, beta_end)`` or ``cosine_schedule(T, s)`` by name."""
+    if kind not in SCHEDULE_KINDS:
+        raise ValueError(f"kind must be one of {SCHEDULE_KINDS}; got {kind!r}")
+    if kind == "linear":
+        return linear_schedule(T, beta_start, beta_end)
+    return cosine_schedule(T, s)
+
+
+def schedule_stats(kind: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02, s: float = 0.008) -> ScheduleStats:
+    """Build a schedule and summarise it (beta_start/beta_end apply to "linear", s to "cosine").
+
+    For a pixel x_0 and the last step, q(x_T | x_0) = N(sqrt(abar) x_0, 1 - abar), whose KL to
+    N(0, 1) is (abar x_0^2 - abar - log(1 - abar)) / 2; over x_0 in [-1, 1] it peaks at
+    |x_0| = 1, where it is -log(1 - abar) / 2.
+    """
+    schedule = make_schedule(kind, T, beta_start, beta_end, s)
+    alpha_bar_T = schedule.alpha_bars[-1].item()
+    below = (schedule.alpha_bars < 0.5).nonzero()
+    return ScheduleStats(
+        schedule=schedule,
+        alpha_bar_T=alpha_bar_T,
+        snr_T=schedule.snr[-1].item(),
+        half_step=int(below[0].item()) if below.numel() else schedule.T,
+        prior_kl=-0.5 * math.log1p(-alpha_bar_T),
+    )
+
+
+def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactive:
+    """Sliders over a schedule's settings, plotting alpha-bar and log SNR against t/T.
+
+    children: [kind, T, beta_start, beta_end, s]; ``.result`` is a :class:`ScheduleStats`, or
+    None while the settings are invalid (beta_start > beta_end, say): the message is shown.
+    """
+    if kind not in SCHEDULE_KINDS:
+        raise ValueError(f"kind must be one of {SCHEDULE_KINDS}; got {kind!r}")
+    if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= 4000:
+        raise ValueError(f"T must be an integer in [1, 4000]; got {T!r}")
+    from .viz import plot_schedules
+
+    def view(kind: str, T: int, beta_start: float, beta_end: float, s: float) -> ScheduleStats | None:
+        try:
+            stats = schedule_stats(kind, T, beta_start, beta_end, s)
+        except ValueError as err:
+            print(f"invalid settings: {err}")
+            return None
+        fig = plot_schedules([stats.schedule])
+        fig.suptitle(
+            f"{kind}, T={T}: alpha_bar_T={stats.alpha_bar_T:.2e}, SNR_T={stats.snr_T:.2e}, "
+            f"alpha_bar<0.5 from t={stats.half_step}, worst KL to N(0,1)={stats.prior_kl:.2e}",
+            fontsize=9,
+        )
+        fig.tight_layout()
+        display(fig)
+        plt.close(fig)
+        return stats
+
+    return widgets.interactive(
+        view,
+        kind=widgets.Dropdown(options=list(SCHEDULE_KINDS), value=kind, description="kind"),
+        T=widgets.IntSlider(value=T, min=1, max=4000, step=1, description="T", continuous_update=False),
+        beta_start=widgets.FloatLogSlider(value=1e-4, base=10, min=-6, max=-0.5, step=0.1, description="beta_start", continuous_update=False),
+        beta_end=widgets.FloatLogSlider(value=0.02, base=10, min=-4, max=-0.01, step=0.1, description="beta_end", continuous_update=False),
+        s=widgets.FloatLogSlider(value=0.008, base=10, min=-4, max=0, step=0.1, description="s (cosine)", continuous_update=False),
+    )

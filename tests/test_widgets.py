@@ -1,0 +1,188 @@
+"""The explorers: moving a slider gives the pure function's value, computed here independently."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+import ddpm_course as dc
+from ddpm_course import widgets as W
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _linear_alpha_bars(T: int, beta_start: float, beta_end: float) -> np.ndarray:
+    betas = np.linspace(beta_start, beta_end, T, dtype=np.float64)
+    return np.cumprod(1.0 - betas)
+
+
+def _cosine_alpha_bars(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    f = [math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2 for t in range(T + 1)]
+    betas = [min(1 - f[t + 1] / f[t], max_beta) for t in range(T)]
+    return np.cumprod(1.0 - np.array(betas))
+
+
+@pytest.fixture
+def image_and_noise():
+    x0 = dc.photo("flower", size=16).double()
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return x0, noise
+
+
+# ------------------------------------------------------------------------------- fog explorer
+
+
+@pytest.mark.parametrize("t", [0, 99, 500, 999])
+def test_fog_slider_gives_the_closed_form_frame(image_and_noise, t):
+    x0, noise = image_and_noise
+    explorer = W.fog_explorer(x0, dc.linear_schedule(), noise=noise)
+    explorer.children[0].value = t
+    frame = explorer.result
+
+    abar = _linear_alpha_bars(1000, 1e-4, 0.02)[t]
+    expected = math.sqrt(abar) * x0.numpy() + math.sqrt(1 - abar) * noise.numpy()
+    np.testing.assert_allclose(frame.x_t.numpy(), expected, rtol=0, atol=1e-12)
+    assert frame.signal == pytest.approx(math.sqrt(abar), rel=1e-12)
+    assert frame.noise_std == pytest.approx(math.sqrt(1 - abar), rel=1e-12)
+    assert frame.snr == pytest.approx(abar / (1 - abar), rel=1e-9)
+    corr = np.corrcoef(x0.numpy().ravel(), expected.ravel())[0, 1]
+    assert frame.correlation == pytest.approx(corr, abs=1e-12)
+
+
+def test_fog_slider_matches_the_pure_function_and_keeps_its_noise(image_and_noise):
+    x0, noise = image_and_noise
+    schedule = dc.cosine_schedule(200)
+    explorer = W.fog_explorer(x0, schedule, noise=noise)
+    for t in (150, 3, 199):
+        explorer.children[0].value = t
+        direct = W.fog_frame(x0, schedule, t, noise)
+        assert torch.equal(explorer.result.x_t, direct.x_t)
+        assert explorer.result[1:] == direct[1:]
+    assert explorer.children[0].max == schedule.T - 1
+
+
+def test_fog_explorer_draws_noise_from_its_generator():
+    x0 = dc.photo("china", size=8)
+    a = W.fog_explorer(x0, dc.linear_schedule(), generator=torch.Generator().manual_seed(3))
+    b = W.fog_explorer(x0, dc.linear_schedule(), generator=torch.Generator().manual_seed(3))
+    a.children[0].value = b.children[0].value = 400
+    assert torch.equal(a.result.x_t, b.result.x_t)
+    assert not torch.equal(a.result.x_t, x0)
+
+
+def test_fog_correlation_falls_with_t(image_and_noise):
+    x0, noise = image_and_noise
+    schedule = dc.linear_schedule()
+    corrs = [W.fog_frame(x0, schedule, t, noise).correlation for t in (0, 99, 499, 999)]
+    assert corrs == sorted(corrs, reverse=True)
+    assert corrs[0] > 0.99 and abs(corrs[-1]) < 0.1
+
+
+@pytest.mark.parametrize("t", [-1, 1000])
+def test_fog_frame_rejects_a_step_out_of_range(image_and_noise, t):
+    x0, noise = image_and_noise
+    with pytest.raises(ValueError, match=r"t must lie in \[0, T-1\]"):
+        W.fog_frame(x0, dc.linear_schedule(), t, noise)
+
+
+def test_fog_rejects_bad_input(image_and_noise):
+    x0, noise = image_and_noise
+    schedule = dc.linear_schedule()
+    with pytest.raises(ValueError, match="x0 must be one image of shape"):
+        W.fog_explorer(x0[None], schedule)  # a batch, not one image
+    with pytest.raises(TypeError, match="x0 must be a tensor"):
+        W.fog_explorer(x0.numpy(), schedule)
+    with pytest.raises(ValueError, match="noise must be a tensor with the shape of x0"):
+        W.fog_explorer(x0, schedule, noise=noise[:, :8])
+    with pytest.raises(TypeError, match="t must be an int"):
+        W.fog_frame(x0, schedule, 1.5, noise)
+    with pytest.raises(TypeError, match="schedule must be a Schedule"):
+        W.fog_frame(x0, "linear", 0, noise)
+
+
+# -------------------------------------------------------------------------- schedule explorer
+
+
+def _expected_stats(alpha_bars: np.ndarray) -> tuple[float, float, int, float]:
+    abar_T = float(alpha_bars[-1])
+    half = next((t for t, a in enumerate(alpha_bars) if a < 0.5), len(alpha_bars))
+    # KL(N(m, v) || N(0, 1)) from torch.distributions, maximised over x_0 on a grid in [-1, 1]
+    x0 = torch.linspace(-1, 1, 201, dtype=torch.float64)
+    q = torch.distributions.Normal(math.sqrt(abar_T) * x0, math.sqrt(1 - abar_T))
+    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).max().item()
+    return abar_T, abar_T / (1 - abar_T), half, kl
+
+
+def test_schedule_sliders_give_the_linear_schedule_stats():
+    explorer = W.schedule_explorer()
+    kind, T, beta_start, beta_end, s = explorer.children[:5]
+    T.value = 100
+    stats = explorer.result
+    abar_T, snr_T, half, kl = _expected_stats(_linear_alpha_bars(100, 1e-4, 0.02))
+    assert stats.schedule.T == 100
+    assert stats.alpha_bar_T == pytest.approx(abar_T, rel=1e-12)
+    assert stats.snr_T == pytest.approx(snr_T, rel=1e-9)
+    assert stats.half_step == half
+    assert stats.prior_kl == pytest.approx(kl, rel=1e-9)
+
+    beta_end.value = 0.2
+    stats = explorer.result
+    abar_T, snr_T, half, kl = _expected_stats(_linear_alpha_bars(100, 1e-4, 0.2))
+    assert stats.alpha_bar_T == pytest.approx(abar_T, rel=1e-9)
+    assert stats.half_step == half
+    assert stats.prior_kl == pytest.approx(kl, rel=1e-6)
+
+
+def test_schedule_sliders_give_the_cosine_schedule_stats():
+    explorer = W.schedule_explorer()
+    explorer.children[0].value = "cosine"
+    explorer.children[1].value = 500
+    stats = explorer.result
+    abar_T, snr_T, half, kl = _expected_stats(_cosine_alpha_bars(500))
+    assert stats.schedule.name == "cosine"
+    assert stats.alpha_bar_T == pytest.approx(abar_T, rel=1e-9)
+    assert stats.snr_T == pytest.approx(snr_T, rel=1e-9)
+    assert stats.half_step == half
+    # the pure function is what the slider stores
+    direct = W.schedule_stats("cosine", 500, explorer.children[2].value, explorer.children[3].value, explorer.children[4].value)
+    assert stats[1:] == direct[1:]
+    assert torch.equal(stats.schedule.alpha_bars, direct.schedule.alpha_bars)
+
+
+def test_schedule_explorer_shows_invalid_settings_instead_of_failing():
+    explorer = W.schedule_explorer()
+    explorer.children[2].value = 0.1  # beta_start above beta_end = 0.02
+    assert explorer.result is None
+    with pytest.raises(ValueError, match="beta_start must be <= beta_end"):
+        W.schedule_stats("linear", 1000, 0.1, 0.02)
+    explorer.children[2].value = 1e-4
+    assert explorer.result is not None
+
+
+def test_schedule_rejects_bad_input():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        W.schedule_stats("sigmoid", 1000)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        W.schedule_explorer(kind="quadratic")
+    with pytest.raises(ValueError, match="T must be an integer in"):
+        W.schedule_explorer(T=0)
+    with pytest.raises(ValueError, match="T must be an integer"):
+        W.schedule_stats("cosine", 0)
+
+
+def test_plot_schedules_checks_its_labels():
+    fig = dc.viz.plot_schedules([dc.linear_schedule(), dc.cosine_schedule(100)])
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    with pytest.raises(ValueError, match="labels must have one entry per schedule"):
+        dc.viz.plot_schedules([dc.linear_schedule()], labels=["a", "b"])
