@@ -63,3 +63,31 @@ def plot_points(points: Tensor, ax: plt.Axes | None = None, title: str | None = 
     if title:
         ax.set_title(title)
     return ax.figure
+
+
+def plot_schedules(schedules: list, labels: list[str] | None = None, axes: list[plt.Axes] | None = None) -> plt.Figure:
+    """Two panels against the time fraction (t+1)/T: alpha-bar, and log10 of the SNR.
+
+    schedules: a list of ``Schedule``; labels default to each schedule's name and T. Putting
+    schedules with different T on one time axis shows how the shape, not the count, matters.
+    """
+    if labels is None:
+        labels = [f"{s.name}, T={s.T}" for s in schedules]
+    if len(labels) != len(schedules):
+        raise ValueError(f"labels must have one entry per schedule ({len(schedules)}); got {len(labels)}")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for schedule, label in zip(schedules, labels):
+        frac = torch.arange(1, schedule.T + 1, dtype=torch.float64) / schedule.T  # (T,)
+        axes[0].plot(frac, schedule.alpha_bars.cpu(), label=label)
+        axes[1].plot(frac, schedule.snr.cpu().log10(), label=label)
+    axes[0].set_ylabel("alpha_bar (signal variance kept)")
+    axes[1].set_ylabel("log10 SNR = log10(alpha_bar / (1 - alpha_bar))")
+    for ax in axes:
+        ax.set_xlabel("time fraction (t+1)/T")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return axes[0].figure
+
+
+__all__ += ["plot_schedules"]
