@@ -1,0 +1,278 @@
+"""The course U-Net: the article's idea with the parts that make it train well.
+
+Architecture of DDPM (Ho et al. 2020, appendix B) at a small scale, with the label
+embedding of classifier-free guidance (Ho & Salimans 2022) as an option:
+
+- a 3x3 input conv to ``base_channels``;
+- an encoder of ``len(channel_mults)`` levels, each with ``num_res_blocks`` residual blocks
+  at ``base_channels * mult`` channels, self-attention at the levels in ``attention_levels``,
+  and a strided 3x3 conv halving the resolution between levels;
+- a middle at the lowest resolution: residual block, attention (if the lowest level is an
+  attention level), residual block;
+- a decoder mirroring it, with ``num_res_blocks + 1`` blocks per level, each taking one
+  skip connection from the encoder by concatenation, and nearest upsampling + 3x3 conv;
+- GroupNorm -> SiLU -> a zero-initialised 3x3 conv back to ``in_channels``.
+
+Residual blocks are pre-activation: GroupNorm -> SiLU -> conv, then the embedding added as
+a per-channel shift, GroupNorm -> SiLU -> dropout -> conv, plus the skip.
+
+| symbol          | code                        | shape                          |
+|-----------------|-----------------------------|--------------------------------|
+| x_t             | ``x``                       | (B, in_channels, H, W)         |
+| t               | ``t``                       | (B,) integer or float          |
+| y               | ``y``                       | (B,) in [0, num_classes]; ``num_classes`` = null label |
+| e(t) (+ e(y))   | ``emb``                     | (B, time_dim)                  |
+| eps_hat         | output                      | (B, in_channels, H, W)         |
+
+H and W must be divisible by 2**(len(channel_mults) - 1).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._inputs import check_image, check_labels, check_t
+from .embeddings import TimeEmbedding
+
+__all__ = ["UNetConfig", "UNet", "ResBlock", "SelfAttention", "Downsample", "Upsample"]
+
+
+def _int_at_least(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Every choice of the course U-Net. The defaults fit 16x16 grey digits.
+
+    ``channel_mults[i]`` gives level i's width as a multiple of ``base_channels``; level i
+    works at resolution H / 2**i. ``attention_levels`` are indices into ``channel_mults``
+    (default: the lowest resolution only). ``num_classes=None`` makes an unconditional
+    model; an int adds a label embedding with ``num_classes + 1`` rows, the last being the
+    learned null label. ``time_dim=None`` means 4 * base_channels.
+    """
+
+    in_channels: int = 1
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attention_levels: tuple[int, ...] = (2,)
+    dropout: float = 0.1
+    num_classes: int | None = None
+    groups: int = 8
+    time_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        # lists (from JSON) become tuples so the config stays hashable and comparable
+        for name in ("channel_mults", "attention_levels"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            ):
+                raise ValueError(f"{name} must be a tuple of integers; got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        _int_at_least("in_channels", self.in_channels, 1)
+        _int_at_least("base_channels", self.base_channels, 1)
+        _int_at_least("num_res_blocks", self.num_res_blocks, 1)
+        _int_at_least("groups", self.groups, 1)
+        if not self.channel_mults or any(m < 1 for m in self.channel_mults):
+            raise ValueError(f"channel_mults must be a non-empty tuple of positive integers; got {self.channel_mults!r}")
+        levels = len(self.channel_mults)
+        if any(not 0 <= i < levels for i in self.attention_levels) or len(set(self.attention_levels)) != len(self.attention_levels):
+            raise ValueError(
+                f"attention_levels must be distinct indices into channel_mults, in [0, {levels - 1}]; "
+                f"got {self.attention_levels!r}"
+            )
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be a float in [0, 1); got {self.dropout!r}")
+        if self.num_classes is not None:
+            _int_at_least("num_classes", self.num_classes, 1)
+        if self.time_dim is not None and (
+            isinstance(self.time_dim, bool) or not isinstance(self.time_dim, int) or self.time_dim < 2 or self.time_dim % 2
+        ):
+            raise ValueError(f"time_dim must be None or an even integer >= 2; got {self.time_dim!r}")
+        for m in self.channel_mults:
+            if (self.base_channels * m) % self.groups:
+                raise ValueError(
+                    f"groups={self.groups} must divide every level's channel count "
+                    f"base_channels * mult = {self.base_channels} * {m} = {self.base_channels * m}"
+                )
+
+    @property
+    def emb_dim(self) -> int:
+        """The width of the time (and label) embedding: ``time_dim`` or 4 * base_channels."""
+        return 4 * self.base_channels if self.time_dim is None else self.time_dim
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W must be multiples of this: 2**(number of downsamplings)."""
+        return 2 ** (len(self.channel_mults) - 1)
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block with an embedding shift.
+
+    x: (B, in_ch, H, W), emb: (B, emb_dim) -> (B, out_ch, H, W).
+    GroupNorm keeps activations at a sane scale whatever the batch size (BatchNorm would mix
+    statistics across samples at different noise levels); the embedding enters as one shift
+    per channel, after the first conv as in the article.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.emb_proj = nn.Linear(emb_dim, out_ch)
+        self.norm2 = nn.GroupNorm(groups, out_ch)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb_proj(F.silu(emb))[:, :, None, None]  # (B, out_ch, 1, 1)
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    """Single-head self-attention over the H*W positions, with a residual connection.
+
+    x: (B, C, H, W) -> (B, C, H, W). Every position can read every other one, which a stack
+    of 3x3 convs at a low resolution only does after many layers. The output projection
+    starts at zero, so the block starts as the identity and learns how much to attend.
+    """
+
+    def __init__(self, channels: int, groups: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).unbind(1)  # each (B, C, N)
+        scores = torch.einsum("bci,bcj->bij", q, k) / math.sqrt(c)  # (B, N, N)
+        out = torch.einsum("bij,bcj->bci", scores.softmax(dim=-1), v)  # (B, C, N)
+        return x + self.proj(out.reshape(b, c, h, w))
+
+
+class Downsample(nn.Module):
+    """A 3x3 conv with stride 2: (B, C, H, W) -> (B, C, H/2, W/2), learned rather than max-pooled."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour x2 then a 3x3 conv: (B, C, H, W) -> (B, C, 2H, 2W), no checkerboard artefacts."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet(nn.Module):
+    """The course U-Net: model(x_t (B, C, H, W), t (B,), y (B,) | None) -> eps_hat (B, C, H, W).
+
+    ``y`` is required when ``config.num_classes`` is set (labels in [0, num_classes - 1], or
+    the null label ``num_classes`` for "no label") and must be None otherwise.
+    """
+
+    def __init__(self, config: UNetConfig | None = None) -> None:
+        super().__init__()
+        config = UNetConfig() if config is None else config
+        if not isinstance(config, UNetConfig):
+            raise TypeError(f"config must be a UNetConfig; got {type(config).__name__}")
+        self.config = config
+        base, emb_dim, groups, p = config.base_channels, config.emb_dim, config.groups, config.dropout
+        widths = [base * m for m in config.channel_mults]
+        last = len(widths) - 1
+
+        self.time_embed = TimeEmbedding(emb_dim)
+        self.label_embed = nn.Embedding(config.num_classes + 1, emb_dim) if config.num_classes is not None else None
+        self.in_conv = nn.Conv2d(config.in_channels, base, 3, padding=1)
+
+        # Encoder. ``skips`` records the channel count of every tensor pushed for the decoder.
+        self.down = nn.ModuleList()
+        skips, ch = [base], base
+        for level, width in enumerate(widths):
+            for _ in range(config.num_res_blocks):
+                self.down.append(self._stage(ch, width, level))
+                ch = width
+                skips.append(ch)
+            if level != last:
+                self.down.append(Downsample(ch))
+                skips.append(ch)
+
+        self.mid1 = ResBlock(ch, ch, emb_dim, p, groups)
+        self.mid_attn = SelfAttention(ch, groups) if last in config.attention_levels else nn.Identity()
+        self.mid2 = ResBlock(ch, ch, emb_dim, p, groups)
+
+        # Decoder: one block per pushed skip, so num_res_blocks + 1 per level.
+        self.up = nn.ModuleList()
+        for level in reversed(range(len(widths))):
+            for _ in range(config.num_res_blocks + 1):
+                self.up.append(self._stage(ch + skips.pop(), widths[level], level))
+                ch = widths[level]
+            if level != 0:
+                self.up.append(Upsample(ch))
+
+        self.out_norm = nn.GroupNorm(groups, ch)
+        self.out_conv = nn.Conv2d(ch, config.in_channels, 3, padding=1)
+        # Zero output: at initialisation eps_hat = 0, the best constant guess (E[eps] = 0),
+        # so the first loss is exactly E||eps||^2 = 1 and no random output has to be unlearned.
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+
+    def _stage(self, in_ch: int, out_ch: int, level: int) -> nn.ModuleList:
+        c = self.config
+        blocks = [ResBlock(in_ch, out_ch, c.emb_dim, c.dropout, c.groups)]
+        if level in c.attention_levels:
+            blocks.append(SelfAttention(out_ch, c.groups))
+        return nn.ModuleList(blocks)
+
+    def _run(self, stage: nn.Module, h: Tensor, emb: Tensor) -> Tensor:
+        if isinstance(stage, nn.ModuleList):  # a ResBlock, maybe followed by attention
+            h = stage[0](h, emb)
+            for attn in stage[1:]:
+                h = attn(h)
+            return h
+        return stage(h)  # Downsample or Upsample
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        c = self.config
+        check_image(x, c.in_channels, c.size_multiple, "UNet")
+        check_t(t, x.shape[0])
+        check_labels(y, x.shape[0], c.num_classes, "UNet")
+        emb = self.time_embed(t)  # (B, emb_dim)
+        if self.label_embed is not None:
+            emb = emb + self.label_embed(y.long())  # (B, emb_dim)
+
+        h = self.in_conv(x)  # (B, base, H, W)
+        skips = [h]
+        for stage in self.down:
+            h = self._run(stage, h, emb)
+            skips.append(h)
+
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+
+        for stage in self.up:
+            if isinstance(stage, nn.ModuleList):
+                h = torch.cat([h, skips.pop()], dim=1)  # (B, ch + skip_ch, h, w)
+            h = self._run(stage, h, emb)
+        return self.out_conv(F.silu(self.out_norm(h)))  # (B, in_channels, H, W)
