@@ -71,5 +71,5 @@ class TimeEmbedding(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, t: Tensor) -> Tensor:
-        emb = sinusoidal_embedding(t, self.dim)  # (B, dim)
+        emb = sinusoidal_embedding(t, self.dim).to(self.fc1.weight.dtype)  # (B, dim), float64 for a .double() model
         return self.fc2(nn.functional.silu(self.fc1(emb)))  # (B, dim)

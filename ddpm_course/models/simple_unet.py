@@ -49,6 +49,11 @@ class SimpleUNetConfig:
         if isinstance(self.time_dim, bool) or not isinstance(self.time_dim, int) or self.time_dim < 2 or self.time_dim % 2:
             raise ValueError(f"time_dim must be an even integer >= 2; got {self.time_dim!r}")
 
+    @property
+    def num_classes(self) -> None:
+        """Always None: the article's net takes no labels (every config answers this question)."""
+        return None
+
 
 class ResidualBlock(nn.Module):
     """conv3x3 -> + time bias -> SiLU -> conv3x3, plus a skip, then SiLU (the article's block).

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from ._inputs import check_image, check_labels, check_t
 from .embeddings import TimeEmbedding
 
-__all__ = ["UNetConfig", "UNet", "ResBlock", "SelfAttention", "Downsample", "Upsample"]
+__all__ = ["UNetConfig", "UNet", "ResBlock", "SelfAttention", "ResAttnBlock", "Downsample", "Upsample"]
 
 
 def _int_at_least(name: str, value: object, low: int) -> None:
@@ -164,6 +164,19 @@ class SelfAttention(nn.Module):
         return x + self.proj(out.reshape(b, c, h, w))
 
 
+class ResAttnBlock(nn.Module):
+    """A residual block, followed by self-attention at the attention levels: (x, emb) -> h."""
+
+    def __init__(self, res: ResBlock, attn: SelfAttention | None) -> None:
+        super().__init__()
+        self.res = res
+        self.attn = attn
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.res(x, emb)
+        return h if self.attn is None else self.attn(h)
+
+
 class Downsample(nn.Module):
     """A 3x3 conv with stride 2: (B, C, H, W) -> (B, C, H/2, W/2), learned rather than max-pooled."""
 
@@ -239,20 +252,10 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
 
-    def _stage(self, in_ch: int, out_ch: int, level: int) -> nn.ModuleList:
+    def _stage(self, in_ch: int, out_ch: int, level: int) -> "ResAttnBlock":
         c = self.config
-        blocks = [ResBlock(in_ch, out_ch, c.emb_dim, c.dropout, c.groups)]
-        if level in c.attention_levels:
-            blocks.append(SelfAttention(out_ch, c.groups))
-        return nn.ModuleList(blocks)
-
-    def _run(self, stage: nn.Module, h: Tensor, emb: Tensor) -> Tensor:
-        if isinstance(stage, nn.ModuleList):  # a ResBlock, maybe followed by attention
-            h = stage[0](h, emb)
-            for attn in stage[1:]:
-                h = attn(h)
-            return h
-        return stage(h)  # Downsample or Upsample
+        attn = SelfAttention(out_ch, c.groups) if level in c.attention_levels else None
+        return ResAttnBlock(ResBlock(in_ch, out_ch, c.emb_dim, c.dropout, c.groups), attn)
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         c = self.config
@@ -266,13 +269,14 @@ class UNet(nn.Module):
         h = self.in_conv(x)  # (B, base, H, W)
         skips = [h]
         for stage in self.down:
-            h = self._run(stage, h, emb)
+            h = stage(h, emb) if isinstance(stage, ResAttnBlock) else stage(h)
             skips.append(h)
 
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
 
         for stage in self.up:
-            if isinstance(stage, nn.ModuleList):
-                h = torch.cat([h, skips.pop()], dim=1)  # (B, ch + skip_ch, h, w)
-            h = self._run(stage, h, emb)
+            if isinstance(stage, ResAttnBlock):
+                h = stage(torch.cat([h, skips.pop()], dim=1), emb)  # input (B, ch + skip_ch, h, w)
+            else:
+                h = stage(h)
         return self.out_conv(F.silu(self.out_norm(h)))  # (B, in_channels, H, W)
