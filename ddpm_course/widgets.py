@@ -2,7 +2,9 @@
 
 The pure function does the maths and returns a NamedTuple; the builder wraps it in
 ``ipywidgets.interactive``, so moving a slider calls the function, draws a figure and stores
-the function's value in ``explorer.result``. Tests (and the notebooks) drive the sliders
+the function's value in ``explorer.result``. The figure goes into an ``ipywidgets.Image``
+appended to the explorer's children (after the controls and the output area) rather than
+being printed, so driving a slider from a notebook cell leaves that cell's output alone. Tests (and the notebooks) drive the sliders
 through ``explorer.children[i].value = ...`` and compare ``.result`` with the pure function.
 
 Notation (Ho et al. 2020, "Denoising Diffusion Probabilistic Models"; cosine schedule from
@@ -23,13 +25,14 @@ Explorers: :func:`fog_explorer` (lesson 01, a slider over t) and :func:`schedule
 """
 from __future__ import annotations
 
+import html
+import io
 import math
 from typing import NamedTuple
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import display
 from torch import Tensor
 
 from .forward import noise_like, q_sample
@@ -50,6 +53,13 @@ def _check_image(x0: Tensor, name: str = "x0") -> None:
         raise ValueError(f"{name} must be one image of shape (C, H, W); got shape {tuple(x0.shape)}")
     if not x0.dtype.is_floating_point:
         raise TypeError(f"{name} must be a floating-point tensor; got dtype {x0.dtype}")
+
+
+def _to_png(fig: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 def _check_step(t: int, schedule: Schedule) -> None:
@@ -107,13 +117,16 @@ def fog_explorer(
 ) -> widgets.interactive:
     """A slider over the 0-based step t showing x_t next to x_0 (one noise draw for every t).
 
-    x0: (C, H, W) in [-1, 1]. ``children[0]`` is the t slider; ``.result`` is a :class:`FogFrame`.
+    x0: (C, H, W) in [-1, 1]. children: [t slider, output, picture]; ``.result`` is a
+    :class:`FogFrame`.
     """
     _check_image(x0)
     if noise is None:
         noise = noise_like(x0, generator)
     fog_frame(x0, schedule, 0, noise)  # fail here, not inside the widget, on bad input
-    from .viz import show_images  # viz imports matplotlib's pyplot; keep it next to its use
+    from .viz import show_images
+
+    picture = widgets.Image(format="png")
 
     def view(t: int) -> FogFrame:
         frame = fog_frame(x0, schedule, t, noise)
@@ -126,12 +139,13 @@ def fog_explorer(
             fontsize=9,
         )
         fig.tight_layout()
-        display(fig)
-        plt.close(fig)
+        picture.value = _to_png(fig)
         return frame
 
     slider = widgets.IntSlider(value=0, min=0, max=schedule.T - 1, step=1, description="t", continuous_update=False)
-    return widgets.interactive(view, t=slider)
+    explorer = widgets.interactive(view, t=slider)
+    explorer.children = (*explorer.children, picture)
+    return explorer
 
 
 # --------------------------------------------------------------------- lesson 03: the schedule
@@ -178,8 +192,9 @@ def schedule_stats(kind: str, T: int, beta_start: float = 1e-4, beta_end: float 
 def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactive:
     """Sliders over a schedule's settings, plotting alpha-bar and log SNR against t/T.
 
-    children: [kind, T, beta_start, beta_end, s]; ``.result`` is a :class:`ScheduleStats`, or
-    None while the settings are invalid (beta_start > beta_end, say): the message is shown.
+    children: [kind, T, beta_start, beta_end, s, output, message, picture]; ``.result`` is a
+    :class:`ScheduleStats`, or None while the settings are invalid (beta_start > beta_end,
+    say), when ``message`` shows why.
     """
     if kind not in SCHEDULE_KINDS:
         raise ValueError(f"kind must be one of {SCHEDULE_KINDS}; got {kind!r}")
@@ -187,12 +202,17 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
         raise ValueError(f"T must be an integer in [1, 4000]; got {T!r}")
     from .viz import plot_schedules
 
+    message = widgets.HTML()
+    picture = widgets.Image(format="png")
+
     def view(kind: str, T: int, beta_start: float, beta_end: float, s: float) -> ScheduleStats | None:
         try:
             stats = schedule_stats(kind, T, beta_start, beta_end, s)
         except ValueError as err:
-            print(f"invalid settings: {err}")
+            message.value = f"<b>invalid settings:</b> {html.escape(str(err))}"
+            picture.value = b""
             return None
+        message.value = ""
         fig = plot_schedules([stats.schedule])
         fig.suptitle(
             f"{kind}, T={T}: alpha_bar_T={stats.alpha_bar_T:.2e}, SNR_T={stats.snr_T:.2e}, "
@@ -200,11 +220,10 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
             fontsize=9,
         )
         fig.tight_layout()
-        display(fig)
-        plt.close(fig)
+        picture.value = _to_png(fig)
         return stats
 
-    return widgets.interactive(
+    explorer = widgets.interactive(
         view,
         kind=widgets.Dropdown(options=list(SCHEDULE_KINDS), value=kind, description="kind"),
         T=widgets.IntSlider(value=T, min=1, max=4000, step=1, description="T", continuous_update=False),
@@ -212,3 +231,5 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
         beta_end=widgets.FloatLogSlider(value=0.02, base=10, min=-4, max=-0.01, step=0.1, description="beta_end", continuous_update=False),
         s=widgets.FloatLogSlider(value=0.008, base=10, min=-4, max=0, step=0.1, description="s (cosine)", continuous_update=False),
     )
+    explorer.children = (*explorer.children, message, picture)
+    return explorer

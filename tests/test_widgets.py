@@ -72,6 +72,16 @@ def test_fog_slider_matches_the_pure_function_and_keeps_its_noise(image_and_nois
     assert explorer.children[0].max == schedule.T - 1
 
 
+def test_fog_explorer_redraws_its_picture(image_and_noise):
+    x0, noise = image_and_noise
+    explorer = W.fog_explorer(x0, dc.linear_schedule(), noise=noise)
+    picture = explorer.children[-1]
+    first = bytes(picture.value)
+    assert first.startswith(b"\x89PNG")
+    explorer.children[0].value = 700
+    assert bytes(picture.value).startswith(b"\x89PNG") and bytes(picture.value) != first
+
+
 def test_fog_explorer_draws_noise_from_its_generator():
     x0 = dc.photo("china", size=8)
     a = W.fog_explorer(x0, dc.linear_schedule(), generator=torch.Generator().manual_seed(3))
@@ -164,10 +174,13 @@ def test_schedule_explorer_shows_invalid_settings_instead_of_failing():
     explorer = W.schedule_explorer()
     explorer.children[2].value = 0.1  # beta_start above beta_end = 0.02
     assert explorer.result is None
+    message, picture = explorer.children[-2:]
+    assert "beta_start must be &lt;= beta_end" in message.value and bytes(picture.value) == b""
     with pytest.raises(ValueError, match="beta_start must be <= beta_end"):
         W.schedule_stats("linear", 1000, 0.1, 0.02)
     explorer.children[2].value = 1e-4
     assert explorer.result is not None
+    assert message.value == "" and bytes(picture.value).startswith(b"\x89PNG")
 
 
 def test_schedule_rejects_bad_input():
