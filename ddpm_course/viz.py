@@ -84,7 +84,7 @@ def plot_schedules(schedules: list, labels: list[str] | None = None, axes: list[
     axes[0].set_ylabel("alpha_bar (signal variance kept)")
     axes[1].set_ylabel("log10 SNR = log10(alpha_bar / (1 - alpha_bar))")
     for ax in axes:
-        ax.set_xlabel("time fraction (t+1)/T")
+        ax.set_xlabel("time fraction t/T (math steps t = 1..T)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return axes[0].figure
