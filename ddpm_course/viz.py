@@ -81,8 +81,10 @@ def plot_schedules(schedules: list, labels: list[str] | None = None, axes: list[
         frac = torch.arange(1, schedule.T + 1, dtype=torch.float64) / schedule.T  # (T,)
         axes[0].plot(frac, schedule.alpha_bars.cpu(), label=label)
         axes[1].plot(frac, schedule.snr.cpu().log10(), label=label)
-    axes[0].set_ylabel("alpha_bar (signal variance kept)")
-    axes[1].set_ylabel("log10 SNR = log10(alpha_bar / (1 - alpha_bar))")
+    axes[0].set_ylabel("alpha_bar")
+    axes[0].set_title("signal variance kept", fontsize=9)
+    axes[1].set_ylabel("log10 SNR")
+    axes[1].set_title("SNR = alpha_bar / (1 - alpha_bar)", fontsize=9)
     for ax in axes:
         ax.set_xlabel("time fraction t/T (math steps t = 1..T)")
         ax.grid(alpha=0.3)

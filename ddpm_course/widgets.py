@@ -194,7 +194,7 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
 
     children: [kind, T, beta_start, beta_end, s, output, message, picture]; ``.result`` is a
     :class:`ScheduleStats`, or None while the settings are invalid (beta_start > beta_end,
-    say), when ``message`` shows why.
+    say). ``message`` shows the numbers, or why the settings are invalid.
     """
     if kind not in SCHEDULE_KINDS:
         raise ValueError(f"kind must be one of {SCHEDULE_KINDS}; got {kind!r}")
@@ -212,13 +212,12 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
             message.value = f"<b>invalid settings:</b> {html.escape(str(err))}"
             picture.value = b""
             return None
-        message.value = ""
-        fig = plot_schedules([stats.schedule])
-        fig.suptitle(
-            f"{kind}, T={T}: alpha_bar_T={stats.alpha_bar_T:.2e}, SNR_T={stats.snr_T:.2e}, "
-            f"alpha_bar<0.5 from t={stats.half_step}, worst KL to N(0,1)={stats.prior_kl:.2e}",
-            fontsize=9,
+        message.value = (
+            f"{kind}, T={T}: alpha_bar_T = {stats.alpha_bar_T:.3e}, SNR_T = {stats.snr_T:.3e}, "
+            f"alpha_bar &lt; 1/2 from t = {stats.half_step} (0-based), "
+            f"worst KL(q(x_T|x_0) || N(0,1)) per pixel = {stats.prior_kl:.3e}"
         )
+        fig = plot_schedules([stats.schedule])
         fig.tight_layout()
         picture.value = _to_png(fig)
         return stats

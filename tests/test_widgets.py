@@ -180,7 +180,8 @@ def test_schedule_explorer_shows_invalid_settings_instead_of_failing():
         W.schedule_stats("linear", 1000, 0.1, 0.02)
     explorer.children[2].value = 1e-4
     assert explorer.result is not None
-    assert message.value == "" and bytes(picture.value).startswith(b"\x89PNG")
+    assert "invalid" not in message.value and f"alpha_bar_T = {explorer.result.alpha_bar_T:.3e}" in message.value
+    assert bytes(picture.value).startswith(b"\x89PNG")
 
 
 def test_schedule_rejects_bad_input():
