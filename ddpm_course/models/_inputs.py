@@ -20,7 +20,7 @@ def check_image(x: Tensor, in_channels: int, multiple: int, model: str) -> None:
     if h % multiple or w % multiple:
         raise ValueError(
             f"x's height and width must be divisible by {multiple} for this {model} "
-            f"(it halves the resolution that many times); got {h}x{w}. Pad or resize, "
+            f"(it halves the resolution {multiple.bit_length() - 1} time(s)); got {h}x{w}. Pad or resize, "
             f"e.g. 28x28 -> 32x32"
         )
 
