@@ -104,14 +104,21 @@ class GaussianMixture:
         if x.shape[1] != self.dim:
             raise ValueError(f"x_t has {x.shape[1]} values per sample but the mixture is {self.dim}-dimensional")
         t = check_timesteps(schedule, t, batch=shape[0]).cpu()
-        abar = broadcast(schedule.alpha_bars.cpu().double(), t, x)  # (B, 1)
-        means_t = abar[:, :, None].sqrt() * self.means[None]  # (B, K, d)
+        # The noised covariances depend on t only: factor them once per distinct step.
+        steps, index = torch.unique(t, return_inverse=True)  # (U,), (B,)
+        abar_u = schedule.alpha_bars.cpu().double()[steps]  # (U,)
         eye = torch.eye(self.dim, dtype=torch.float64)
-        covs_t = abar[:, :, None, None] * self.covs[None] + (1 - abar)[:, :, None, None] * eye  # (B, K, d, d)
-        diff = x.cpu()[:, None, :] - means_t  # (B, K, d)
-        chol = torch.linalg.cholesky(covs_t)  # (B, K, d, d)
-        solved = torch.cholesky_solve(diff[..., None], chol)[..., 0]  # (B, K, d) = C^-1 (x - m)
-        log_det = 2 * torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1)  # (B, K)
+        covs_u = abar_u[:, None, None, None] * self.covs[None] + (1 - abar_u)[:, None, None, None] * eye  # (U, K, d, d)
+        chol_u = torch.linalg.cholesky(covs_u)  # (U, K, d, d)
+        log_det_u = 2 * torch.diagonal(chol_u, dim1=-2, dim2=-1).log().sum(-1)  # (U, K)
+        abar = abar_u[index][:, None]  # (B, 1)
+        diff = x.cpu()[:, None, :] - abar[:, :, None].sqrt() * self.means[None]  # (B, K, d)
+        prec_u = torch.cholesky_inverse(chol_u)  # (U, K, d, d), C^-1: small, well conditioned (C >= min(S_k, I))
+        if steps.numel() == 1:
+            solved = torch.einsum("kij,bkj->bki", prec_u[0], diff)  # (B, K, d) = C^-1 (x - m)
+        else:
+            solved = torch.einsum("bkij,bkj->bki", prec_u[index], diff)  # (B, K, d)
+        log_det = log_det_u[index]  # (B, K)
         log_p = self.weights.log() - 0.5 * (log_det + (diff * solved).sum(-1) + self.dim * math.log(2 * math.pi))
         resp = torch.softmax(log_p, dim=1)  # (B, K), posterior over components
         score = -(resp[..., None] * solved).sum(1)  # (B, d)

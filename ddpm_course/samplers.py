@@ -125,16 +125,17 @@ def timesteps(schedule: Schedule, steps: int, spacing: str = "leading") -> Tenso
     return torch.from_numpy(np.ascontiguousarray(ts).astype(np.int64))
 
 
-def dpm_solver_timesteps(schedule: Schedule, steps: int, spacing: str = "linspace") -> Tensor:
+def dpm_solver_timesteps(schedule: Schedule, steps: int, spacing: str = "linspace", drop_t0: bool = True) -> Tensor:
     """Evaluation steps of diffusers' ``DPMSolverMultistepScheduler``: (n,) long.
 
     For ``linspace`` and ``leading`` it lays out ``steps + 1`` points (ending at t = 0) and drops
-    the last, so the final update jumps from the last evaluated step straight to sigma = 0
-    instead of evaluating near t = 0: 20 steps on T = 1000 evaluate last at t = 50. The other
-    spacings are those of :func:`timesteps`.
+    the last (``drop_t0=True``), so the final update jumps from the last evaluated step straight
+    to sigma = 0 instead of evaluating near t = 0: 20 steps on T = 1000 evaluate last at t = 50.
+    ``drop_t0=False`` keeps t = 0, as :func:`timesteps` does. The other spacings are those of
+    :func:`timesteps` (``trailing`` never reaches t = 0; ``logsnr`` and ``karras`` always end there).
     """
     _check_steps(schedule, steps)
-    if spacing in ("linspace", "leading"):
+    if drop_t0 and spacing in ("linspace", "leading"):
         if steps + 1 > schedule.T:
             raise ValueError(f"steps must lie in [1, T - 1] = [1, {schedule.T - 1}] for {spacing!r} spacing; got {steps}")
         return timesteps(schedule, steps + 1, spacing)[:-1]
@@ -442,6 +443,8 @@ def dpm_solver_sample(
     steps: int = 20,
     order: int = 2,
     spacing: str = "linspace",
+    lower_order_final: int = 1,
+    drop_t0: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     y: Tensor | None = None,
@@ -449,18 +452,25 @@ def dpm_solver_sample(
     """DPM-Solver++ multistep ("2M" for order 2), ``steps`` evaluations. Returns x_0: (B, ...).
 
     The defaults reproduce diffusers' ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++",
-    solver_order=2)``: evaluations at :func:`dpm_solver_timesteps`, the first step first order
-    (no history yet), the last step straight to sigma = 0 through x0_hat.
+    solver_order=2)``: evaluations at :func:`dpm_solver_timesteps` (``drop_t0=True``), the
+    first step first order (no history yet), the last step straight to sigma = 0 through x0_hat.
+
+    ``lower_order_final``: how many final steps are first order (>= 1; the step to the data
+    always is). On sharp data the defaults put too few evaluations at low noise: see notebook
+    07, where ``spacing="logsnr"`` is the setting that fixes it.
     """
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2; got {order!r}")
-    ts = dpm_solver_timesteps(schedule, steps, spacing)
+    if isinstance(lower_order_final, bool) or not isinstance(lower_order_final, int) or lower_order_final < 1:
+        raise ValueError(f"lower_order_final must be an integer >= 1; got {lower_order_final!r}")
+    ts = dpm_solver_timesteps(schedule, steps, spacing, drop_t0=drop_t0)
     x = _start(model, shape, generator)
     y = _check_y(y, x)
     last: tuple[int, Tensor] | None = None
-    for i, (t, t_prev) in enumerate(_pairs(ts)):
+    pairs = _pairs(ts)
+    for i, (t, t_prev) in enumerate(pairs):
         eps = _eval(model, x, t, y)
-        use = last if order == 2 and t_prev >= 0 else None
+        use = last if order == 2 and i < len(pairs) - lower_order_final else None
         step = dpm_solver_step(schedule, x, t, eps, t_prev=t_prev, last=use)
         if callback is not None:
             callback(i, t, x, step.x0_hat)
