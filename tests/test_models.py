@@ -22,7 +22,7 @@ from ddpm_course.models import (
     model_spec,
     sinusoidal_embedding,
 )
-from ddpm_course.models.unet import ResAttnBlock, SelfAttention
+from ddpm_course.models.unet import ResAttnBlock, ResBlock, SelfAttention
 
 
 def _t(b: int, seed: int = 0) -> torch.Tensor:
@@ -55,6 +55,15 @@ def test_sinusoid_hand_computed_values():
         args = [t * 1.0, t * 1e-2, t * 1e-4]
         expected = torch.tensor([math.sin(a) for a in args] + [math.cos(a) for a in args], dtype=torch.float64)
         torch.testing.assert_close(row, expected, atol=1e-5, rtol=0)
+
+
+def test_sinusoid_matches_diffusers_timestep_embedding():
+    embeddings = pytest.importorskip("diffusers.models.embeddings")
+    t = torch.tensor([0, 1, 17, 500, 999])
+    # diffusers' frequencies exp(-log(P) k / (half - shift)) with shift 1 are our linspace
+    ref = embeddings.get_timestep_embedding(t, 64, flip_sin_to_cos=False, downscale_freq_shift=1)
+    # both compute in float32: an argument near 999 carries a rounding error of ~1 ulp = 6e-5
+    torch.testing.assert_close(sinusoidal_embedding(t, 64), ref, atol=1.2e-4, rtol=0)
 
 
 def test_sinusoid_accepts_float_t_and_max_period():
@@ -214,6 +223,26 @@ def test_self_attention_matches_torch_multihead_attention():
     seq = attn.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
     expected = x + ref(seq, seq, seq, need_weights=False)[0].transpose(1, 2).reshape(x.shape)
     torch.testing.assert_close(attn(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cin,cout", [(16, 16), (8, 16)])
+def test_res_block_matches_diffusers_resnet_block(cin, cout):
+    resnet = pytest.importorskip("diffusers.models.resnet")
+    torch.manual_seed(0)
+    ours = ResBlock(cin, cout, emb_dim=12, dropout=0.0, groups=4)
+    ref = resnet.ResnetBlock2D(in_channels=cin, out_channels=cout, temb_channels=12, groups=4, eps=1e-5, dropout=0.0)
+    for m in ours.modules():  # non-trivial norms, so the copy of every tensor matters
+        if isinstance(m, nn.GroupNorm):
+            nn.init.normal_(m.weight), nn.init.normal_(m.bias)
+    pairs = [("norm1", "norm1"), ("conv1", "conv1"), ("emb_proj", "time_emb_proj"), ("norm2", "norm2"), ("conv2", "conv2")]
+    if cin != cout:
+        pairs.append(("skip", "conv_shortcut"))
+    with torch.no_grad():
+        for a, b in pairs:
+            getattr(ref, b).weight.copy_(getattr(ours, a).weight)
+            getattr(ref, b).bias.copy_(getattr(ours, a).bias)
+    x, emb = _x(2, cin, 8, 8), _x(2, 12, seed=1)
+    torch.testing.assert_close(ours(x, emb), ref(x, emb), atol=1e-5, rtol=1e-5)
 
 
 def test_dropout_is_active_only_in_training():

@@ -220,17 +220,17 @@ class UNet(nn.Module):
         self.label_embed = nn.Embedding(config.num_classes + 1, emb_dim) if config.num_classes is not None else None
         self.in_conv = nn.Conv2d(config.in_channels, base, 3, padding=1)
 
-        # Encoder. ``skips`` records the channel count of every tensor pushed for the decoder.
+        # Encoder. ``skip_channels`` records the channel count of every tensor kept for the decoder.
         self.down = nn.ModuleList()
-        skips, ch = [base], base
+        skip_channels, ch = [base], base
         for level, width in enumerate(widths):
             for _ in range(config.num_res_blocks):
                 self.down.append(self._stage(ch, width, level))
                 ch = width
-                skips.append(ch)
+                skip_channels.append(ch)
             if level != last:
                 self.down.append(Downsample(ch))
-                skips.append(ch)
+                skip_channels.append(ch)
 
         self.mid1 = ResBlock(ch, ch, emb_dim, p, groups)
         self.mid_attn = SelfAttention(ch, groups) if last in config.attention_levels else nn.Identity()
@@ -240,7 +240,7 @@ class UNet(nn.Module):
         self.up = nn.ModuleList()
         for level in reversed(range(len(widths))):
             for _ in range(config.num_res_blocks + 1):
-                self.up.append(self._stage(ch + skips.pop(), widths[level], level))
+                self.up.append(self._stage(ch + skip_channels.pop(), widths[level], level))
                 ch = widths[level]
             if level != 0:
                 self.up.append(Upsample(ch))
