@@ -3,22 +3,24 @@
 The pure function does the maths and returns a NamedTuple; the builder wraps it in
 ``ipywidgets.interactive``, so moving a slider calls the function, draws a figure and stores
 the function's value in ``explorer.result``. The figure goes into an ``ipywidgets.Image``
-appended to the explorer's children (after the controls and the output area) rather than
-being printed, so driving a slider from a notebook cell leaves that cell's output alone. Tests (and the notebooks) drive the sliders
-through ``explorer.children[i].value = ...`` and compare ``.result`` with the pure function.
+appended to the explorer's children (after the controls and the output area) instead of
+being displayed, so a notebook cell that drives a slider keeps its own output clean. Tests
+and notebooks drive the sliders through ``explorer.children[i].value = ...`` and compare
+``.result`` with the pure function.
 
 Notation (Ho et al. 2020, "Denoising Diffusion Probabilistic Models"; cosine schedule from
-Nichol & Dhariwal 2021), with 0-based steps as in ``schedules.py``:
+Nichol & Dhariwal 2021). Steps are 0-based as in ``schedules.py``: the slider's code step t
+is the math's step t+1, and abar below means ``alpha_bars[t]``, the math's alpha-bar_{t+1}.
 
-| math                                   | code                         | meaning                                   |
-|----------------------------------------|------------------------------|-------------------------------------------|
-| x_0                                    | ``x0``                       | a clean image, (C, H, W) in [-1, 1]       |
-| eps                                    | ``noise``                    | standard Gaussian noise, shape of x_0     |
-| x_{t+1} = sqrt(abar) x_0 + sqrt(1-abar) eps | ``fog_frame(...).x_t``  | the image after code step t               |
-| sqrt(abar_{t+1})                       | ``signal``                   | fraction of the image's amplitude kept    |
-| sqrt(1 - abar_{t+1})                   | ``noise_std``                | standard deviation of the noise added     |
-| abar / (1 - abar)                      | ``snr``                      | signal-to-noise ratio                     |
-| KL(q(x_T|x_0) || N(0, 1))              | ``prior_kl``                 | how far x_T is from pure noise, per pixel |
+| math                                   | code                    | meaning                                   |
+|----------------------------------------|-------------------------|-------------------------------------------|
+| x_0                                    | ``x0``                  | a clean image, (C, H, W) in [-1, 1]       |
+| eps                                    | ``noise``               | standard Gaussian noise, shape of x_0     |
+| sqrt(abar) x_0 + sqrt(1 - abar) eps    | ``FogFrame.x_t``        | the image after code step t               |
+| sqrt(abar)                             | ``FogFrame.signal``     | fraction of the image's amplitude kept    |
+| sqrt(1 - abar)                         | ``FogFrame.noise_std``  | standard deviation of the noise added     |
+| abar / (1 - abar)                      | ``FogFrame.snr``        | signal-to-noise ratio                     |
+| KL(q(x_T | x_0) || N(0, 1))            | ``ScheduleStats.prior_kl`` | how far x_T is from pure noise, per pixel |
 
 Explorers: :func:`fog_explorer` (lesson 01, a slider over t) and :func:`schedule_explorer`
 (lesson 03, the shape of a linear or cosine schedule).

@@ -380,11 +380,12 @@ for step in (2, 50, 300, 1000):
 print("regression recovers the posterior coefficients and variance within 4.5 standard errors")
 
 # %% [markdown]
-# How the posterior behaves across the chain: its variance $\tilde\beta_t$ is always a little
-# below the forward step's $\beta_t$ (the ratio $(1-\bar\alpha_{t-1})/(1-\bar\alpha_t)$ is below one)
-# and the two agree once $\bar\alpha_t$ is small. These are the two classic choices for the
-# variance of the learned reverse step (lesson 06). Early on, knowing $x_0$ pins $x_{t-1}$ down
-# almost entirely; late, $x_t$ carries most of the information.
+# How the posterior behaves across the chain: its variance $\tilde\beta_t$ is always below the
+# forward step's $\beta_t$ (the ratio $(1-\bar\alpha_{t-1})/(1-\bar\alpha_t)$ is below one, far below
+# in the first steps) and the two agree once $\bar\alpha_t$ is small. They are the two classic
+# choices for the variance of the learned reverse step (lesson 06). In the first steps the
+# posterior is very narrow and leans on $x_0$; later the weight of $x_0$ fades and $x_t$ carries
+# almost all the information.
 
 # %%
 ratio = (schedule.posterior_variance[1:] / b[1:])
