@@ -15,6 +15,7 @@ this "model" can only err through its own discretisation, which is what the cour
 | mu_k        | ``means``       | (K, d)    |
 | S_k         | ``covs``        | (K, d, d) |
 | eps*        | ``eps(...)``    | (B, ...)  |
+| E[x_0|x_t]  | ``x0_mean(...)`` | (B, ...) |
 
 All oracle math is float64.
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .forward import predict_x0
 from .schedules import Schedule, broadcast, check_timesteps
 
 __all__ = ["GaussianMixture", "EpsOracle", "ring_mixture"]
@@ -128,6 +130,23 @@ class GaussianMixture:
     def eps(self, x_t: Tensor, t: Tensor | int, schedule: Schedule) -> Tensor:
         """The exact noise prediction E[eps | x_t] at step t; same shape as x_t, float64."""
         return self.score_and_eps(x_t, t, schedule)[1]
+
+    def x0_mean(self, x_t: Tensor, t: Tensor | int, schedule: Schedule) -> Tensor:
+        """E[x_0 | x_t], the ideal denoiser: x_t's shape, float64.
+
+        Tweedie's formula, x0 = (x_t - sqrt(1 - abar_t) eps*) / sqrt(abar_t), i.e.
+        ``forward.predict_x0`` fed the exact eps. It is a posterior *mean*: averaging over the
+        x_0 that could have produced x_t pulls it toward the component means.
+        """
+        return predict_x0(schedule, x_t.to(torch.float64), t, self.eps(x_t, t, schedule).to(x_t.device))
+
+    def nearest_mean_distance(self, x: Tensor) -> Tensor:
+        """Distance from each point to the closest component mean: (n, d) -> (n,), float64.
+
+        Its average measures how tightly samples hug the modes; for an isotropic component
+        N(mu, s^2 I) in 2-D the truth is s * sqrt(pi / 2) when the components are well apart.
+        """
+        return torch.cdist(x.detach().cpu().to(torch.float64), self.means).min(dim=1).values
 
     def as_model(self, schedule: Schedule) -> "EpsOracle":
         """This mixture's exact noise predictor under ``schedule``, with the model contract."""
