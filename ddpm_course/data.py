@@ -5,6 +5,7 @@
 | ``photo``         | (3, size, size) in [-1, 1]                     | scikit-learn's sample photos        |
 | ``digits``        | ``ImageData``: (N, 1, size, size), labels (N,) | scikit-learn's 1,797 8x8 digits     |
 | ``toy2d``         | (n, 2) points                                  | generated: mixture, ring, moons, swiss roll |
+| ``torchvision_images`` | ``ImageData``: (N, C, 32, 32) by default  | MNIST, Fashion-MNIST, CIFAR-10 (download) |
 
 Images are float32 in [-1, 1] with channels first, the range DDPM assumes: x_T ~ N(0, I)
 has about the same scale as the data. ``to_unit`` maps them back to [0, 1] for display.
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ImageData", "PHOTOS", "photo", "digits", "TOY2D", "toy2d", "to_unit"]
+__all__ = ["ImageData", "PHOTOS", "photo", "digits", "TOY2D", "toy2d", "to_unit", "TORCHVISION", "torchvision_images"]
 
 PHOTOS = ("flower", "china")
 TOY2D = ("mixture", "ring", "moons", "swiss_roll")
@@ -126,3 +127,42 @@ def toy2d(name: str = "mixture", n: int = 1000, generator: torch.Generator | Non
         angle = 1.5 * math.pi * (1 + 2 * u)
         pts = torch.stack([angle * angle.cos(), angle * angle.sin()], dim=1) / 8.0 + 0.05 * noise
     return pts.float()
+
+
+# ----------------------------------------------------------------------------------------------
+# Bigger data through torchvision, for learners with a network (and ideally a GPU)
+
+TORCHVISION = ("mnist", "fashion_mnist", "cifar10")
+
+
+def torchvision_images(
+    name: str, root: str = "data", train: bool = True, size: int | None = None, download: bool = False
+) -> ImageData:
+    """MNIST, Fashion-MNIST or CIFAR-10 through torchvision, as an ImageData in [-1, 1].
+
+    name: "mnist", "fashion_mnist" (28x28 grey) or "cifar10" (32x32 colour); root: the folder
+    torchvision keeps the files in; train: the training or the test split; download: fetch the
+    files when they are missing (otherwise a missing dataset raises torchvision's error).
+    The 28x28 sets are padded with background (-1) to 32x32, a size every course U-Net
+    accepts (it halves the resolution a few times). ``size`` then resizes (bilinear,
+    antialiased) to ``size`` x ``size``; None keeps 32.
+    Returns ImageData(images (N, C, S, S) float32 in [-1, 1], labels (N,) long), C = 1 or 3.
+    """
+    if name not in TORCHVISION:
+        raise ValueError(f"name must be one of {TORCHVISION}; got {name!r}")
+    if size is not None:
+        _check_size(size)
+    from torchvision import datasets
+
+    if name == "cifar10":
+        ds = datasets.CIFAR10(root, train=train, download=download)
+        images = torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2)  # (N, 3, 32, 32) uint8
+    else:
+        cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
+        ds = cls(root, train=train, download=download)
+        images = F.pad(torch.as_tensor(ds.data)[:, None], (2, 2, 2, 2))  # (N, 1, 32, 32) uint8, background 0
+    labels = torch.as_tensor(ds.targets, dtype=torch.long)
+    images = images.float() / 127.5 - 1.0  # [0, 255] -> [-1, 1]
+    if size is not None and size != images.shape[-1]:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
+    return ImageData(images.contiguous(), labels)
