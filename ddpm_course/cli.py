@@ -3,6 +3,7 @@
 | command               | does                                                              |
 |-----------------------|-------------------------------------------------------------------|
 | ``ddpm-course train`` | trains a preset recipe (see ``train.PRESETS``) and saves a checkpoint |
+| ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into a PNG      |
 
 Each subcommand is one ``add_<name>_parser(subparsers)`` function that registers its options
 and sets ``func``; :func:`main` parses and dispatches. The shipped models are made by
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["main", "build_parser", "add_train_parser", "hardware_description"]
+__all__ = ["main", "build_parser", "add_train_parser", "add_sample_parser", "hardware_description"]
 
 
 def hardware_description(device: torch.device) -> str:
@@ -130,11 +131,82 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+SAMPLERS = ("ddpm", "ddim", "euler", "dpm_solver")
+
+
+def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .samplers import SPACINGS
+
+    parser = subparsers.add_parser(
+        "sample",
+        help="draw samples from a model into a PNG",
+        description="Draw --n samples with one of the course's samplers and save them as a PNG: an "
+        "image grid for image models, a scatter plot for 2-D models. Example: ddpm-course sample "
+        "--model digits --sampler dpm_solver --steps 20 --n 64 --seed 0 --out grid.png",
+    )
+    parser.add_argument("--model", default="digits", help="a shipped model (digits, toy2d) or a checkpoint path (default digits)")
+    parser.add_argument("--sampler", default="dpm_solver", choices=SAMPLERS, help="default dpm_solver")
+    parser.add_argument("--steps", type=_positive_int, default=None, help="network evaluations (default: the sampler's; ddpm always runs all T steps)")
+    parser.add_argument("--spacing", default=None, choices=SPACINGS, help="where the steps sit (default: the sampler's, as in diffusers)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM's noise knob (default 0)")
+    parser.add_argument("--n", type=_positive_int, default=64, help="how many samples (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generator that draws all noise (default 0)")
+    parser.add_argument("--out", required=True, help="the PNG file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (refused otherwise)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.set_defaults(func=_run_sample)
+    return parser
+
+
+def _run_sample(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pathlib import Path
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import samplers, viz
+    from .checkpoint import PRETRAINED, load_checkpoint, pretrained
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"error: {out} already exists; pass --overwrite to replace it, or choose another --out")
+    if args.sampler == "ddpm" and args.steps is not None:
+        raise SystemExit("error: --steps does not apply to --sampler ddpm, which runs all T steps")
+    loaded = pretrained(args.model, device=args.device) if args.model in PRETRAINED else load_checkpoint(args.model, device=args.device)
+    model, schedule = loaded.model.eval(), loaded.schedule
+    shape = (args.n, *loaded.sample_shape)
+    gen = torch.Generator().manual_seed(args.seed)
+    options: dict = {}
+    if args.steps is not None:
+        options["steps"] = args.steps
+    if args.spacing is not None:
+        options["spacing"] = args.spacing
+    if args.sampler == "ddpm":
+        x = samplers.ddpm_sample(model, schedule, shape, generator=gen)
+    elif args.sampler == "ddim":
+        x = samplers.ddim_sample(model, schedule, shape, eta=args.eta, generator=gen, **options)
+    elif args.sampler == "euler":
+        x = samplers.euler_sample(model, schedule, shape, generator=gen, **options)
+    else:
+        x = samplers.dpm_solver_sample(model, schedule, shape, generator=gen, **options)
+    x = x.detach().cpu().float()
+    if x.ndim == 4:
+        plt.imsave(out, viz.image_grid(x.clamp(-1, 1), nrow=max(1, round(args.n**0.5))).numpy())
+    else:
+        fig = viz.plot_points(x.reshape(args.n, -1)[:, :2], title=f"{args.model}: {args.sampler}")
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+    print(f"wrote {args.n} samples from {args.model} ({args.sampler}{', ' + str(args.steps) + ' steps' if args.steps else ''}, seed {args.seed}) to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ddpm-course`` parser with one subparser per command."""
     parser = argparse.ArgumentParser(prog="ddpm-course", description="Train and use the DDPM course's models.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_train_parser(subparsers)
+    add_sample_parser(subparsers)
     return parser
 
 
