@@ -258,8 +258,9 @@ assert sum(simple_unet_by_hand(1, 64, 128).values()) == count_parameters(digits_
 print(f"the same net for grey digits (in_channels=1): {count_parameters(digits_article):,} parameters")
 
 # %% [markdown]
-# Most of the weights sit in `up1` and the bottleneck: $3c \cdot c \cdot 9$ and
-# $2c \cdot 2c \cdot 9$ grow with the square of the width.
+# Most of the weights sit at half resolution, in `down2` and the bottleneck, where the width
+# is doubled: a 3x3 conv from $2c$ to $2c$ channels has $4c^2 \cdot 9$ weights, four times one
+# at width $c$. The time projections are cheap by comparison ($128 \cdot 2c$ per block).
 #
 # ### Its receptive field
 #
