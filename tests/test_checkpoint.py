@@ -1,0 +1,140 @@
+"""Checkpoints: exact round trips, refusal to overwrite, clear errors for bad files."""
+import json
+
+import pytest
+import torch
+
+import ddpm_course as dc
+from ddpm_course import models
+from ddpm_course.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+
+
+def _unet():
+    torch.manual_seed(0)
+    model = models.UNet(models.UNetConfig(in_channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                                          attention_levels=(1,), dropout=0.0, num_classes=3, groups=4, time_dim=None))
+    with torch.no_grad():  # the output conv starts at zero; make the round trip test something
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return model.eval()
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(4, 1, 8, 8, generator=g), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 1, 2, 3])
+
+
+def test_round_trip_gives_identical_outputs(tmp_path):
+    model, schedule = _unet(), dc.cosine_schedule(1000)
+    record = {"steps": 12, "note": "test"}
+    save_checkpoint(tmp_path / "run", model, schedule, sample_shape=(1, 8, 8), record=record)
+    ckpt = load_checkpoint(tmp_path / "run.safetensors")
+    assert not ckpt.model.training
+    assert ckpt.arch == "UNet" and ckpt.image_size == 8 and ckpt.sample_shape == (1, 8, 8)
+    assert ckpt.record == record
+    assert ckpt.schedule.name == "cosine" and torch.equal(ckpt.schedule.betas, schedule.betas)  # bit-exact via JSON
+    assert torch.equal(ckpt.schedule.alpha_bars, schedule.alpha_bars)
+    x, t, y = _inputs()
+    with torch.no_grad():
+        assert torch.equal(ckpt.model(x, t, y), model(x, t, y))
+
+
+def test_float16_storage_is_close_and_smaller(tmp_path):
+    model, schedule = _unet(), dc.linear_schedule(100)
+    w32, _ = save_checkpoint(tmp_path / "a", model, schedule, sample_shape=(1, 8, 8))
+    w16, _ = save_checkpoint(tmp_path / "b", model, schedule, sample_shape=(1, 8, 8), weights_dtype=torch.float16)
+    assert w16.stat().st_size < 0.6 * w32.stat().st_size
+    loaded = load_checkpoint(tmp_path / "b").model
+    assert next(loaded.parameters()).dtype == torch.float32
+    x, t, y = _inputs()
+    t = t.clamp(max=99)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, t, y), model(x, t, y), atol=1e-2)
+
+
+def test_mlp_round_trip_has_no_image_size(tmp_path):
+    model = models.MLPDenoiser(models.MLPConfig(dim=2, hidden=16, depth=2, time_dim=8, num_classes=None))
+    save_checkpoint(tmp_path / "toy.safetensors", model, dc.linear_schedule(50), sample_shape=(2,))
+    ckpt = load_checkpoint(tmp_path / "toy")
+    assert ckpt.image_size is None and ckpt.sample_shape == (2,)
+
+
+def test_refuses_to_overwrite(tmp_path):
+    model, schedule = _unet(), dc.linear_schedule(10)
+    save_checkpoint(tmp_path / "run", model, schedule, sample_shape=(1, 8, 8))
+    before = (tmp_path / "run.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        save_checkpoint(tmp_path / "run", model, schedule, sample_shape=(1, 8, 8))
+    assert (tmp_path / "run.safetensors").read_bytes() == before
+    save_checkpoint(tmp_path / "run", model, schedule, sample_shape=(1, 8, 8), overwrite=True)
+
+
+def test_truncated_weights_raise_value_error(tmp_path):
+    weights, _ = save_checkpoint(tmp_path / "run", _unet(), dc.linear_schedule(10), sample_shape=(1, 8, 8))
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="truncated"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_garbage_weights_with_matching_checksum_raise_value_error(tmp_path):
+    import hashlib
+
+    weights, meta_path = save_checkpoint(tmp_path / "run", _unet(), dc.linear_schedule(10), sample_shape=(1, 8, 8))
+    weights.write_bytes(b"\x00" * 64)
+    meta = json.loads(meta_path.read_text())
+    meta["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="safetensors"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_corrupt_metadata_raises_value_error(tmp_path):
+    _, meta_path = save_checkpoint(tmp_path / "run", _unet(), dc.linear_schedule(10), sample_shape=(1, 8, 8))
+    meta_path.write_text(meta_path.read_text()[:50])
+    with pytest.raises(ValueError, match="JSON"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_weights_of_another_architecture_raise_value_error(tmp_path):
+    schedule = dc.linear_schedule(10)
+    save_checkpoint(tmp_path / "unet", _unet(), schedule, sample_shape=(1, 8, 8))
+    simple = models.SimpleUNet(models.SimpleUNetConfig(in_channels=1, base_channels=8, time_dim=16))
+    save_checkpoint(tmp_path / "simple", simple, schedule, sample_shape=(1, 8, 8))
+    # put the SimpleUNet's weights (and their checksum) under the UNet's description
+    unet_w, unet_meta = checkpoint_paths(tmp_path / "unet")
+    simple_w, simple_meta = checkpoint_paths(tmp_path / "simple")
+    unet_w.write_bytes(simple_w.read_bytes())
+    meta = json.loads(unet_meta.read_text())
+    meta["weights_sha256"] = json.loads(simple_meta.read_text())["weights_sha256"]
+    unet_meta.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another architecture"):
+        load_checkpoint(tmp_path / "unet")
+
+
+def test_missing_files_and_unknown_arch(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing")
+    _, meta_path = save_checkpoint(tmp_path / "run", _unet(), dc.linear_schedule(10), sample_shape=(1, 8, 8))
+    meta = json.loads(meta_path.read_text())
+    meta["arch"] = "Transformer"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="Transformer"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_loading_never_unpickles(tmp_path, monkeypatch):
+    import pickle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling during load")
+
+    save_checkpoint(tmp_path / "run", _unet(), dc.linear_schedule(10), sample_shape=(1, 8, 8))
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    load_checkpoint(tmp_path / "run")
+
+
+def test_pretrained_bad_name():
+    with pytest.raises(ValueError, match="digits"):
+        dc.pretrained("cifar")

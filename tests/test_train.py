@@ -1,0 +1,193 @@
+"""The training loop: it learns, it is repeatable, its EMA is the textbook average, its guard
+fires on non-finite numbers; and the CLI that drives it."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import ddpm_course as dc
+from ddpm_course import models
+from ddpm_course.train import PRESETS, NonFiniteLossError, _lr_factor, build_preset, train
+
+
+def _mlp(seed: int = 0, num_classes=None) -> nn.Module:
+    torch.manual_seed(seed)
+    return models.MLPDenoiser(models.MLPConfig(dim=2, hidden=32, depth=2, time_dim=16, num_classes=num_classes))
+
+
+def _points(n: int = 512) -> torch.Tensor:
+    return dc.toy2d("mixture", n=n, generator=torch.Generator().manual_seed(0))
+
+
+def test_training_reduces_the_loss_on_a_toy_set():
+    from ddpm_course.losses import l_simple
+
+    model, schedule, data = _mlp(), dc.linear_schedule(1000), _points()
+
+    def held_out_loss():  # the same t and noise before and after: only the weights change
+        with torch.no_grad():
+            return l_simple(model.eval(), schedule, data, generator=torch.Generator().manual_seed(99)).item()
+
+    before = held_out_loss()
+    result = train(model, schedule, data, steps=400, batch_size=128, lr=3e-3, warmup_steps=20,
+                   generator=torch.Generator().manual_seed(0), progress=False)
+    after = held_out_loss()
+    assert result.steps == 400 and len(result.losses) == 400
+    assert after < 0.6 * before, (before, after)
+    assert result.images_per_second > 0 and result.seconds > 0
+    assert not result.model.training and not result.ema_model.training
+
+
+def test_same_generator_same_weights_including_dropout():
+    def run():
+        torch.manual_seed(123)  # the model's init is the caller's business; same init here
+        model = models.UNet(models.UNetConfig(in_channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                                              attention_levels=(), dropout=0.3, num_classes=None, groups=4, time_dim=None))
+        data = dc.digits(8, split="train")
+        return train(model, dc.linear_schedule(50), data, steps=4, batch_size=16,
+                     generator=torch.Generator().manual_seed(7), progress=False)
+
+    state = torch.get_rng_state()
+    a = run()
+    torch.set_rng_state(state)
+    b = run()
+    assert a.losses == b.losses
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+def test_global_rng_is_left_alone():
+    model, data = _mlp(), _points(64)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    train(model, dc.linear_schedule(20), data, steps=2, batch_size=8, progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_ema_differs_from_raw_and_equals_a_hand_made_average():
+    decay, schedule, data = 0.9, dc.linear_schedule(20), _points(64)
+
+    def run(steps):
+        return train(_mlp(), schedule, data, steps=steps, batch_size=16, lr=1e-2, warmup_steps=0, lr_decay=False,
+                     ema_decay=decay, generator=torch.Generator().manual_seed(3), progress=False)
+
+    raw = [dict(run(k).model.named_parameters()) for k in (1, 2, 3)]  # a k-step run is a prefix of a longer one
+    three = run(3)
+    for name, p_ema in three.ema_model.named_parameters():
+        expected = decay * (decay * raw[0][name] + (1 - decay) * raw[1][name]) + (1 - decay) * raw[2][name]
+        assert torch.allclose(p_ema, expected, atol=1e-6), name
+        assert torch.equal(dict(three.model.named_parameters())[name], raw[2][name])
+    differs = [not torch.equal(p, q) for p, q in zip(three.ema_model.parameters(), three.model.parameters())]
+    assert any(differs)
+    assert three.final_model is three.ema_model
+
+
+def test_the_articles_recipe_is_expressible():
+    result = train(_mlp(), dc.linear_schedule(20), _points(64), steps=3, batch_size=16, optimizer="adam",
+                   lr=1e-3, warmup_steps=0, lr_decay=False, weight_decay=0.0, grad_clip=None, ema_decay=None,
+                   progress=False)
+    assert result.ema_model is None and result.final_model is result.model
+
+
+def test_nan_guard_fires_on_planted_inf_in_the_data():
+    data = _points(64).clone()
+    data[:] = math.inf
+    with pytest.raises(NonFiniteLossError, match=r"step 0.*lower lr.*\[-1, 1\]"):
+        train(_mlp(), dc.linear_schedule(20), data, steps=5, batch_size=16, progress=False)
+
+
+class _BlowsUpAtStep(nn.Module):
+    """A noise predictor that returns inf on its third call."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(2, 2)
+        self.calls = 0
+
+    def forward(self, x, t):
+        self.calls += 1
+        out = self.net(x)
+        return out * math.inf if self.calls == 3 else out
+
+
+def test_nan_guard_names_the_step():
+    with pytest.raises(NonFiniteLossError, match="at step 2"):
+        train(_BlowsUpAtStep(), dc.linear_schedule(20), _points(64), steps=5, batch_size=16, progress=False)
+
+
+def test_minutes_budget_stops():
+    result = train(_mlp(), dc.linear_schedule(20), _points(64), minutes=0.01, batch_size=16, progress=False)
+    assert result.steps >= 1 and result.seconds < 5
+
+
+def test_class_conditional_training_uses_labels():
+    model = _mlp(num_classes=10)
+    data = dc.digits(8, split="train")
+    flat = dc.ImageData(data.images.flatten(1)[:, :2].contiguous(), data.labels)  # 2-D points with digit labels
+    result = train(model, dc.linear_schedule(20), flat, steps=3, batch_size=16, p_uncond=0.2, progress=False)
+    assert result.steps == 3
+    with pytest.raises(ValueError, match="labels"):
+        train(_mlp(num_classes=10), dc.linear_schedule(20), _points(64), steps=1, progress=False)
+    with pytest.raises(ValueError, match="p_uncond"):
+        train(_mlp(), dc.linear_schedule(20), _points(64), steps=1, p_uncond=0.1, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(), "budget"),
+    (dict(steps=0), "steps"),
+    (dict(steps=1, optimizer="sgd"), "optimizer"),
+    (dict(steps=1, optimizer="adam", weight_decay=0.1), "weight_decay"),
+    (dict(steps=1, ema_decay=1.0), "ema_decay"),
+    (dict(steps=1, grad_clip=0.0), "grad_clip"),
+    (dict(steps=1, batch_size=0), "batch_size"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train(_mlp(), dc.linear_schedule(20), _points(64), progress=False, **kwargs)
+    with pytest.raises(TypeError, match="data"):
+        train(_mlp(), dc.linear_schedule(20), [[0.0, 0.0]], steps=1, progress=False)
+
+
+def test_learning_rate_warm_up_then_cosine_decay():
+    assert _lr_factor(0, 10, True, 0.0) == pytest.approx(0.1)
+    assert _lr_factor(9, 10, True, 0.0) == pytest.approx(1.0)
+    assert _lr_factor(50, 10, True, 0.5) == pytest.approx(0.5)
+    assert _lr_factor(100, 10, True, 1.0) == pytest.approx(0.0)
+    assert _lr_factor(100, 10, False, 1.0) == pytest.approx(1.0)
+
+
+def test_presets_build():
+    for name in PRESETS:
+        run = build_preset(name, seed=0)
+        x = torch.zeros(2, *run.sample_shape)
+        with torch.no_grad():
+            assert run.model(x, torch.tensor([0, run.schedule.T - 1])).shape == x.shape
+    with pytest.raises(ValueError, match="preset"):
+        build_preset("imagenet")
+
+
+def test_cli_train_writes_a_loadable_checkpoint_and_refuses_to_overwrite(tmp_path, capsys):
+    from ddpm_course.checkpoint import load_checkpoint
+    from ddpm_course.cli import main
+
+    out = tmp_path / "toy"
+    assert main(["train", "--preset", "toy2d", "--steps", "5", "--out", str(out), "--no-progress"]) == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.arch == "MLPDenoiser" and ckpt.sample_shape == (2,)
+    assert ckpt.record["steps"] == 5 and ckpt.record["preset"] == "toy2d" and "ddpm-course train" in ckpt.record["command"]
+    with pytest.raises(SystemExit, match="overwrite"):
+        main(["train", "--preset", "toy2d", "--steps", "5", "--out", str(out), "--no-progress"])
+
+
+def test_cli_help_explains_every_option(capsys):
+    from ddpm_course.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for option in ["--preset", "--seed", "--steps", "--minutes", "--out", "--overwrite", "--device", "--threads", "--bf16", "--fp16-weights"]:
+        assert option in text
+    for name in PRESETS:
+        assert name in text
