@@ -93,3 +93,27 @@ def plot_schedules(schedules: list, labels: list[str] | None = None, axes: list[
 
 
 __all__ += ["plot_schedules"]
+
+
+def plot_chain(x_ts: list[Tensor], x0_hats: list[Tensor], ts: list[int], lim: float = 2.0, size: float = 1.9) -> plt.Figure:
+    """A sampling chain in two rows: the state x_t (top) and the model's x0_hat (bottom) at steps ``ts``.
+
+    Each frame is (B, 2) points, drawn as a scatter, or (B, C, H, W) images, drawn as a grid.
+    """
+    if not len(x_ts) == len(x0_hats) == len(ts):
+        raise ValueError(f"x_ts, x0_hats and ts must have the same length; got {len(x_ts)}, {len(x0_hats)}, {len(ts)}")
+    fig, axes = plt.subplots(2, len(ts), figsize=(size * len(ts), size * 2.1), squeeze=False)
+    for col, (x_t, x0_hat, t) in enumerate(zip(x_ts, x0_hats, ts)):
+        for row, (frame, name) in enumerate(((x_t, "x_t"), (x0_hat, "x0_hat"))):
+            ax = axes[row, col]
+            if frame.ndim == 2:
+                plot_points(frame, ax=ax, lim=lim, s=1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                show_images(frame.clamp(-1, 1), nrow=max(1, int(frame.shape[0] ** 0.5)), ax=ax)
+            ax.set_title(f"{name}, t={t}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+__all__ += ["plot_chain"]
