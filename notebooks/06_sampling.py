@@ -1,0 +1,305 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-course/ddpm-course/blob/main/notebooks/06_sampling.ipynb)
+#
+# # 06 · DDPM sampling: running the fog backwards
+#
+# Lesson 05 trained a network $\epsilon_\theta(x_t, t)$ to guess the noise in a noisy sample.
+# This lesson turns that guess into new data. We derive the reverse update from the posterior
+# $q(x_{t-1} \mid x_t, x_0)$ of lesson 02, write the 1000-step sampling loop by hand, check it
+# against the package, and then ask what its one free choice (the variance of each reverse
+# step) does. To measure instead of eyeballing we first drive the sampler with an **exact**
+# noise predictor: the Gaussian-mixture oracle, whose true distribution we know. Then we watch
+# the fog clear, step by step, and end with reproducibility: what a seed fixes and what it
+# does not.
+
+# %%
+# On Colab only: install the course package (torch, matplotlib and ipywidgets are preinstalled there).
+import subprocess, sys
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/ddpm-course/ddpm-course"], check=True)
+
+# %% [markdown]
+# Parameters: how many 2-D points each oracle run draws. Every check below states its
+# tolerance in Monte Carlo standard errors, so it holds at any size; more points only tighten
+# the numbers.
+
+# %%
+N_POINTS = 1500
+SEED = 0
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import math
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+
+import ddpm_course as dc
+from ddpm_course import samplers
+from ddpm_course.oracle import ring_mixture
+
+device = dc.setup(seed=SEED)
+# The oracle works on tiny tensors (a few thousand 2-D points), where a second CPU thread
+# costs more in hand-offs than it saves; the digits cells switch back.
+THREADS = torch.get_num_threads()
+torch.set_num_threads(1)
+
+# %% [markdown]
+# ## The reverse update, derived
+#
+# If we knew the clean image $x_0$, the step back from $x_t$ would be the posterior of
+# lesson 02 (maths indices, $t = 1, \dots, T$):
+#
+# $$q(x_{t-1} \mid x_t, x_0) = \mathcal{N}\big(\tilde\mu_t(x_t, x_0),\ \tilde\beta_t \mathbf{I}\big),\qquad
+# \tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0 + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\qquad
+# \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .$$
+#
+# We do not know $x_0$, but the network's noise guess gives an estimate by inverting the jump
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$:
+#
+# $$\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}} .$$
+#
+# Substituting $\hat x_0$ for $x_0$ in $\tilde\mu_t$ and collecting the $x_t$ terms
+# (use $\bar\alpha_t = \alpha_t \bar\alpha_{t-1}$ and $\beta_t = 1 - \alpha_t$) gives the update of
+# Ho et al. (2020), Algorithm 2:
+#
+# $$x_{t-1} = \frac{1}{\sqrt{\alpha_t}}\Big(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta(x_t, t)\Big) + \sigma_t z,
+# \qquad z \sim \mathcal{N}(0, \mathbf{I}),$$
+#
+# with no noise at the very last step. Two ways of writing one mean: the next cell checks
+# that they agree, and that the package's `ddpm_step` computes the same.
+
+# %%
+schedule = dc.linear_schedule()  # the article's: beta from 1e-4 to 0.02, T = 1000
+g = torch.Generator().manual_seed(SEED)
+x_t = torch.randn(64, 2, dtype=torch.float64, generator=g)
+eps = torch.randn(64, 2, dtype=torch.float64, generator=g)  # any noise guess will do for algebra
+
+worst = 0.0
+for t in (999, 500, 100, 1):  # code steps are 0-based: t here is the maths' t + 1
+    beta, alpha, abar = schedule.betas[t].item(), schedule.alphas[t].item(), schedule.alpha_bars[t].item()
+    eps_form = (x_t - beta / math.sqrt(1 - abar) * eps) / math.sqrt(alpha)
+    x0_hat = dc.predict_x0(schedule, x_t, t, eps)
+    posterior_form, _ = dc.q_posterior(schedule, x0_hat, x_t, t)
+    package = samplers.ddpm_step(schedule, x_t, t, eps, torch.zeros_like(x_t)).x_prev  # zero noise: just the mean
+    worst = max(worst, (eps_form - posterior_form).abs().max().item(), (eps_form - package).abs().max().item())
+print(f"eps form vs posterior form vs package: max difference {worst:.1e} (float64 round-off)")
+assert worst < 1e-12
+
+# %% [markdown]
+# ## The whole loop, by hand
+#
+# Start from pure noise $x_T \sim \mathcal{N}(0, \mathbf{I})$ and apply the update for
+# $t = T, \dots, 1$: $T = 1000$ network evaluations. Every random draw comes from one explicit
+# generator, in a fixed order (first $x_T$, then one $z$ per step), which is what makes a seed
+# reproduce a sample.
+#
+# The "network" here is the oracle of a ring of 8 Gaussians: because the data is a Gaussian
+# mixture, every noised marginal $q(x_t)$ is a Gaussian mixture too and
+# $\mathbb{E}[\epsilon \mid x_t]$, the best any network could learn, has a closed form. Any
+# error left in the samples is then the sampler's own.
+
+# %%
+mixture = ring_mixture(k=8, radius=1.0, std=0.1)
+oracle = mixture.as_model(schedule)  # model(x_t, t) -> eps, exactly E[eps | x_t]
+
+
+def ddpm_by_hand(model, schedule, n, generator, variance="beta"):
+    x = torch.randn(n, 2, dtype=torch.float64, generator=generator)  # x_T
+    for t in range(schedule.T - 1, -1, -1):
+        eps = model(x, torch.full((n,), t))
+        beta, alpha, abar = schedule.betas[t], schedule.alphas[t], schedule.alpha_bars[t]
+        mean = (x - beta / (1 - abar).sqrt() * eps) / alpha.sqrt()
+        if t == 0:
+            return mean  # the last step adds no noise
+        var = beta if variance == "beta" else schedule.posterior_variance[t]
+        x = mean + var.sqrt() * torch.randn(n, 2, dtype=torch.float64, generator=generator)
+
+
+mine = ddpm_by_hand(oracle, schedule, 200, torch.Generator().manual_seed(1))
+gen = torch.Generator().manual_seed(1)
+x_T = torch.randn(200, 2, dtype=torch.float64, generator=gen)  # the same first draw...
+package = samplers.ddpm_sample(oracle, schedule, x_T, generator=gen)  # ...then the same 999 noises
+print(f"hand-written loop vs dc.samplers.ddpm_sample: max difference {(mine - package).abs().max().item():.1e}")
+assert torch.allclose(mine, package, atol=1e-10)
+
+# %% [markdown]
+# ## Does it reproduce the data?
+#
+# 1000 steps with the exact noise predictor on `N_POINTS` points, against fresh draws from the
+# mixture. Two numbers summarise the picture: the share of samples near each of the 8 modes,
+# and how tightly the samples hug their mode (the mean distance to the nearest mode centre,
+# as a ratio to the truth's; 1 is right). The callback records the chain every 50 steps for
+# the pictures further down.
+
+# %%
+frames = {}  # t -> (x_t, x0_hat)
+
+
+def record(i, t, x_t, x0_hat):
+    if t % 50 == 0 or t in (999, 25, 10, 5):
+        frames[t] = (x_t.clone(), x0_hat.clone())
+
+
+x_T = torch.randn(N_POINTS, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(SEED))
+samples = {
+    "beta": samplers.ddpm_sample(oracle, schedule, x_T, generator=torch.Generator().manual_seed(SEED + 1), callback=record),
+    "posterior": samplers.ddpm_sample(oracle, schedule, x_T, generator=torch.Generator().manual_seed(SEED + 1), variance="posterior"),
+}
+truth = mixture.sample(20 * N_POINTS, torch.Generator().manual_seed(SEED + 2))
+truth_spread = mixture.nearest_mean_distance(truth).mean().item()
+
+labels = torch.cdist(samples["beta"], mixture.means).argmin(1)
+shares = torch.bincount(labels, minlength=8).double() / N_POINTS
+se = math.sqrt(0.125 * 0.875 / N_POINTS)
+print("share per mode:", " ".join(f"{s:.3f}" for s in shares.tolist()), f"(truth 0.125 each, standard error {se:.3f})")
+assert torch.all((shares - 0.125).abs() < 4 * se)
+spread_se = mixture.nearest_mean_distance(truth).std().item() / math.sqrt(N_POINTS) / truth_spread
+for name, x in samples.items():
+    ratio = mixture.nearest_mean_distance(x).mean().item() / truth_spread
+    print(f"sigma^2 = {name:9s}: spread ratio {ratio:.3f} (standard error {spread_se:.3f})")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+dc.viz.plot_points(truth[:N_POINTS], ax=axes[0], title="data (fresh draws)", lim=1.6)
+dc.viz.plot_points(samples["beta"], ax=axes[1], title=r"DDPM, $\sigma_t^2=\beta_t$", lim=1.6)
+dc.viz.plot_points(samples["posterior"], ax=axes[2], title=r"DDPM, $\sigma_t^2=\tilde\beta_t$", lim=1.6)
+plt.show()
+
+# %% [markdown]
+# ## The one free choice: $\sigma_t^2 = \beta_t$ or $\tilde\beta_t$
+#
+# The derivation fixed the mean of each reverse step but not its variance. Ho et al. tried
+# two values and saw similar results:
+#
+# - $\sigma_t^2 = \tilde\beta_t$, the posterior's variance: right if the data were a single
+#   point (then $q(x_{t-1} \mid x_t)$ *is* the posterior);
+# - $\sigma_t^2 = \beta_t$: right if the data were pure Gaussian noise $\mathcal{N}(0, \mathbf{I})$.
+#
+# Real data sits in between, so one adds a little too much noise and the other a little too
+# little. The two differ only where $\bar\alpha_{t-1}$ is close to 1, the last few dozen steps:
+
+# %%
+ratio = schedule.posterior_variance / schedule.betas
+for t in (0, 1, 5, 20, 100, 999):
+    print(f"t={t:4d}: beta_tilde / beta = {ratio[t].item():.4f}")
+fig, ax = plt.subplots(figsize=(5, 2.8))
+ax.semilogx(torch.arange(1, schedule.T + 1), ratio)
+ax.set_xlabel("step t (1-based, log scale)")
+ax.set_ylabel(r"$\tilde\beta_t / \beta_t$")
+plt.show()
+
+# %% [markdown]
+# With 1000 steps the posterior choice lands on the truth and $\beta_t$ is a few percent too
+# wide (above). The difference grows when the chain is short: the same schedule shape squeezed into fewer steps (betas scaled up so that
+# the chain still ends in noise). The oracle measures the spread each choice produces:
+
+# %%
+rows = [(1000, v, mixture.nearest_mean_distance(x).mean().item() / truth_spread) for v, x in samples.items()]
+for T, beta_end in ((100, 0.2), (50, 0.4)):
+    short = dc.linear_schedule(T, 1e-4 * 1000 / T, beta_end)
+    model = mixture.as_model(short)
+    start = torch.randn(N_POINTS, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(SEED))
+    for variance in ("beta", "posterior"):
+        x = samplers.ddpm_sample(model, short, start, generator=torch.Generator().manual_seed(SEED + 1), variance=variance)
+        rows.append((T, variance, mixture.nearest_mean_distance(x).mean().item() / truth_spread))
+for T, variance, r in rows:
+    print(f"T={T:5d}  sigma^2 = {variance:9s}  spread ratio {r:.3f}")
+short_rows = {(T, v): r for T, v, r in rows}
+assert abs(short_rows[(1000, "posterior")] - 1) < 4 * spread_se
+assert all(short_rows[(T, "beta")] > short_rows[(T, "posterior")] for T in (1000, 100, 50))
+assert short_rows[(50, "beta")] > 1 + 4 * spread_se and short_rows[(50, "posterior")] < 1 - 4 * spread_se
+print("short chains: beta_t spreads the samples too wide, beta_tilde_t too narrow; the truth lies between")
+
+# %% [markdown]
+# ## Watching the fog clear
+#
+# Each step also yields the model's current guess of the clean data, $\hat x_0$. Early on
+# (large $t$) the guess is the average of everything $x_t$ could have come from: for the ring
+# that is a point near the centre. As the noise drops, $\hat x_0$ first commits to a mode,
+# then to a place inside it, while $x_t$ itself only sharpens at the very end.
+
+# %%
+show = [999, 600, 300, 150, 50, 10, 0]
+_ = dc.viz.plot_chain([frames[t][0] for t in show], [frames[t][1] for t in show], show, lim=1.8)
+plt.show()
+
+# %% [markdown]
+# The same recorded chain behind a slider: a pure function draws frame `k` and returns its
+# step, and `widgets.interactive` wires it to the slider; the cell moves the slider the way
+# a test would and checks what the function returned.
+
+# %%
+recorded = sorted(frames, reverse=True)  # t from noisy to clean
+
+
+def chain_frame(k: int) -> int:
+    t = recorded[k]
+    x_t, x0_hat = frames[t]
+    fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.2))
+    dc.viz.plot_points(x_t, ax=axes[0], title=f"x_t at t={t}", lim=1.8)
+    dc.viz.plot_points(x0_hat, ax=axes[1], title="x0_hat", lim=1.8)
+    plt.show()
+    return t
+
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+explorer = widgets.interactive(chain_frame, k=widgets.IntSlider(value=0, min=0, max=len(recorded) - 1, description="frame"))
+explorer.children[0].value = len(recorded) - 1
+assert explorer.result == 0
+explorer.children[0].value = 0
+assert explorer.result == 999
+display(explorer)
+
+# %% [markdown]
+# ## Seeds and reproducibility
+#
+# A sample is a deterministic function of the model and of the random numbers it consumed:
+# $x_T$ and the 999 step noises. Fix the generator's seed and everything is fixed. With a
+# shape instead of a starting tensor, the package draws $x_T$ itself, as float32 on the
+# model's device; all noise is drawn on the CPU and then moved, so a seed gives the same
+# noise on a laptop and on a GPU.
+
+# %%
+def draw(seed: int, n: int = 300) -> torch.Tensor:
+    return samplers.ddpm_sample(oracle, schedule, (n, 2), generator=torch.Generator().manual_seed(seed))
+
+
+a, b, c = draw(7), draw(7), draw(8)
+assert torch.equal(a, b)
+assert not torch.allclose(a, c)
+print("same seed: identical samples; another seed: different samples")
+
+# %% [markdown]
+# What a seed cannot fix is arithmetic. A GPU adds numbers in another order than a CPU
+# (and may use lower precision), so its results differ in the last digits, and a 1000-step
+# chain carries those differences along. We can imitate that on the CPU: nudge $x_T$ by one
+# part in $10^7$ (float32's round-off) and run the same chain with the same noise.
+
+# %%
+gen = torch.Generator().manual_seed(7)
+start = torch.randn(300, 2, dtype=torch.float64, generator=gen)
+state = gen.get_state()
+base = samplers.ddpm_sample(oracle, schedule, start, generator=torch.Generator().set_state(state))
+nudged = samplers.ddpm_sample(oracle, schedule, start * (1 + 1e-7), generator=torch.Generator().set_state(state))
+drift = (nudged - base).norm(dim=1)
+assert drift.max() < 1e-4
+print("a 1e-7 nudge of x_T moves the final samples by less than 1e-4: "
+      "same seed on another device gives the same samples up to round-off, not bit for bit")
