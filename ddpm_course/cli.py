@@ -8,8 +8,10 @@
 Each subcommand is one ``add_<name>_parser(subparsers)`` function that registers its options
 and sets ``func``; :func:`main` parses and dispatches. The shipped models are made by
 
-    ddpm-course train --preset digits --out ddpm_course/pretrained/digits --fp16-weights
-    ddpm-course train --preset toy2d --out ddpm_course/pretrained/toy2d
+    ddpm-course train --preset digits --threads 1 --fp16-weights --out ddpm_course/pretrained/digits
+    ddpm-course train --preset toy2d --threads 1 --out ddpm_course/pretrained/toy2d --no-progress
+
+(each checkpoint's JSON record holds its command, training time and hardware).
 """
 from __future__ import annotations
 

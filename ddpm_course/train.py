@@ -321,7 +321,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "digits": Preset(
         description="the course U-Net on 16x16 digits (train split): GroupNorm, two resolutions "
-        "below the input, attention at the lowest, dropout; AdamW with warm-up, clipping and EMA",
+        "below the input, attention at the lowest, dropout; AdamW with warm-up, cosine decay, "
+        "clipping and EMA (0.999); 3000 steps",
         arch="UNet",
         model_config=dict(
             in_channels=1, base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1,
