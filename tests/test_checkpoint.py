@@ -138,3 +138,19 @@ def test_loading_never_unpickles(tmp_path, monkeypatch):
 def test_pretrained_bad_name():
     with pytest.raises(ValueError, match="digits"):
         dc.pretrained("cifar")
+
+
+@pytest.mark.parametrize("name, shape", [("digits", (1, 16, 16)), ("toy2d", (2,))])
+def test_shipped_models_load(name, shape):
+    from importlib import resources
+
+    shipped = dc.pretrained(name)
+    assert not shipped.model.training and shipped.sample_shape == shape
+    assert shipped.image_size == (16 if name == "digits" else None)
+    assert shipped.record["command"].startswith(f"ddpm-course train --preset {name}")
+    size = (resources.files("ddpm_course") / "pretrained" / f"{name}.safetensors").stat().st_size
+    assert size < 5_000_000
+    x = torch.zeros(2, *shape)
+    with torch.no_grad():
+        out = shipped.model(x, torch.tensor([0, shipped.schedule.T - 1]))
+    assert out.shape == x.shape and torch.isfinite(out).all()
