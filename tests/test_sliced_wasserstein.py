@@ -22,9 +22,11 @@ def test_one_dimension_is_exact_w2():
 def test_a_shift_costs_its_projected_length():
     """Shifting a cloud by v: each projection moves by theta.v, so SW2^2 = E[(theta.v)^2] = |v|^2 / d."""
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(2000, 2, generator=g, dtype=torch.float64)
+    x = torch.randn(500, 2, generator=g, dtype=torch.float64)
     v = torch.tensor([3.0, 4.0], dtype=torch.float64)
-    sw = sliced_wasserstein(x, x + v, n_projections=20_000, generator=g)
+    # cos^2 of a uniform angle has mean 1/2 and std 8^-1/2: over 4000 projections SW2^2 has a
+    # relative standard error of 1.1%, so SW2 one of 0.56%; 2% is 3.5 of them
+    sw = sliced_wasserstein(x, x + v, n_projections=4000, generator=g)
     assert sw == pytest.approx(5.0 / math.sqrt(2), rel=0.02)
     assert sliced_wasserstein(x, x.clone(), generator=g) == 0.0
 
