@@ -40,6 +40,7 @@ if "google.colab" in sys.modules:
 
 # %%
 N_POINTS = 1500
+N_CHAINS = 8  # 1000-step digit chains
 SEED = 0
 
 # %%
@@ -55,9 +56,8 @@ from ddpm_course import samplers
 from ddpm_course.oracle import ring_mixture
 
 device = dc.setup(seed=SEED)
-# The oracle works on tiny tensors (a few thousand 2-D points), where a second CPU thread
-# costs more in hand-offs than it saves; the digits cells switch back.
-THREADS = torch.get_num_threads()
+# This lesson's tensors are small (2-D points, batches of 16x16 digits): on a CPU one thread
+# avoids the hand-off costs that make extra threads slower on a busy machine.
 torch.set_num_threads(1)
 
 # %% [markdown]
@@ -278,8 +278,8 @@ display(explorer)
 # being printed.
 
 # %%
-toy = dc.pretrained("toy2d")
-toy_samples = samplers.ddpm_sample(toy.model, toy.schedule, (N_POINTS, 2), generator=torch.Generator().manual_seed(SEED))
+toy = dc.pretrained("toy2d", device=device)
+toy_samples = samplers.ddpm_sample(toy.model, toy.schedule, (N_POINTS, 2), generator=torch.Generator().manual_seed(SEED)).cpu()
 toy_shares = torch.bincount(torch.cdist(toy_samples.double(), mixture.means).argmin(1), minlength=8).double() / N_POINTS
 toy_spread = mixture.nearest_mean_distance(toy_samples).mean().item() / truth_spread
 assert torch.all((toy_shares > 0.125 / 2) & (toy_shares < 0.125 * 1.5)), toy_shares
@@ -292,6 +292,58 @@ dc.viz.plot_points(truth[:N_POINTS], ax=axes[0], title="data", lim=1.6)
 dc.viz.plot_points(samples["beta"], ax=axes[1], title="DDPM + exact eps", lim=1.6)
 dc.viz.plot_points(toy_samples, ax=axes[2], title="DDPM + trained MLP", lim=1.6)
 plt.show()
+
+# %% [markdown]
+# ## Digits from the shipped model
+#
+# The shipped `digits` model is the course U-Net trained in lesson 05 on the 16x16 digits.
+# Here are `N_CHAINS` full 1000-step chains, $x_t$ on top and $\hat x_0$ below: the guess
+# settles on a digit long before the state itself looks like one.
+
+# %%
+digits = dc.pretrained("digits", device=device)
+digit_frames = {}
+
+
+def record_digits(i, t, x_t, x0_hat):
+    if t in show:
+        digit_frames[t] = (x_t.clone(), x0_hat.clone())
+
+
+digit_samples = samplers.ddpm_sample(
+    digits.model, digits.schedule, (N_CHAINS, *digits.sample_shape), generator=torch.Generator().manual_seed(SEED), callback=record_digits
+).cpu()
+_ = dc.viz.plot_chain([digit_frames[t][0] for t in show], [digit_frames[t][1] for t in show], show)
+plt.show()
+
+# %% [markdown]
+# A trained model's output goes through an assert, against two baselines: every chain should
+# end nearer (in pixels) to some training digit than a blank canvas is, and the course's digit
+# classifier (the one behind lesson 10's Frechet distance) should be confident (probability
+# above 0.9) on at least half the samples. It is on almost all real held-out digits and on
+# hardly any noise images; the cell checks both baselines too.
+
+# %%
+train_images = dc.digits(16, split="train").images.flatten(1)  # (N, 256)
+
+
+def nearest_train_distance(images):
+    return torch.cdist(images.flatten(1).float(), train_images).min(dim=1).values
+
+
+blank = nearest_train_distance(-torch.ones(1, 1, 16, 16))
+assert torch.all(nearest_train_distance(digit_samples.clamp(-1, 1)) < blank)
+
+classifier = dc.metrics.digit_classifier()
+noise_images = torch.randn(256, 1, 16, 16, generator=torch.Generator().manual_seed(SEED)).clamp(-1, 1)
+with torch.no_grad():
+    confident = (classifier(digit_samples.clamp(-1, 1)).softmax(1).max(1).values > 0.9).double().mean()
+    confident_real = (classifier(dc.digits(16, split="test").images).softmax(1).max(1).values > 0.9).double().mean()
+    confident_noise = (classifier(noise_images).softmax(1).max(1).values > 0.9).double().mean()
+assert confident_real > 0.8 and confident_noise < 0.2
+assert confident >= 0.5, confident
+print("every chain ends nearer to a training digit than a blank canvas is; "
+      "the classifier is confident on at least half of them (as on real digits, unlike on noise)")
 
 # %% [markdown]
 # ## Seeds and reproducibility
@@ -310,7 +362,9 @@ def draw(seed: int, n: int = 300) -> torch.Tensor:
 a, b, c = draw(7), draw(7), draw(8)
 assert torch.equal(a, b)
 assert not torch.allclose(a, c)
-print("same seed: identical samples; another seed: different samples")
+d1, d2 = (samplers.ddim_sample(digits.model, digits.schedule, (4, *digits.sample_shape), steps=20, generator=torch.Generator().manual_seed(7)) for _ in range(2))
+assert torch.equal(d1, d2)
+print("same seed: identical samples (points and digits); another seed: different samples")
 
 # %% [markdown]
 # What a seed cannot fix is arithmetic. A GPU adds numbers in another order than a CPU
