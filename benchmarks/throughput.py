@@ -7,7 +7,8 @@
 Both networks get one optimiser step per batch (forward, L_simple, backward, AdamW) on the
 same random 16x16 grey batches, after a few warm-up steps. diffusers' model is configured to
 match the course U-Net's shape (channels 32/64/64, one residual block per level going down
-and two coming up, attention at the lowest level and in the middle, GroupNorm with 8 groups),
+and two coming up, attention at the lowest level and in the middle, GroupNorm with 8 groups,
+the same dropout),
 which puts their parameter counts within 1%. The models are timed in alternating rounds
 (``--rounds``) and the best round of each is printed, so a busy machine slows both alike.
 Prints images per second for each.
@@ -31,6 +32,7 @@ def diffusers_unet(image_size: int) -> torch.nn.Module:
         sample_size=image_size, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64), layers_per_block=1,
         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
         up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=None,
+        dropout=PRESETS["digits"].model_config["dropout"],
     )
 
 
