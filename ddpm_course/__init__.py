@@ -16,6 +16,7 @@ import torch
 
 from .data import ImageData, digits, photo, to_unit, toy2d
 from .forward import noise_like, predict_x0, q_posterior, q_sample, q_step
+from .samplers import ddim_sample, ddpm_sample, dpm_solver_sample, euler_sample
 from .schedules import Schedule, cosine_schedule, linear_schedule
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "Schedule", "linear_schedule", "cosine_schedule",
     "q_step", "q_sample", "q_posterior", "predict_x0", "noise_like",
     "ImageData", "photo", "digits", "toy2d", "to_unit",
+    "ddpm_sample", "ddim_sample", "euler_sample", "dpm_solver_sample",
     "pretrained",
     *_SUBMODULES,
 ]
