@@ -21,13 +21,7 @@ from ddpm_course.oracle import GaussianMixture, ring_mixture
 SCHEDULE = dc.linear_schedule()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The oracle's tensors are tiny: on a busy machine a second thread only adds hand-offs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def skewed_mixture() -> GaussianMixture:
