@@ -60,3 +60,9 @@ def check_labels(y: Tensor | None, batch: int, num_classes: int | None, model: s
             f"y must lie in [0, num_classes] = [0, {num_classes}] ({num_classes} is the null label); "
             f"got values from {y.min().item()} to {y.max().item()}"
         )
+
+
+def int_at_least(name: str, value: object, low: int) -> None:
+    """Config check: ``value`` must be an int (not a bool) >= ``low``, else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")

@@ -18,15 +18,10 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._inputs import check_labels, check_t
+from ._inputs import check_labels, check_t, int_at_least
 from .embeddings import TimeEmbedding
 
 __all__ = ["MLPConfig", "MLPDenoiser"]
-
-
-def _int_at_least(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -40,14 +35,14 @@ class MLPConfig:
     num_classes: int | None = None
 
     def __post_init__(self) -> None:
-        _int_at_least("dim", self.dim, 1)
-        _int_at_least("hidden", self.hidden, 1)
-        _int_at_least("depth", self.depth, 1)
-        _int_at_least("time_dim", self.time_dim, 2)
+        int_at_least("dim", self.dim, 1)
+        int_at_least("hidden", self.hidden, 1)
+        int_at_least("depth", self.depth, 1)
+        int_at_least("time_dim", self.time_dim, 2)
         if self.time_dim % 2:
             raise ValueError(f"time_dim must be even; got {self.time_dim}")
         if self.num_classes is not None:
-            _int_at_least("num_classes", self.num_classes, 1)
+            int_at_least("num_classes", self.num_classes, 1)
 
 
 class _Block(nn.Module):

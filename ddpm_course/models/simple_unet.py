@@ -24,15 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._inputs import check_image, check_labels, check_t
+from ._inputs import check_image, check_labels, check_t, int_at_least
 from .embeddings import TimeEmbedding
 
 __all__ = ["SimpleUNetConfig", "SimpleUNet", "ResidualBlock"]
-
-
-def _positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,8 +39,8 @@ class SimpleUNetConfig:
     time_dim: int = 128
 
     def __post_init__(self) -> None:
-        _positive_int("in_channels", self.in_channels)
-        _positive_int("base_channels", self.base_channels)
+        int_at_least("in_channels", self.in_channels, 1)
+        int_at_least("base_channels", self.base_channels, 1)
         if isinstance(self.time_dim, bool) or not isinstance(self.time_dim, int) or self.time_dim < 2 or self.time_dim % 2:
             raise ValueError(f"time_dim must be an even integer >= 2; got {self.time_dim!r}")
 

@@ -35,15 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._inputs import check_image, check_labels, check_t
+from ._inputs import check_image, check_labels, check_t, int_at_least
 from .embeddings import TimeEmbedding
 
 __all__ = ["UNetConfig", "UNet", "ResBlock", "SelfAttention", "ResAttnBlock", "Downsample", "Upsample"]
-
-
-def _int_at_least(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -76,10 +71,10 @@ class UNetConfig:
             ):
                 raise ValueError(f"{name} must be a tuple of integers; got {value!r}")
             object.__setattr__(self, name, tuple(value))
-        _int_at_least("in_channels", self.in_channels, 1)
-        _int_at_least("base_channels", self.base_channels, 1)
-        _int_at_least("num_res_blocks", self.num_res_blocks, 1)
-        _int_at_least("groups", self.groups, 1)
+        int_at_least("in_channels", self.in_channels, 1)
+        int_at_least("base_channels", self.base_channels, 1)
+        int_at_least("num_res_blocks", self.num_res_blocks, 1)
+        int_at_least("groups", self.groups, 1)
         if not self.channel_mults or any(m < 1 for m in self.channel_mults):
             raise ValueError(f"channel_mults must be a non-empty tuple of positive integers; got {self.channel_mults!r}")
         levels = len(self.channel_mults)
@@ -91,7 +86,7 @@ class UNetConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be a float in [0, 1); got {self.dropout!r}")
         if self.num_classes is not None:
-            _int_at_least("num_classes", self.num_classes, 1)
+            int_at_least("num_classes", self.num_classes, 1)
         if self.time_dim is not None and (
             isinstance(self.time_dim, bool) or not isinstance(self.time_dim, int) or self.time_dim < 2 or self.time_dim % 2
         ):
