@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from .data import ImageData
 from .schedules import Schedule
 
-__all__ = ["TrainResult", "NonFiniteLossError", "train", "Preset", "PRESETS", "build_preset"]
+__all__ = ["TrainResult", "NonFiniteLossError", "train", "ema_decay_at", "Preset", "PRESETS", "build_preset"]
 
 OPTIMIZERS = ("adamw", "adam")
 
@@ -125,6 +125,29 @@ def _progress(step: int, steps: int | None, elapsed: float, budget_s: float) -> 
     return min(1.0, max(by_steps, elapsed / budget_s))
 
 
+def ema_decay_at(k: int, decay: float) -> float:
+    """The EMA decay used for the update after ``k`` earlier ones: min(decay, (1 + k) / (10 + k)).
+
+    A fixed decay d keeps a weight d**n on the initial weights after n updates (5% for
+    d = 0.999 after 3,000): with a zero-initialised output layer that shrinks every
+    prediction by as much. The warm-up forgets the start quickly (the same rule as diffusers'
+    ``EMAModel``) and reaches ``decay`` after about 10 / (1 - decay) updates.
+    """
+    return min(decay, (1.0 + k) / (10.0 + k))
+
+
+def _ema_warmup_fn(decay: float):
+    """A ``multi_avg_fn`` for ``AveragedModel``: ema <- ema + (1 - d_k) (param - ema), d_k from :func:`ema_decay_at`."""
+
+    @torch.no_grad()
+    def update(ema_params: list[Tensor], params: list[Tensor], num_averaged: Tensor | int) -> None:
+        weight = 1.0 - ema_decay_at(int(num_averaged), decay)
+        for ema_param, param in zip(ema_params, params):
+            ema_param.lerp_(param, weight)
+
+    return update
+
+
 def _lr_factor(step: int, warmup_steps: int, decay: bool, progress: float) -> float:
     """Multiplier of the base lr for the next step: linear warm-up, then an optional half cosine."""
     warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
@@ -172,7 +195,8 @@ def train(
         of the budget used (of the steps, or of the minutes, whichever is further along).
     weight_decay: AdamW's decoupled weight decay (0 for ``optimizer="adam"``).
     grad_clip: the largest gradient norm, or None for no clipping.
-    ema_decay: the EMA decay d (the EMA averages about the last 1/(1-d) steps), or None.
+    ema_decay: the EMA decay d (the EMA averages about the last 1/(1-d) steps), or None. It
+        warms up: update k uses min(d, (1 + k) / (10 + k)), see :func:`ema_decay_at`.
     optimizer: "adamw" or "adam".
     p_uncond: probability of replacing a label by the null label (classifier-free guidance).
     generator: the source of every random draw (a fresh seeded one when None: seed 0).
@@ -208,7 +232,7 @@ def train(
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     else:
         opt = torch.optim.Adam(params, lr=lr)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True) if ema_decay else None
+    ema = AveragedModel(model, multi_avg_fn=_ema_warmup_fn(ema_decay), use_buffers=True) if ema_decay else None
 
     from tqdm.auto import tqdm
 

@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import ddpm_course as dc
 from ddpm_course import models
-from ddpm_course.train import PRESETS, NonFiniteLossError, _lr_factor, build_preset, train
+from ddpm_course.train import PRESETS, NonFiniteLossError, _ema_warmup_fn, _lr_factor, build_preset, ema_decay_at, train
 
 
 def _mlp(seed: int = 0, num_classes=None) -> nn.Module:
@@ -75,13 +76,41 @@ def test_ema_differs_from_raw_and_equals_a_hand_made_average():
 
     raw = [dict(run(k).model.named_parameters()) for k in (1, 2, 3)]  # a k-step run is a prefix of a longer one
     three = run(3)
+    d1, d2 = ema_decay_at(1, decay), ema_decay_at(2, decay)  # 2/11 and 3/12: the warm-up, below 0.9
     for name, p_ema in three.ema_model.named_parameters():
-        expected = decay * (decay * raw[0][name] + (1 - decay) * raw[1][name]) + (1 - decay) * raw[2][name]
+        expected = d2 * (d1 * raw[0][name] + (1 - d1) * raw[1][name]) + (1 - d2) * raw[2][name]
         assert torch.allclose(p_ema, expected, atol=1e-6), name
         assert torch.equal(dict(three.model.named_parameters())[name], raw[2][name])
     differs = [not torch.equal(p, q) for p, q in zip(three.ema_model.parameters(), three.model.parameters())]
     assert any(differs)
     assert three.final_model is three.ema_model
+
+
+def test_ema_decay_warms_up_to_the_requested_decay():
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay_at(8991, 0.999) == pytest.approx(0.999)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+    assert ema_decay_at(10**6, 0.9) == 0.9
+
+
+def test_ema_forgets_a_zero_initialised_layer():
+    # 3,000 updates with a fixed decay of 0.999 keep 0.999**2999 = 5% of the starting weights; a
+    # zero-initialised output layer would shrink every prediction by that much. The warm-up keeps
+    # a weight of 10! (2999 + 1)! / (2999 + 10)! ~ 2e-25 on them.
+    def final_weight(multi_avg_fn) -> float:
+        layer = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.zeros_(layer.weight)
+        ema = AveragedModel(layer, multi_avg_fn=multi_avg_fn)
+        ema.update_parameters(layer)  # the copy of the starting weights
+        with torch.no_grad():
+            layer.weight.fill_(1.0)
+        for _ in range(2999):
+            ema.update_parameters(layer)
+        return ema.module.weight.item()
+
+    assert final_weight(get_ema_multi_avg_fn(0.999)) == pytest.approx(1 - 0.999**2999, abs=1e-5)  # ~0.950
+    assert final_weight(_ema_warmup_fn(0.999)) == pytest.approx(1.0, abs=1e-6)  # float32 round-off
 
 
 def test_the_articles_recipe_is_expressible():
