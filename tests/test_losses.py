@@ -1,4 +1,4 @@
-"""L_simple against a hand computation, the ELBO weights against Gaussian KLs, the loss-by-t diagnostic."""
+"""L_simple against a hand computation, the ELBO weights against Gaussian KLs, the loss-by-t and eps-scale diagnostics."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 import ddpm_course as dc
-from ddpm_course.losses import LossByT, elbo_weights, l_simple, loss_by_t
+from ddpm_course.losses import LossByT, elbo_weights, eps_scale, l_simple, loss_by_t
 from ddpm_course.models import MLPConfig, MLPDenoiser, UNet, UNetConfig
 
 
@@ -206,3 +206,43 @@ def test_loss_by_t_uses_eval_mode_and_restores_it(schedule):
     assert modes == [False, False] and model.training
     with pytest.raises(ValueError, match="n_buckets"):
         loss_by_t(model, schedule, torch.randn(4, 2), n_buckets=0)
+
+
+# --- eps_scale ---------------------------------------------------------------------------
+
+def test_eps_scale_of_the_oracle_is_one_at_high_noise_and_scales_with_the_model(schedule):
+    mixture = dc.oracle.ring_mixture()
+    x0 = mixture.sample(512, generator=_gen(0))
+    oracle = mixture.as_model(schedule)
+    exact = eps_scale(oracle, schedule, x0, 999, generator=_gen(1))
+    # E[eps | x_t] differs from eps by sqrt(abar_t) (x0 - E[x0 | x_t]) / sqrt(1 - abar_t): ~0.6% at t = 999
+    assert abs(exact - 1) < 0.01
+    short = eps_scale(lambda x, t: 0.965 * oracle(x, t), schedule, x0, 999, generator=_gen(1))
+    assert short == pytest.approx(0.965 * exact, rel=1e-12)
+    assert eps_scale(lambda x, t: torch.zeros_like(x), schedule, x0, 500, generator=_gen(1)) == 0.0
+    # at low noise E[eps | x_t] cannot recover the part of eps tangled with the data: shorter
+    assert eps_scale(oracle, schedule, x0, 0, generator=_gen(1)) < 0.9
+
+
+def test_eps_scale_bad_arguments(schedule):
+    x0 = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="t"):
+        eps_scale(_mlp(), schedule, x0, 1000)
+    with pytest.raises(TypeError, match="t must be an int"):
+        eps_scale(_mlp(), schedule, x0, 1.5)
+    with pytest.raises(ValueError, match="x0"):
+        eps_scale(_mlp(), schedule, torch.zeros(4), 10)
+
+
+def test_eps_scale_uses_eval_mode_and_restores_it(schedule):
+    model = _mlp().train()
+    seen = []
+    original = model.forward
+
+    def spy(*args):
+        seen.append(model.training)
+        return original(*args)
+
+    model.forward = spy
+    eps_scale(model, schedule, torch.zeros(4, 2), 10, generator=_gen(0))
+    assert seen == [False] and model.training
