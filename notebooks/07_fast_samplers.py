@@ -25,8 +25,9 @@
 # at second order. Each sampler is written by hand in a few lines and checked against the
 # package. Then we measure, on the exact Gaussian-mixture oracle where the right answer is
 # known, how the error falls with the number of evaluations, find out why the popular
-# default setting of DPM-Solver++ squeezes sharp modes, and finish with agreement with the
-# `diffusers` library.
+# default setting of DPM-Solver++ squeezes sharp modes, see on digits why an ODE sampler
+# needs a network that is accurate at the highest noise levels, and finish with agreement
+# with the `diffusers` library.
 
 # %%
 # On Colab only: install the course package (torch, matplotlib and ipywidgets are preinstalled there).
