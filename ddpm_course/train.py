@@ -131,7 +131,7 @@ def ema_decay_at(k: int, decay: float) -> float:
     A fixed decay d keeps a weight d**n on the initial weights after n updates (5% for
     d = 0.999 after 3,000): with a zero-initialised output layer that shrinks every
     prediction by as much. The warm-up forgets the start quickly (the same rule as diffusers'
-    ``EMAModel``) and reaches ``decay`` after about 10 / (1 - decay) updates.
+    ``EMAModel``) and reaches ``decay`` after about 9 / (1 - decay) updates.
     """
     return min(decay, (1.0 + k) / (10.0 + k))
 
@@ -143,7 +143,10 @@ def _ema_warmup_fn(decay: float):
     def update(ema_params: list[Tensor], params: list[Tensor], num_averaged: Tensor | int) -> None:
         weight = 1.0 - ema_decay_at(int(num_averaged), decay)
         for ema_param, param in zip(ema_params, params):
-            ema_param.lerp_(param, weight)
+            if ema_param.is_floating_point():
+                ema_param.lerp_(param, weight)
+            else:  # integer buffers (e.g. BatchNorm's step counter) are copied, not averaged
+                ema_param.copy_(param)
 
     return update
 

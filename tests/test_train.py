@@ -113,6 +113,21 @@ def test_ema_forgets_a_zero_initialised_layer():
     assert final_weight(_ema_warmup_fn(0.999)) == pytest.approx(1.0, abs=1e-6)  # float32 round-off
 
 
+def test_ema_copies_integer_buffers_and_averages_float_ones():
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = AveragedModel(net, multi_avg_fn=_ema_warmup_fn(0.9), use_buffers=True)
+    means = []
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        net(torch.randn(8, 2, generator=gen))  # BatchNorm counts batches in an integer buffer
+        ema.update_parameters(net)
+        means.append(net[1].running_mean.clone())
+    assert ema.module[1].num_batches_tracked.item() == 3
+    d1, d2 = ema_decay_at(1, 0.9), ema_decay_at(2, 0.9)
+    expected = d2 * (d1 * means[0] + (1 - d1) * means[1]) + (1 - d2) * means[2]
+    assert torch.allclose(ema.module[1].running_mean, expected, atol=1e-6)
+
+
 def test_the_articles_recipe_is_expressible():
     result = train(_mlp(), dc.linear_schedule(20), _points(64), steps=3, batch_size=16, optimizer="adam",
                    lr=1e-3, warmup_steps=0, lr_decay=False, weight_decay=0.0, grad_clip=None, ema_decay=None,
