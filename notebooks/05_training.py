@@ -259,9 +259,9 @@ plt.show()
 # That is a benefit once the raw weights have settled and only jitter around a good
 # solution, as at the end of the shipped model's 3000 steps. In a run this short the loss is
 # still falling fast, so the average also remembers worse, earlier weights: expect the EMA's
-# held-out loss (same $t$ and noise for both) to be no better here, often a little higher. Both numbers come from a
-# freshly trained network, whose last digits differ between CPUs and GPUs, so they are
-# shown, not checked.
+# held-out loss (same $t$ and noise for both) to be no better here, often a little higher.
+# Both numbers come from a freshly trained network, whose last digits differ between CPUs
+# and GPUs, so they are shown, not checked.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -273,8 +273,9 @@ for name, net in (("raw", run.model), ("EMA", run.ema_model)):
 # %% [markdown]
 # **The EMA needs a warm-up.** With a fixed decay the average keeps a weight $d^{n}$ on the
 # starting weights after $n$ updates, and the U-Net's output convolution starts at zero
-# (lesson 04). After the shipped model's 3000 updates with $d = 0.999$ that is 5%: every noise
-# prediction of the average would come out about 5% short, at every noise level. A sampler
+# (lesson 04). After the shipped model's 3000 updates with $d = 0.999$ that is 5%, and the
+# average's noise predictions come out a few percent short at every noise level (3.5% for an
+# earlier build of the shipped model, trained that way). A sampler
 # that re-injects noise shrugs this off; a deterministic one (lesson 07) turns a too-short
 # $\hat\epsilon$ at $t$ near $T$ into a far-off $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$
 # and never recovers. `train` therefore uses $d_k = \min(d, (1+k)/(10+k))$ for the $k$-th
