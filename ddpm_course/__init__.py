@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "schedules", "forward", "data", "oracle", "viz", "widgets", "models", "losses", "train",
-    "checkpoint", "samplers", "guidance", "metrics", "cli",
+    "checkpoint", "samplers", "guidance", "metrics", "exercises", "cli",
 )
 
 __all__ = [

@@ -1,0 +1,207 @@
+"""Automatic checks for the learners' exercises ("Your turn" at the end of every lesson).
+
+A lesson's exercise cell calls ``dc.exercises.check("02.q_sample", my_q_sample)`` and sees one
+line: ``not attempted yet`` (the stub still raises ``NotImplementedError``), ``correct``, a
+specific hint when the answer matches a classic mistake, or the first failing case with the
+expected and the received value.
+
+How a checker works:
+
+| piece                | what it is                                                                    |
+|----------------------|-------------------------------------------------------------------------------|
+| ``reference``        | the package's own implementation, called with the same arguments              |
+| ``cases``            | a function ``generator -> list[Case]``: random cases and edge cases            |
+| ``mistakes``         | wrong implementations, one per classic mistake, each with its hint            |
+
+An answer that disagrees with the reference is run against every mistake; if it agrees with
+one of them on every case, the learner sees that mistake's hint. The same wrong
+implementations are what ``tests/test_exercises.py`` feeds to each checker, so a checker that
+cannot recognise its own mistakes fails its test.
+
+Each lesson's checkers live in ``lessonNN.py`` beside this file and register themselves on
+import; ``solutions/NN_topic.py`` in the repository holds the reference answers.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["Case", "Mistake", "FunctionExercise", "NumberExercise", "Verdict", "check", "register", "names", "EXERCISES"]
+
+NOT_ATTEMPTED = "not attempted yet"
+CORRECT = "correct"
+
+
+class Case(NamedTuple):
+    """One call of the learner's function: positional and keyword arguments, and a short label
+    used in messages ("t = 0", "batch of 3")."""
+
+    args: tuple
+    kwargs: dict
+    label: str
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A classic wrong answer: ``impl`` computes it, ``hint`` tells the learner what went wrong."""
+
+    hint: str
+    impl: Callable
+
+
+class Verdict(NamedTuple):
+    """The result of a check: ``status`` is "not attempted", "correct", "mistake" or "wrong"."""
+
+    name: str
+    status: str
+    message: str
+
+    def __repr__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "correct"
+
+
+def _close(a: Any, b: Any, rtol: float, atol: float) -> bool:
+    """Do two results agree? Tensors by value and shape, tuples element-wise, numbers by value."""
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        if not (isinstance(a, (tuple, list)) and isinstance(b, (tuple, list))) or len(a) != len(b):
+            return False
+        return all(_close(x, y, rtol, atol) for x, y in zip(a, b))
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        if not (isinstance(a, Tensor) and isinstance(b, Tensor)) or a.shape != b.shape:
+            return False
+        return bool(torch.allclose(a.double().cpu(), b.double().cpu(), rtol=rtol, atol=atol, equal_nan=False))
+    try:
+        return abs(float(a) - float(b)) <= atol + rtol * abs(float(b))
+    except (TypeError, ValueError):
+        return False
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        flat = value.detach().double().cpu().flatten()
+        head = ", ".join(f"{v:.4g}" for v in flat[:4].tolist()) + (", ..." if flat.numel() > 4 else "")
+        return f"tensor of shape {tuple(value.shape)} [{head}]"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(_describe(v) for v in value) + ")"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return repr(value)
+
+
+def _call(fn: Callable, case: Case) -> Any:
+    # Fresh copies so that an answer that modifies its inputs in place cannot spoil the next call.
+    args = tuple(a.clone() if isinstance(a, Tensor) else a for a in case.args)
+    kwargs = {k: (v.clone() if isinstance(v, Tensor) else v) for k, v in case.kwargs.items()}
+    return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class FunctionExercise:
+    """The learner writes a function; it must agree with ``reference`` on every case."""
+
+    name: str
+    reference: Callable
+    cases: Callable[[torch.Generator], Sequence[Case]]
+    mistakes: Sequence[Mistake] = field(default_factory=tuple)
+    rtol: float = 1e-5
+    atol: float = 1e-6
+    seed: int = 0
+
+    def verdict(self, answer: Callable) -> Verdict:
+        if not callable(answer):
+            raise TypeError(f"pass your function itself, not its result; got {type(answer).__name__}")
+        cases = list(self.cases(torch.Generator().manual_seed(self.seed)))
+        got: list[Any] = []
+        for case in cases:
+            try:
+                got.append(_call(answer, case))
+            except NotImplementedError:
+                return Verdict(self.name, "not attempted", NOT_ATTEMPTED)
+            except Exception as err:  # the learner's code may fail in any way: say where
+                return Verdict(self.name, "wrong", f"your function raised {type(err).__name__}: {err} (case: {case.label})")
+        expected = [_call(self.reference, case) for case in cases]
+        if all(_close(g, e, self.rtol, self.atol) for g, e in zip(got, expected)):
+            return Verdict(self.name, "correct", CORRECT)
+        for mistake in self.mistakes:
+            try:
+                wrong = [_call(mistake.impl, case) for case in cases]
+            except Exception:  # a mistake that cannot run on some case cannot be the learner's
+                continue
+            if all(_close(g, w, self.rtol, self.atol) for g, w in zip(got, wrong)):
+                return Verdict(self.name, "mistake", f"not yet: {mistake.hint}")
+        for case, g, e in zip(cases, got, expected):
+            if not _close(g, e, self.rtol, self.atol):
+                return Verdict(
+                    self.name, "wrong", f"not yet: for {case.label} expected {_describe(e)}, got {_describe(g)}"
+                )
+        raise AssertionError("unreachable: some case disagreed")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class NumberExercise:
+    """The learner computes a number; it must be within ``rtol``/``atol`` of ``answer()``.
+
+    ``mistakes`` maps a wrong number (computed by a function) to its hint.
+    """
+
+    name: str
+    answer: Callable[[], float]
+    mistakes: Sequence[Mistake] = field(default_factory=tuple)
+    rtol: float = 1e-3
+    atol: float = 0.0
+
+    def verdict(self, value: Any) -> Verdict:
+        if value is None or value is Ellipsis:
+            return Verdict(self.name, "not attempted", NOT_ATTEMPTED)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return Verdict(self.name, "wrong", f"not yet: expected a number, got {type(value).__name__}")
+        if _close(number, self.answer(), self.rtol, self.atol):
+            return Verdict(self.name, "correct", CORRECT)
+        for mistake in self.mistakes:
+            if _close(number, mistake.impl(), self.rtol, self.atol):
+                return Verdict(self.name, "mistake", f"not yet: {mistake.hint}")
+        return Verdict(self.name, "wrong", f"not yet: {number:.6g} is not the answer (checked to a relative {self.rtol:g})")
+
+
+EXERCISES: dict[str, FunctionExercise | NumberExercise] = {}
+
+
+def register(exercise: FunctionExercise | NumberExercise) -> FunctionExercise | NumberExercise:
+    """Add an exercise to the table; names are "NN.short_name" and unique."""
+    if exercise.name in EXERCISES:
+        raise ValueError(f"exercise {exercise.name!r} is registered twice")
+    EXERCISES[exercise.name] = exercise
+    return exercise
+
+
+def _load_lessons() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("lesson"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def names() -> list[str]:
+    """Every exercise's name, in lesson order."""
+    _load_lessons()
+    return sorted(EXERCISES)
+
+
+def check(name: str, answer: Any) -> Verdict:
+    """Check the learner's ``answer`` (a function, or a number for a number exercise) for the
+    exercise ``name`` ("02.q_sample"); returns a :class:`Verdict` that prints as one line."""
+    _load_lessons()
+    if name not in EXERCISES:
+        raise ValueError(f"name must be one of the exercises {sorted(EXERCISES)}; got {name!r}")
+    return EXERCISES[name].verdict(answer)
