@@ -19,7 +19,7 @@ from .forward import noise_like, predict_x0, q_posterior, q_sample, q_step
 from .samplers import ddim_sample, ddpm_sample, dpm_solver_sample, euler_sample
 from .schedules import Schedule, cosine_schedule, linear_schedule
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _SUBMODULES = (
     "schedules", "forward", "data", "oracle", "viz", "widgets", "models", "losses", "train",
