@@ -3,10 +3,13 @@
 | command               | does                                                              |
 |-----------------------|-------------------------------------------------------------------|
 | ``ddpm-course train`` | trains a preset recipe (see ``train.PRESETS``) and saves a checkpoint |
-| ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into a PNG      |
+| ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into an image  |
 
 Each subcommand is one ``add_<name>_parser(subparsers)`` function that registers its options
-and sets ``func``; :func:`main` parses and dispatches. The shipped models are made by
+and sets ``func`` to its ``_run_<name>(args, argv)``; :func:`main` parses and dispatches. Every
+argument and the output location are checked before any long work starts, and every failure
+is one line ``ddpm-course: error: ...`` and a non-zero exit status (``--debug`` shows the
+traceback). The shipped models are made by
 
     ddpm-course train --preset digits --threads 1 --fp16-weights --out ddpm_course/pretrained/digits
     ddpm-course train --preset toy2d --threads 1 --out ddpm_course/pretrained/toy2d --no-progress
@@ -17,14 +20,35 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import platform
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
-__all__ = ["main", "build_parser", "add_train_parser", "add_sample_parser", "hardware_description"]
+__all__ = ["main", "build_parser", "add_train_parser", "add_sample_parser", "hardware_description", "CLIError"]
+
+PROG = "ddpm-course"
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+MAX_SAMPLES = 4096
+
+
+class CLIError(Exception):
+    """A problem with what the user asked for; printed as one line, never with a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``ddpm-course: error: <subcommand>: <message>``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        where = self.prog.removeprefix(PROG).strip()
+        self.exit(EXIT_USAGE, f"{PROG}: error: {where + ': ' if where else ''}{message} (see {self.prog} --help)\n")
 
 
 def hardware_description(device: torch.device) -> str:
@@ -41,26 +65,132 @@ def hardware_description(device: torch.device) -> str:
     return f"{cpu}, {torch.get_num_threads()} torch threads of {os.cpu_count()} CPUs, torch {torch.__version__}"
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text}")
-    return value
+# ----------------------------------------------------------------------------- argument types
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text}")
-    return value
+def _int_in(low: int, high: int):
+    span = f"in [{low}, {high}]" if high < 2**31 - 1 else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {span}; got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer {span}; got {text}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
 
 
-def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def _finite(low: float, high: float = math.inf, low_open: bool = False):
+    span = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a finite number in {span}; got {text!r}") from None
+        inside = (value > low if low_open else value >= low) and value <= high
+        if not (math.isfinite(value) and inside):
+            raise argparse.ArgumentTypeError(f"must be a finite number in {span}; got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+_positive_int = _int_in(1, 2**31 - 1)
+_seed = _int_in(0, 2**63 - 1)
+_threads = _int_in(1, 1024)
+
+
+def _device(text: str) -> torch.device:
+    """``auto`` (cuda > mps > cpu) or a torch device that exists on this machine."""
+    from . import pick_device
+
+    if text == "auto":
+        return pick_device()
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but CUDA is not available here (try auto or cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    elif device.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but Apple's MPS is not available here (try auto or cpu)")
+    elif device.type != "cpu":
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}")
+    return device
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """--threads sets torch's CPU threads, on a CPU run only (a GPU run keeps torch's choice)."""
+    if args.threads is None:
+        return
+    if args.device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    else:
+        print(f"note: --threads {args.threads} ignored: this run is on {args.device}, not the CPU", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- output locations
+
+
+def check_output(path: Path, overwrite: bool, what: str = "--out") -> Path:
+    """Check that ``path`` can be written: its folder exists and is writable, it is not a
+    folder itself, and it does not exist unless ``overwrite``. Returns it; CLIError otherwise."""
+    folder = path.parent
+    if path.is_dir():
+        raise CLIError(f"{what} {path} is a folder; give a file name inside it")
+    if not folder.is_dir():
+        raise CLIError(f"the folder {folder} of {what} {path} does not exist; create it first")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise CLIError(f"{path} already exists; pass --overwrite to replace it, or choose another {what}")
+        if not path.is_file():
+            raise CLIError(f"{path} exists and is not a regular file; refusing to replace it")
+    try:  # the only reliable test of writability (permissions, read-only file systems, quotas)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ddpm-course-probe-"):
+            pass
+    except OSError as err:
+        raise CLIError(f"cannot write in the folder {folder} of {what} {path}: {err.strerror or err}") from None
+    return path
+
+
+def _write_atomically(path: Path, overwrite: bool, write) -> None:
+    """Call ``write(temporary_path)``, then move the file into place: no half-written ``path``, and
+    without ``overwrite`` an existing ``path`` (even one created meanwhile) is never replaced."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails with FileExistsError instead of replacing
+    except FileExistsError:
+        raise CLIError(f"{path} appeared while this command ran; nothing was replaced (pass --overwrite)") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
     from .train import PRESETS
 
     presets = "\n".join(f"  {name:15s} {p.description}" for name, p in PRESETS.items())
     parser = subparsers.add_parser(
         "train",
+        parents=list(parents),
         help="train a preset recipe and save a checkpoint",
         description="Train a noise predictor with one of the preset recipes and save it as a "
         "checkpoint (NAME.safetensors + NAME.json). The EMA weights are saved when the recipe "
@@ -68,13 +198,14 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the recipe: data, model, schedule and optimiser settings")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the model's initialisation and every random draw of training (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seeds the model's initialisation and every random draw of training (default 0)")
     parser.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps to run (default: the preset's; reproducible)")
-    parser.add_argument("--minutes", type=_positive_float, default=None, help="wall-clock budget in minutes instead of steps (not reproducible: depends on the machine)")
+    parser.add_argument("--minutes", type=_finite(0, low_open=True), default=None,
+                        help="wall-clock budget in minutes instead of steps (not reproducible: depends on the machine)")
     parser.add_argument("--out", default=None, help="checkpoint path without extension (default: ./PRESET); writes OUT.safetensors and OUT.json")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out (refused otherwise)")
-    parser.add_argument("--device", default="cpu", help="torch device to train on, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--device", type=_device, default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass (helps on CPUs with AMX and on GPUs)")
     parser.add_argument("--fp16-weights", action="store_true", help="store the weights as float16 (half the file; loading casts back to float32)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -82,48 +213,56 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     return parser
 
 
-def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .checkpoint import checkpoint_paths, save_checkpoint
-    from .models import count_parameters
-    from .train import build_preset, train
+def _check_train_args(args: argparse.Namespace) -> Path:
+    """Everything a training run needs, checked before it starts; returns the --out base path."""
+    from .checkpoint import checkpoint_paths
 
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    out = args.out if args.out is not None else args.preset
-    if not args.overwrite:  # fail before training, not after
-        for p in checkpoint_paths(out):
-            if p.exists():
-                raise SystemExit(f"error: {p} already exists; pass --overwrite to replace it, or choose another --out")
-    run = build_preset(args.preset, seed=args.seed)
-    preset = run.preset
-    steps, minutes = args.steps, args.minutes
-    if steps is None and minutes is None:
-        steps, minutes = preset.steps, preset.minutes
-    print(f"preset {args.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, {preset.schedule} schedule T={preset.T}; "
-          f"budget {f'{steps} steps' if steps else ''}{' or ' if steps and minutes else ''}{f'{minutes} min' if minutes else ''}; "
-          f"{hardware_description(device)}")
-    result = train(
-        run.model, run.schedule, run.data, steps=steps, minutes=minutes,
-        generator=torch.Generator().manual_seed(args.seed), device=device,
-        autocast_bf16=args.bf16, progress=not args.no_progress, **preset.train_kwargs(),
-    )
+    out = Path(args.out if args.out is not None else args.preset)
+    for p in checkpoint_paths(out):
+        check_output(p, args.overwrite)
+    _set_threads(args)
+    return out
+
+
+def _train_record(args: argparse.Namespace, argv: Sequence[str], preset, result) -> dict:
     tail = result.losses[-100:]
-    record = {
+    return {
         "preset": args.preset,
         "seed": args.seed,
-        "command": "ddpm-course " + " ".join(argv),
+        "command": f"{PROG} " + " ".join(argv),
         "weights": "ema" if result.ema_model is not None else "raw",
         "steps": result.steps,
         "batch_size": preset.batch_size,
         "train_seconds": round(result.seconds, 1),
         "images_per_second": round(result.images_per_second, 1),
         "final_loss": round(sum(tail) / len(tail), 5),
-        "hardware": hardware_description(device),
+        "hardware": hardware_description(args.device),
         "bf16_autocast": bool(args.bf16),
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "train_settings": preset.train_kwargs(),
     }
+
+
+def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .checkpoint import save_checkpoint
+    from .models import count_parameters
+    from .train import build_preset, train
+
+    out = _check_train_args(args)
+    run = build_preset(args.preset, seed=args.seed)
+    preset = run.preset
+    steps, minutes = args.steps, args.minutes
+    if steps is None and minutes is None:
+        steps, minutes = preset.steps, preset.minutes
+    budget = " or ".join(b for b in (f"{steps} steps" if steps else "", f"{minutes} min" if minutes else "") if b)
+    print(f"preset {args.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, {preset.schedule} schedule "
+          f"T={preset.T}; budget {budget}; {hardware_description(args.device)}")
+    result = train(
+        run.model, run.schedule, run.data, steps=steps, minutes=minutes,
+        generator=torch.Generator().manual_seed(args.seed), device=args.device,
+        autocast_bf16=args.bf16, progress=not args.no_progress, **preset.train_kwargs(),
+    )
+    record = _train_record(args, argv, preset, result)
     weights, meta = save_checkpoint(
         out, result.final_model, run.schedule, sample_shape=run.sample_shape, record=record,
         weights_dtype=torch.float16 if args.fp16_weights else torch.float32, overwrite=args.overwrite,
@@ -133,90 +272,158 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-SAMPLERS = ("ddpm", "ddim", "euler", "dpm_solver")
+# ----------------------------------------------------------------------------- sample
+
+# which sampler takes which option (None = the option was not given)
+SAMPLER_OPTIONS = {
+    "ddpm": (),
+    "ddim": ("steps", "spacing", "eta"),
+    "euler": ("steps", "spacing"),
+    "dpm_solver": ("steps", "spacing"),
+}
+SAMPLERS = tuple(SAMPLER_OPTIONS)
 
 
-def add_sample_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_sample_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
     from .samplers import SPACINGS
 
     parser = subparsers.add_parser(
         "sample",
-        help="draw samples from a model into a PNG",
-        description="Draw --n samples with one of the course's samplers and save them as a PNG: an "
-        "image grid for image models, a scatter plot for 2-D models. Example: ddpm-course sample "
-        "--model digits --sampler dpm_solver --steps 20 --n 64 --seed 0 --out grid.png",
+        parents=list(parents),
+        help="draw samples from a model into an image",
+        description="Draw --n samples with one of the course's samplers and save them as an image "
+        f"({', '.join(IMAGE_EXTENSIONS)}): an image grid for image models, a scatter plot for 2-D "
+        "models. Example: ddpm-course sample --model digits --sampler dpm_solver --steps 20 --n 64 --seed 0 --out grid.png",
     )
     parser.add_argument("--model", default="digits", help="a shipped model (digits, toy2d) or a checkpoint path (default digits)")
     parser.add_argument("--sampler", default="dpm_solver", choices=SAMPLERS, help="default dpm_solver")
-    parser.add_argument("--steps", type=_positive_int, default=None, help="network evaluations (default: the sampler's; ddpm always runs all T steps)")
+    parser.add_argument("--steps", type=_positive_int, default=None,
+                        help="network evaluations, for ddim, euler and dpm_solver (default: the sampler's; ddpm runs all T steps)")
     parser.add_argument("--spacing", default=None, choices=SPACINGS, help="where the steps sit (default: the sampler's, as in diffusers)")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM's noise knob (default 0)")
-    parser.add_argument("--n", type=_positive_int, default=64, help="how many samples (default 64)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generator that draws all noise (default 0)")
-    parser.add_argument("--out", required=True, help="the PNG file to write")
+    parser.add_argument("--eta", type=_finite(0.0), default=None, help="DDIM's noise knob, for --sampler ddim only (default 0)")
+    parser.add_argument("--n", type=_int_in(1, MAX_SAMPLES), default=64, help=f"how many samples, at most {MAX_SAMPLES} (default 64)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the generator that draws all noise (default 0)")
+    parser.add_argument("--out", required=True, help=f"the image file to write; its extension says the format ({', '.join(IMAGE_EXTENSIONS)})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (refused otherwise)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--device", type=_device, default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
     parser.set_defaults(func=_run_sample)
     return parser
 
 
-def _run_sample(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pathlib import Path
+def _sampler_options(args: argparse.Namespace) -> dict:
+    """The options given on the command line for the chosen sampler; refuses those it does not take."""
+    allowed = SAMPLER_OPTIONS[args.sampler]
+    given = {name: getattr(args, name) for name in ("steps", "spacing", "eta") if getattr(args, name) is not None}
+    wrong = [name for name in given if name not in allowed]
+    if wrong:
+        takes = ", ".join(f"--{a}" for a in allowed) or "no options (it runs all T steps)"
+        raise CLIError(f"{', '.join('--' + w for w in wrong)} does not apply to --sampler {args.sampler}, which takes {takes}")
+    return given
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from . import samplers, viz
+def _check_sample_args(args: argparse.Namespace) -> Path:
+    out = check_output(Path(args.out), args.overwrite)
+    if out.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise CLIError(f"--out {out} must end in one of {', '.join(IMAGE_EXTENSIONS)} (the extension names the format)")
+    _sampler_options(args)
+    _set_threads(args)
+    return out
+
+
+def _load_model(name: str, device: torch.device):
     from .checkpoint import PRETRAINED, load_checkpoint, pretrained
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise SystemExit(f"error: {out} already exists; pass --overwrite to replace it, or choose another --out")
-    if args.sampler == "ddpm" and args.steps is not None:
-        raise SystemExit("error: --steps does not apply to --sampler ddpm, which runs all T steps")
-    loaded = pretrained(args.model, device=args.device) if args.model in PRETRAINED else load_checkpoint(args.model, device=args.device)
+    return pretrained(name, device=device) if name in PRETRAINED else load_checkpoint(name, device=device)
+
+
+def _draw(args: argparse.Namespace, loaded) -> torch.Tensor:
+    from . import samplers
+
     model, schedule = loaded.model.eval(), loaded.schedule
     shape = (args.n, *loaded.sample_shape)
     gen = torch.Generator().manual_seed(args.seed)
-    options: dict = {}
-    if args.steps is not None:
-        options["steps"] = args.steps
-    if args.spacing is not None:
-        options["spacing"] = args.spacing
-    if args.sampler == "ddpm":
-        x = samplers.ddpm_sample(model, schedule, shape, generator=gen)
-    elif args.sampler == "ddim":
-        x = samplers.ddim_sample(model, schedule, shape, eta=args.eta, generator=gen, **options)
-    elif args.sampler == "euler":
-        x = samplers.euler_sample(model, schedule, shape, generator=gen, **options)
-    else:
-        x = samplers.dpm_solver_sample(model, schedule, shape, generator=gen, **options)
-    x = x.detach().cpu().float()
+    options = _sampler_options(args)
+    sample = {
+        "ddpm": samplers.ddpm_sample, "ddim": samplers.ddim_sample,
+        "euler": samplers.euler_sample, "dpm_solver": samplers.dpm_solver_sample,
+    }[args.sampler]
+    return sample(model, schedule, shape, generator=gen, **options).detach().cpu().float()
+
+
+def _save_figure(x: torch.Tensor, args: argparse.Namespace, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import viz
+
+    fmt = out.suffix.lower().lstrip(".")
     if x.ndim == 4:
-        plt.imsave(out, viz.image_grid(x.clamp(-1, 1), nrow=max(1, round(args.n**0.5))).numpy())
+        grid = viz.image_grid(x.clamp(-1, 1), nrow=max(1, round(args.n**0.5))).numpy()
+        _write_atomically(out, args.overwrite, lambda tmp: plt.imsave(tmp, grid, format=fmt))
     else:
         fig = viz.plot_points(x.reshape(args.n, -1)[:, :2], title=f"{args.model}: {args.sampler}")
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-    print(f"wrote {args.n} samples from {args.model} ({args.sampler}{', ' + str(args.steps) + ' steps' if args.steps else ''}, seed {args.seed}) to {out}")
+        try:
+            _write_atomically(out, args.overwrite, lambda tmp: fig.savefig(tmp, dpi=100, format=fmt))
+        finally:
+            plt.close(fig)
+
+
+def _run_sample(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    out = _check_sample_args(args)
+    loaded = _load_model(args.model, args.device)
+    x = _draw(args, loaded)
+    if not torch.isfinite(x).all():
+        raise CLIError(f"the samples contain NaN or infinite values; {args.model} may be damaged. Nothing was written")
+    _save_figure(x, args, out)
+    print(f"wrote {args.n} samples from {args.model} ({args.sampler}{', ' + str(args.steps) + ' steps' if args.steps else ''}, "
+          f"seed {args.seed}) to {out}")
     return 0
+
+
+# ----------------------------------------------------------------------------- entry point
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ddpm-course`` parser with one subparser per command."""
-    parser = argparse.ArgumentParser(prog="ddpm-course", description="Train and use the DDPM course's models.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser = _Parser(prog=PROG, description="Train and use the DDPM course's models.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_train_parser(subparsers)
-    add_sample_parser(subparsers)
+    add_train_parser(subparsers, parents=[common])
+    add_sample_parser(subparsers, parents=[common])
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, (CLIError, ValueError, TypeError, OSError)):
+        return text
+    return f"{type(err).__name__}: {text} (run with --debug for the traceback)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ddpm-course`` script; returns the exit status."""
+    """Entry point of the ``ddpm-course`` script; returns the exit status (0 on success,
+    1 for an error, 2 for a bad command line, 130 when interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    return args.func(args, argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        return args.func(args, argv)
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # every failure is one line; --debug shows where it came from
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -318,26 +318,3 @@ def test_oracle_works_as_a_model_with_every_sampler():
     for name in ("ddim", "ddim_eta1", "euler", "dpm_solver"):  # DDPM with the oracle: tests/test_oracle.py
         out = ALL[name](model, start(8), generator=torch.Generator().manual_seed(0))
         assert out.shape == (8, 2) and torch.isfinite(out).all()
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def test_cli_sample_writes_a_png_and_refuses_to_overwrite(tmp_path):
-    from ddpm_course import cli
-    from ddpm_course.checkpoint import save_checkpoint
-    from ddpm_course.models import build_model
-
-    net = build_model("MLPDenoiser", dict(dim=2, hidden=16, depth=1, time_dim=16, num_classes=None))
-    ckpt = tmp_path / "toy"
-    save_checkpoint(ckpt, net, SCHEDULE, sample_shape=(2,))
-    out = tmp_path / "points.png"
-    args = ["sample", "--model", str(ckpt), "--sampler", "dpm_solver", "--steps", "3", "--n", "16", "--seed", "0", "--out", str(out)]
-    assert cli.main(args) == 0 and out.stat().st_size > 0
-    before = out.read_bytes()
-    with pytest.raises(SystemExit, match="already exists"):
-        cli.main(args)
-    assert out.read_bytes() == before
-    assert cli.main(args + ["--overwrite"]) == 0
-    with pytest.raises(SystemExit, match="does not apply"):
-        cli.main(["sample", "--model", str(ckpt), "--sampler", "ddpm", "--steps", "3", "--out", str(tmp_path / "b.png")])

@@ -211,27 +211,3 @@ def test_presets_build():
     with pytest.raises(ValueError, match="preset"):
         build_preset("imagenet")
 
-
-def test_cli_train_writes_a_loadable_checkpoint_and_refuses_to_overwrite(tmp_path, capsys):
-    from ddpm_course.checkpoint import load_checkpoint
-    from ddpm_course.cli import main
-
-    out = tmp_path / "toy"
-    assert main(["train", "--preset", "toy2d", "--steps", "5", "--out", str(out), "--no-progress"]) == 0
-    ckpt = load_checkpoint(out)
-    assert ckpt.arch == "MLPDenoiser" and ckpt.sample_shape == (2,)
-    assert ckpt.record["steps"] == 5 and ckpt.record["preset"] == "toy2d" and "ddpm-course train" in ckpt.record["command"]
-    with pytest.raises(SystemExit, match="overwrite"):
-        main(["train", "--preset", "toy2d", "--steps", "5", "--out", str(out), "--no-progress"])
-
-
-def test_cli_help_explains_every_option(capsys):
-    from ddpm_course.cli import main
-
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
-    text = capsys.readouterr().out
-    for option in ["--preset", "--seed", "--steps", "--minutes", "--out", "--overwrite", "--device", "--threads", "--bf16", "--fp16-weights"]:
-        assert option in text
-    for name in PRESETS:
-        assert name in text
