@@ -1,28 +1,39 @@
-"""Training throughput: the course U-Net against diffusers' UNet2DModel of the same size.
+"""Throughput: the course U-Net against diffusers' UNet2DModel of the same size, and against
+the machine's own measured peak.
 
-    python benchmarks/throughput.py                  # CPU, 2 threads, 16x16 digits, batch 128
-    python benchmarks/throughput.py --device cuda    # a GPU, where there is one
-    python benchmarks/throughput.py --bf16           # also time bfloat16 autocast
+    python benchmarks/throughput.py                        # CPU, 2 threads, 16x16 digits, batch 128
+    python benchmarks/throughput.py --device cuda          # a GPU, where there is one
+    python benchmarks/throughput.py --precision fp32,bf16  # also time bfloat16 autocast (fp16: GPUs)
+    python benchmarks/throughput.py --profile              # top operators of one training and one sampling step
 
-Both networks get one optimiser step per batch (forward, L_simple, backward, AdamW) on the
-same random 16x16 grey batches, after a few warm-up steps. diffusers' model is configured to
-match the course U-Net's shape (channels 32/64/64, one residual block per level going down
-and two coming up, attention at the lowest level and in the middle, GroupNorm with 8 groups,
-the same dropout),
-which puts their parameter counts within 1%. The models are timed in alternating rounds
-(``--rounds``) and the best round of each is printed, so a busy machine slows both alike.
-Prints images per second for each.
+Training: each network gets one optimiser step per batch (forward, L_simple, backward, AdamW)
+on the same random 16x16 grey batches, after a few warm-up steps. Sampling: one network
+evaluation per step under ``torch.inference_mode`` (what a sampler does), reported as
+image-steps per second. diffusers' model is configured to match the course U-Net's shape
+(channels 32/64/64, one residual block per level going down and two coming up, attention at
+the lowest level and in the middle, GroupNorm with 8 groups, the same dropout), which puts
+their parameter counts within 1%. The models are timed in alternating rounds (``--rounds``)
+and the best round of each is printed, so a busy machine slows both alike.
+
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (matrix multiplications
+and convolutions, the work that dominates), and the machine's peak is measured in the same
+run, dtype and thread count: the best of a large matrix multiplication and a large 3x3
+convolution. The fraction printed is achieved GFLOP/s over that measured peak.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from ddpm_course import models
 from ddpm_course.train import PRESETS
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def diffusers_unet(image_size: int) -> torch.nn.Module:
@@ -47,21 +58,50 @@ class DiffusersEps(torch.nn.Module):
         return self.net(x, t).sample
 
 
-def images_per_second(model: torch.nn.Module, device: torch.device, batch: int, size: int, steps: int, bf16: bool) -> float:
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+def _batch(device: torch.device, batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 1, size, size, generator=g).to(device)  # (B, 1, H, W)
     eps = torch.randn(batch, 1, size, size, generator=g).to(device)
     t = torch.randint(0, 1000, (batch,), generator=g).to(device)
+    return x, eps, t
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=DTYPES[precision], enabled=precision != "fp32")
+
+
+def train_step_fn(model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str) -> Callable[[], None]:
+    """One optimiser step on a fixed batch (fp16 on a GPU goes through a GradScaler)."""
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    x, eps, t = _batch(device, batch, size)
 
     def step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with _autocast(device, precision):
             loss = F.mse_loss(model(x, t).float(), eps)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
+    return step
+
+
+def sample_step_fn(model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str) -> Callable[[], None]:
+    """One network evaluation as a sampler makes it (eval mode, inference mode)."""
+    model.to(device).eval()
+    x, _, t = _batch(device, batch, size)
+
+    def step() -> None:
+        with torch.inference_mode(), _autocast(device, precision):
+            model(x, t)
+
+    return step
+
+
+def per_second(step: Callable[[], None], device: torch.device, steps: int) -> float:
+    """Steps per second after three warm-up steps."""
     for _ in range(3):
         step()
     if device.type == "cuda":
@@ -71,7 +111,49 @@ def images_per_second(model: torch.nn.Module, device: torch.device, batch: int, 
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start)
+
+
+def count_flops(step: Callable[[], None]) -> float:
+    """FLOPs of one call of ``step`` (matmuls and convolutions, forward and backward)."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def measured_peak(device: torch.device, precision: str, repeats: int = 5) -> float:
+    """The machine's own peak in FLOP/s: the best of a large matmul and a large 3x3 convolution."""
+    dtype = DTYPES[precision]
+    g = torch.Generator().manual_seed(0)
+    n = 2048 if device.type == "cpu" else 8192
+    a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
+    x = torch.randn(64, 64, 32, 32, generator=g).to(device, dtype)  # (B, C, H, W)
+    w = torch.randn(64, 64, 3, 3, generator=g).to(device, dtype)
+    kernels = {
+        "matmul": (lambda: a @ b, 2.0 * n**3),
+        "conv3x3": (lambda: F.conv2d(x, w, padding=1), 2.0 * 64 * 64 * 64 * 9 * 32 * 32),
+    }
+    best = 0.0
+    for fn, flops in kernels.values():
+        with torch.inference_mode():
+            best = max(best, flops * per_second(fn, device, repeats))
+    return best
+
+
+def profile(model: torch.nn.Module, device: torch.device, batch: int, size: int, rows: int = 12) -> None:
+    """Print the top operators by self time of one training step and one sampling step."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for what, make in (("training step", train_step_fn), ("sampling step", sample_step_fn)):
+        step = make(model, device, batch, size, "fp32")
+        step()
+        with torch_profile(activities=activities) as prof:
+            step()
+        key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(f"\n{what} of the course UNet, top operators by self time")
+        print(prof.key_averages().table(sort_by=key, row_limit=rows))
 
 
 def main() -> None:
@@ -80,27 +162,50 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--batch", type=int, default=128, help="images per step (default 128)")
     parser.add_argument("--size", type=int, default=16, help="image side (default 16, the digits)")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per model (default 20)")
-    parser.add_argument("--bf16", action="store_true", help="also time bfloat16 autocast")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per model and round (default 20)")
+    parser.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16, fp16 (default fp32)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds; the best is kept (default 3)")
+    parser.add_argument("--profile", action="store_true", help="print the top operators and exit")
     args = parser.parse_args()
+    precisions = args.precision.split(",")
+    for p in precisions:
+        if p not in DTYPES:
+            parser.error(f"--precision takes {', '.join(DTYPES)}; got {p!r}")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
     torch.manual_seed(0)
     ours = models.build_model("UNet", dict(PRESETS["digits"].model_config))
+    if args.profile:
+        profile(ours, device, args.batch, args.size)
+        return
     theirs = DiffusersEps(diffusers_unet(args.size))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
-    print(f"training throughput, {args.size}x{args.size} grey, batch {args.batch}, AdamW, {where}, torch {torch.__version__}")
-    print(f"{'model':28s} {'parameters':>11s} {'precision':>9s} {'images/s':>9s}")
-    runs = [(name, model, bf16) for name, model in (("course UNet", ours), ("diffusers UNet2DModel", theirs))
-            for bf16 in ((False, True) if args.bf16 else (False,))]
+    print(f"throughput, {args.size}x{args.size} grey, batch {args.batch}, {where}, torch {torch.__version__}")
+
+    runs = [(name, model, p, kind) for p in precisions for kind in ("train", "sample")
+            for name, model in (("course UNet", ours), ("diffusers UNet2DModel", theirs))]
+    makers = {"train": train_step_fn, "sample": sample_step_fn}
+    steps = [makers[kind](model, device, args.batch, args.size, p) for _, model, p, kind in runs]
+    flops = [count_flops(step) for step in steps]
     best = [0.0] * len(runs)
     for _ in range(args.rounds):
-        for i, (name, model, bf16) in enumerate(runs):
-            best[i] = max(best[i], images_per_second(model, device, args.batch, args.size, args.steps, bf16))
-    for (name, model, bf16), ips in zip(runs, best):
-        print(f"{name:28s} {models.count_parameters(model):>11,d} {'bf16' if bf16 else 'fp32':>9s} {ips:>9.0f}")
+        for i, step in enumerate(steps):
+            best[i] = max(best[i], per_second(step, device, args.steps))
+    peaks = {p: measured_peak(device, p) for p in precisions}
+
+    print("measured peak: " + ", ".join(f"{p} {peaks[p] / 1e9:.0f} GFLOP/s" for p in precisions))
+    print(f"{'model':24s} {'parameters':>10s} {'prec':>5s} {'work':>6s} {'GFLOP/step':>10s} "
+          f"{'images/s':>9s} {'GFLOP/s':>8s} {'of peak':>7s}")
+    for (name, model, p, kind), f, rate in zip(runs, flops, best):
+        unit = "images/s" if kind == "train" else "img-steps/s"
+        achieved = f * rate
+        print(f"{name:24s} {models.count_parameters(model):>10,d} {p:>5s} {kind:>6s} {f / 1e9:>10.2f} "
+              f"{rate * args.batch:>9.0f} {achieved / 1e9:>8.1f} {achieved / peaks[p]:>7.0%}  ({unit})")
+    for p in precisions:
+        for kind in ("train", "sample"):
+            ours_rate, theirs_rate = (best[i] for i, r in enumerate(runs) if r[2] == p and r[3] == kind)
+            print(f"course / diffusers, {p} {kind}: {ours_rate / theirs_rate:.2f}x")
 
 
 if __name__ == "__main__":
