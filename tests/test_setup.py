@@ -16,3 +16,16 @@ def test_setup_seeds_and_picks_a_device(capsys):
 def test_submodules_load_on_first_use():
     assert dc.forward.q_sample is dc.q_sample
     assert callable(dc.oracle.ring_mixture)
+
+
+def test_setup_makes_the_tf32_and_determinism_choices_explicit(capsys):
+    try:
+        dc.setup(seed=0, tf32=False, deterministic=True)
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.are_deterministic_algorithms_enabled()
+        assert "deterministic" in capsys.readouterr().out
+        dc.setup(seed=0)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        assert not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
