@@ -4,22 +4,39 @@ A checkpoint ``NAME`` is two files side by side:
 
 | file                | holds                                                                        |
 |---------------------|------------------------------------------------------------------------------|
-| NAME.safetensors    | the state dict (plain tensors; loading it cannot run code)                   |
+| NAME.safetensors    | the state dict (plain tensors; loading it cannot run code), and optionally   |
+|                     | the tensors of a training run to resume (keys ``train_state.*``)             |
 | NAME.json           | format version, architecture name and config, schedule (name and betas),     |
-|                     | sample shape, the training record, and the SHA-256 of the weights file       |
+|                     | sample shape, the training record, the SHA-256 of the weights file, and      |
+|                     | optionally the scalars of a training run to resume (``train_state``)         |
 
-Loading rebuilds the model with ``models.build_model(arch, config)`` and loads the tensors
-strictly: a file made for another architecture, a truncated or altered weights file, or a
-missing field is a ``ValueError`` that says which. The schedule is stored as its betas
-(exact in JSON: a float64 prints and parses back bit for bit), so any schedule round-trips.
+Saving is atomic: everything is serialised in memory first, both files are written under
+temporary names in the same folder, flushed to disk, then renamed into place (the weights
+first; if the second rename fails the old weights are put back). A failure at any point
+leaves the previous checkpoint loadable and no stray files; an existing checkpoint is
+replaced only with ``overwrite=True``.
+
+Loading trusts nothing: it reads regular files only (a FIFO or a device is refused), checks
+the whole JSON (types, ranges, the sample shape against the model, the model's size against
+``max_parameters``) before building anything, streams the weights file through SHA-256, and
+loads the tensors strictly: a file made for another architecture, a truncated or altered
+weights file, or a missing field is a ``ValueError`` that names the file and the field. The
+schedule is stored as its betas (exact in JSON: a float64 prints and parses back bit for
+bit), so any schedule round-trips.
 
 ``pretrained(name)`` loads the small models shipped in ``ddpm_course/pretrained/``; each one
-says in its record the command that made it.
+says in its record the command that made it. A shipped model is a :class:`Checkpoint` with a
+``name`` (``Pretrained`` is the same type).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
+import os
+import stat
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,12 +55,21 @@ PRETRAINED = {
     "toy2d": "an MLP noise predictor on the 2-D ring mixture: ddpm-course train --preset toy2d",
 }
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+TRAIN_STATE_PREFIX = "train_state."
+MAX_PARAMETERS = 500_000_000  # a model the JSON describes must be smaller than this to be built
+MAX_JSON_BYTES = 64 * 2**20
+_CHUNK = 2**20
 
 
 @dataclass
 class Checkpoint:
     """A loaded checkpoint: the model (eval mode), its schedule, the training record and the
-    shape of one sample ((C, H, W) for images, (d,) for points; image_size is H or None)."""
+    shape of one sample ((C, H, W) for images, (d,) for points; image_size is H or None).
+
+    name: the shipped model's name for :func:`pretrained`, None for a file of your own.
+    train_state: what :func:`~ddpm_course.train.train` needs to resume the run (``resume=``),
+    or None when the checkpoint was saved without it.
+    """
 
     model: nn.Module
     schedule: Schedule
@@ -51,51 +77,124 @@ class Checkpoint:
     sample_shape: tuple[int, ...]
     arch: str
     config: dict[str, Any]
+    name: str | None = None
+    train_state: Any = None
 
     @property
     def image_size(self) -> int | None:
         return self.sample_shape[-1] if len(self.sample_shape) == 3 else None
 
 
-@dataclass
-class Pretrained:
-    """A shipped model: ``.model`` (eval mode), ``.schedule``, ``.image_size`` (None for points),
-    ``.sample_shape`` and ``.record`` (how it was trained)."""
-
-    name: str
-    model: nn.Module
-    schedule: Schedule
-    image_size: int | None
-    sample_shape: tuple[int, ...]
-    record: dict[str, Any]
+Pretrained = Checkpoint  # a shipped model: a Checkpoint whose ``name`` is set
 
 
-def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """The weights and metadata files of a checkpoint: ``X`` or ``X.safetensors`` or ``X.json``
     all name the pair (X.safetensors, X.json)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path; got {type(path).__name__}")
     path = Path(path)
+    if not path.name:
+        raise ValueError(f"path must name a checkpoint file, not a folder; got {str(path)!r}")
     if path.suffix in (".safetensors", ".json"):
         path = path.with_suffix("")
     return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# ----------------------------------------------------------------------------- saving
 
 
-def _jsonable(value: Any) -> Any:
-    """Config values as JSON: tuples become lists (``build_model`` accepts both)."""
+def _jsonable(value: Any, where: str = "record") -> Any:
+    """Values as JSON: tuples become lists, numpy numbers plain ones; anything else (and NaN or
+    infinity, which JSON cannot hold) is a ValueError naming where it sits."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (str, bool)) or value is None:
         return value
-    raise TypeError(f"cannot store {type(value).__name__} {value!r} in checkpoint metadata; use str, int, float, bool, None, lists and dicts")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot store {where} = {value!r} in checkpoint metadata: JSON has no NaN or infinity")
+        return float(value)
+    raise ValueError(
+        f"cannot store {where} = {type(value).__name__} {value!r} in checkpoint metadata; "
+        "use str, int, float, bool, None, lists and dicts"
+    )
+
+
+def _serialise(model: nn.Module, schedule: Schedule, sample_shape, record, weights_dtype, train_state) -> tuple[bytes, bytes]:
+    """Both files' bytes, built in memory: nothing is written unless everything serialises."""
+    from safetensors.torch import save as safetensors_bytes
+
+    from .models import model_spec
+
+    arch, config = model_spec(model)
+    state = {
+        k: (v.detach().to("cpu", weights_dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    scalars = None
+    if train_state is not None:
+        state.update({TRAIN_STATE_PREFIX + k: v.detach().cpu().contiguous() for k, v in train_state.tensors.items()})
+        scalars = _jsonable(train_state.scalars, "train_state")
+    weights = safetensors_bytes(state)
+    meta = {
+        "format": FORMAT,
+        "arch": arch,
+        "config": _jsonable(config, "config"),
+        "sample_shape": list(sample_shape),
+        "schedule": {"name": schedule.name, "betas": schedule.betas.double().cpu().tolist()},
+        "weights_dtype": str(weights_dtype).removeprefix("torch."),
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+        "record": _jsonable(record or {}),
+    }
+    if scalars is not None:
+        meta["train_state"] = scalars
+    return weights, (json.dumps(meta, indent=1, allow_nan=False) + "\n").encode()
+
+
+def _write_temporary(folder: Path, name: str, data: bytes) -> Path:
+    """``data`` in a new temporary file next to its destination, flushed to the disk."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _sync_folder(folder: Path) -> None:
+    try:  # make the renames themselves durable (POSIX; not possible everywhere)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _check_shape(sample_shape) -> tuple[int, ...]:
+    if not isinstance(sample_shape, (tuple, list, torch.Size)):
+        raise ValueError(f"sample_shape must be a non-empty tuple of positive ints, e.g. (1, 16, 16); got {sample_shape!r}")
+    shape = tuple(sample_shape)
+    ok = 1 <= len(shape) <= 4 and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape)
+    if not ok:
+        raise ValueError(f"sample_shape must be a non-empty tuple of positive ints, e.g. (1, 16, 16); got {sample_shape!r}")
+    return tuple(int(s) for s in shape)
 
 
 def save_checkpoint(
-    path: str | Path,
+    path: str | os.PathLike,
     model: nn.Module,
     schedule: Schedule,
     *,
@@ -103,132 +202,343 @@ def save_checkpoint(
     record: dict[str, Any] | None = None,
     weights_dtype: torch.dtype = torch.float32,
     overwrite: bool = False,
+    train_state: Any = None,
 ) -> tuple[Path, Path]:
-    """Save ``model``'s weights to ``path``.safetensors and its description to ``path``.json.
+    """Save ``model``'s weights to ``path``.safetensors and its description to ``path``.json, atomically.
 
     sample_shape: the shape of one sample, (C, H, W) or (d,), so a sampler knows what to draw.
     record: JSON-able facts about the training run (steps, seconds, command, hardware, ...).
     weights_dtype: float32, or float16/bfloat16 to halve the file (loading casts back to float32).
     overwrite: an existing checkpoint is replaced only when True; otherwise FileExistsError.
-    Returns the two paths written.
+    train_state: a ``train.TrainState`` (``TrainResult.state``) to store for a later
+        ``train(..., resume=...)``; its tensors keep their own dtype.
+    Returns the two paths written. On any failure the previous files are left as they were.
     """
-    from .models import model_spec
-
     weights_path, meta_path = checkpoint_paths(path)
-    if not overwrite:
-        for p in (weights_path, meta_path):
-            if p.exists():
-                raise FileExistsError(f"{p} already exists; pass overwrite=True to replace it, or choose another path")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a Schedule; got {type(schedule).__name__}")
     if weights_dtype not in _DTYPES.values():
         raise ValueError(f"weights_dtype must be one of {list(_DTYPES)}; got {weights_dtype}")
-    sample_shape = tuple(int(s) for s in sample_shape)
-    if not sample_shape or any(s < 1 for s in sample_shape):
-        raise ValueError(f"sample_shape must be a non-empty tuple of positive ints, e.g. (1, 16, 16); got {sample_shape}")
-    arch, config = model_spec(model)
-
-    from safetensors.torch import save_file
-
-    state = {
-        k: (v.detach().to("cpu", weights_dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
-        for k, v in model.state_dict().items()
-    }
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(weights_path))
-    meta = {
-        "format": FORMAT,
-        "arch": arch,
-        "config": _jsonable(config),
-        "sample_shape": list(sample_shape),
-        "schedule": {"name": schedule.name, "betas": schedule.betas.double().cpu().tolist()},
-        "weights_dtype": str(weights_dtype).removeprefix("torch."),
-        "weights_sha256": _sha256(weights_path),
-        "record": _jsonable(record or {}),
-    }
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    if record is not None and not isinstance(record, dict):
+        raise TypeError(f"record must be a dict or None; got {type(record).__name__}")
+    sample_shape = _check_shape(sample_shape)
+    if not overwrite:
+        for p in (weights_path, meta_path):
+            if p.exists() or p.is_symlink():
+                raise FileExistsError(f"{p} already exists; pass overwrite=True to replace it, or choose another path")
+    for p in (weights_path, meta_path):
+        if p.is_dir():
+            raise IsADirectoryError(f"{p} is a folder; choose another checkpoint path")
+    weights, meta = _serialise(model, schedule, sample_shape, record, weights_dtype, train_state)
+    folder = weights_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    _replace_pair(folder, (weights_path, meta_path), (weights, meta), overwrite)
     return weights_path, meta_path
 
 
-def _read_meta(meta_path: Path) -> dict[str, Any]:
+def _move(tmp: Path, dest: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, dest)
+        return
+    try:  # a hard link never replaces a file that appeared since the check
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise FileExistsError(f"{dest} appeared while saving; pass overwrite=True to replace it") from None
+    except OSError:  # a file system without hard links
+        if dest.exists():
+            raise FileExistsError(f"{dest} appeared while saving; pass overwrite=True to replace it") from None
+        os.replace(tmp, dest)
+    else:
+        tmp.unlink()
+
+
+def _backup(path: Path) -> Path | None:
+    """A second name for the existing ``path`` (a hard link, or a copy where links are not
+    possible), so that it can be put back; None when ``path`` does not exist."""
+    if not path.exists():
+        return None
+    backup = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.bak")
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{meta_path} is not valid JSON ({err}); the checkpoint metadata is corrupt or truncated") from err
-    missing = [k for k in ("format", "arch", "config", "sample_shape", "schedule", "weights_sha256") if k not in meta]
-    if not isinstance(meta, dict) or missing:
-        raise ValueError(f"{meta_path} is not a ddpm_course checkpoint: missing fields {missing}")
-    if meta["format"] != FORMAT:
-        raise ValueError(f"{meta_path} has format {meta['format']!r}; this version reads {FORMAT!r}")
-    return meta
+        os.link(path, backup)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(path, backup)
+    return backup
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Checkpoint:
-    """Load a checkpoint saved by :func:`save_checkpoint`; the model comes back in eval mode
-    and float32 on ``device``. Raises FileNotFoundError for missing files and ValueError for a
-    corrupt or truncated file or weights that do not fit the stored architecture."""
+def _replace_pair(folder: Path, dests: tuple[Path, Path], blobs: tuple[bytes, bytes], overwrite: bool) -> None:
+    """Write both blobs to temporary files, then rename them into place, weights first; if the
+    second rename fails, the previous weights file is put back (or the new one removed)."""
+    weights_path, meta_path = dests
+    temps: list[Path] = []
+    backup: Path | None = None
+    moved = False
+    try:
+        for dest, blob in zip(dests, blobs, strict=True):
+            temps.append(_write_temporary(folder, dest.name, blob))
+        backup = _backup(weights_path)
+        _move(temps[0], weights_path, overwrite)
+        moved = True
+        _move(temps[1], meta_path, overwrite)
+        _sync_folder(folder)
+    except BaseException:
+        if moved:
+            if backup is not None:
+                os.replace(backup, weights_path)
+            else:
+                weights_path.unlink(missing_ok=True)
+        raise
+    finally:
+        for p in [*temps, backup]:
+            if p is not None:
+                p.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _open_regular(path: Path):
+    """Open ``path`` for reading only if it is a regular file: a FIFO would block, a device
+    (``/dev/zero``, ``/dev/urandom``) would read without end. Returns a binary file object."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"checkpoint file {path} does not exist (a checkpoint is a .safetensors and a .json side by side)"
+        ) from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not a checkpoint file") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or other special file"
+        raise ValueError(f"{path} is {kind}, not a regular file; a checkpoint is read from regular files only")
+    return os.fdopen(fd, "rb")
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a regular file, read in chunks."""
+    digest = hashlib.sha256()
+    with _open_regular(path) as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"JSON holds {name}, which is not a number")
+
+
+def _read_json(meta_path: Path) -> Any:
+    with _open_regular(meta_path) as f:
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise ValueError(f"{meta_path} is larger than {MAX_JSON_BYTES} bytes; checkpoint metadata is a few kilobytes")
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{meta_path} is not UTF-8 text ({err.reason} at byte {err.start}); the checkpoint metadata is corrupt") from None
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"{meta_path} is not valid JSON ({err}); the checkpoint metadata is corrupt or truncated") from None
+
+
+class _Fields:
+    """Checks of one parsed JSON object, each error naming the file and the field."""
+
+    def __init__(self, meta: Any, path: Path):
+        self.path = path
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path} is not a ddpm_course checkpoint: its JSON is {type(meta).__name__} {_short(meta)}, not an object")
+        self.meta = meta
+
+    def fail(self, field: str, rule: str, value: Any) -> None:
+        raise ValueError(f"{self.path}: field {field!r} must be {rule}; got {_short(value)}")
+
+    def get(self, field: str, kinds: type | tuple[type, ...], rule: str, required: bool = True) -> Any:
+        if field not in self.meta:
+            if required:
+                raise ValueError(f"{self.path} is not a ddpm_course checkpoint: the field {field!r} is missing")
+            return None
+        value = self.meta[field]
+        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+            self.fail(field, rule, value)
+        return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_meta(meta: Any, meta_path: Path) -> dict[str, Any]:
+    """The whole metadata checked before anything is built; returns it with shapes as tuples."""
+    from .models import ARCHITECTURES
+
+    f = _Fields(meta, meta_path)
+    fmt = f.get("format", str, f"the string {FORMAT!r}")
+    if fmt != FORMAT:
+        raise ValueError(f"{meta_path} has format {fmt!r}; this version reads {FORMAT!r}")
+    arch = f.get("arch", str, f"one of {sorted(ARCHITECTURES)}")
+    if arch not in ARCHITECTURES:
+        f.fail("arch", f"one of {sorted(ARCHITECTURES)}", arch)
+    f.get("config", dict, "an object of the architecture's settings")
+    shape = f.get("sample_shape", list, "a list of 1 to 4 positive integers, e.g. [1, 16, 16]")
+    if not 1 <= len(shape) <= 4 or not all(_is_int(s) and 1 <= s <= 2**16 for s in shape):
+        f.fail("sample_shape", "a list of 1 to 4 positive integers (each <= 65536), e.g. [1, 16, 16]", shape)
+    schedule = f.get("schedule", dict, 'an object {"name": ..., "betas": [...]}')
+    if not isinstance(schedule.get("name"), str):
+        f.fail("schedule.name", "a string", schedule.get("name"))
+    betas = schedule.get("betas")
+    if not isinstance(betas, list) or not 1 <= len(betas) <= 100_000:
+        f.fail("schedule.betas", "a list of 1 to 100000 numbers", betas)
+    bad = [b for b in betas if not (isinstance(b, (int, float)) and not isinstance(b, bool) and 0 < b < 1)]
+    if bad:
+        f.fail("schedule.betas", "finite numbers strictly inside (0, 1)", bad[0])
+    sha = f.get("weights_sha256", str, "a SHA-256 as 64 hexadecimal digits")
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        f.fail("weights_sha256", "a SHA-256 as 64 hexadecimal digits", sha)
+    dtype = f.get("weights_dtype", str, f"one of {list(_DTYPES)}", required=False)
+    if dtype is not None and dtype not in _DTYPES:
+        f.fail("weights_dtype", f"one of {list(_DTYPES)}", dtype)
+    f.get("record", dict, "an object", required=False)
+    f.get("train_state", dict, "an object", required=False)
+    return {**meta, "sample_shape": tuple(shape)}
+
+
+def _check_model_size(meta: dict[str, Any], meta_path: Path, max_parameters: int) -> int:
+    """Build the described model on the meta device (no memory, no compute) and count its
+    parameters against the limit. Returns the largest size its weights file can have (bytes):
+    the state dict and, with a training state, the raw weights, the EMA and two optimiser
+    moments, all as float32."""
+    from .models import build_model
+
+    arch, config = meta["arch"], meta["config"]
+    try:
+        with torch.device("meta"):
+            model = build_model(arch, config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{meta_path} names an architecture that cannot be built: {arch!r} with {_short(config)} ({err})") from None
+    n = sum(p.numel() for p in model.parameters())
+    if n > max_parameters:
+        raise ValueError(f"{meta_path} describes a {arch} with {n:,} parameters, more than max_parameters={max_parameters:,}")
+    state_bytes = sum(v.numel() * 4 for v in model.state_dict().values())
+    copies = 6 if "train_state" in meta else 1
+    return copies * state_bytes + 2**20 * (1 + 4 * copies)
+
+
+def _read_weights(weights_path: Path, meta: dict[str, Any], meta_path: Path, size_limit: int) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .models import build_model
-
-    weights_path, meta_path = checkpoint_paths(path)
-    for p in (weights_path, meta_path):
-        if not p.exists():
-            raise FileNotFoundError(f"checkpoint file {p} does not exist (a checkpoint is a .safetensors and a .json side by side)")
-    meta = _read_meta(meta_path)
+    with _open_regular(weights_path) as f:
+        size = os.fstat(f.fileno()).st_size
+    if size > size_limit:
+        raise ValueError(f"{weights_path} is {size:,} bytes, far more than the {meta['arch']} in {meta_path} needs")
     if _sha256(weights_path) != meta["weights_sha256"]:
         raise ValueError(
             f"{weights_path} does not match the checksum in {meta_path}: the weights file is truncated, "
             "altered, or belongs to another checkpoint"
         )
     try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, RuntimeError) as err:
-        raise ValueError(f"{weights_path} is not a readable safetensors file ({err})") from err
+        return load_file(str(weights_path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{weights_path} is not a readable safetensors file ({err})") from None
+
+
+def _check_sample_shape(model: nn.Module, meta: dict[str, Any], meta_path: Path) -> None:
+    """One sample of ``sample_shape`` through the (freshly built) model must come out with that shape."""
+    shape, num_classes = meta["sample_shape"], getattr(getattr(model, "config", None), "num_classes", None)
+    x, t = torch.zeros(1, *shape), torch.zeros(1, dtype=torch.long)
     try:
-        model = build_model(meta["arch"], meta["config"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{meta_path} names an architecture that cannot be built: {meta['arch']!r} with {meta['config']} ({err})") from err
+        with torch.no_grad():
+            out = model(x, t) if num_classes is None else model(x, t, torch.zeros(1, dtype=torch.long))
+        fits = isinstance(out, torch.Tensor) and out.shape == x.shape
+    except (RuntimeError, ValueError, TypeError, IndexError):
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{meta_path}: field 'sample_shape' {list(shape)} does not fit the {meta['arch']} described by 'config' {_short(meta['config'])}"
+        )
+
+
+def _fit_weights(model: nn.Module, state: dict[str, torch.Tensor], meta: dict[str, Any], weights_path: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = [k for k in expected if k in state and expected[k].shape != state[k].shape]
     if missing or unexpected or wrong_shape:
         raise ValueError(
-            f"the weights in {weights_path} do not fit a {meta['arch']} with config {meta['config']}: "
+            f"the weights in {weights_path} do not fit a {meta['arch']} with config {_short(meta['config'])}: "
             f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
             f"{len(wrong_shape)} with another shape (e.g. {wrong_shape[:3]}); the file was made for another architecture"
         )
-    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    device: torch.device | str = "cpu",
+    *,
+    max_parameters: int = MAX_PARAMETERS,
+) -> Checkpoint:
+    """Load a checkpoint saved by :func:`save_checkpoint`; the model comes back in eval mode
+    and float32 on ``device``. Raises FileNotFoundError for missing files and ValueError for a
+    file that is not regular, corrupt or truncated metadata (naming the field), a model larger
+    than ``max_parameters``, or weights that do not fit the stored architecture. Never unpickles."""
+    from .models import build_model
+
+    weights_path, meta_path = checkpoint_paths(path)
+    for p in (weights_path, meta_path):
+        _open_regular(p).close()  # missing or special files are reported before anything is read
+    meta = _check_meta(_read_json(meta_path), meta_path)
+    size_limit = _check_model_size(meta, meta_path, max_parameters)
+    try:
+        schedule = Schedule.from_betas(torch.tensor(meta["schedule"]["betas"], dtype=torch.float64), name=meta["schedule"]["name"])
+    except ValueError as err:
+        raise ValueError(f"{meta_path}: field 'schedule.betas' does not make a schedule ({err})") from None
+    model = build_model(meta["arch"], meta["config"]).eval()
+    _check_sample_shape(model, meta, meta_path)
+    state = _read_weights(weights_path, meta, meta_path, size_limit)
+    train_tensors = {k[len(TRAIN_STATE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(TRAIN_STATE_PREFIX)}
+    _fit_weights(model, state, meta, weights_path)
     model.to(device).eval()
-    schedule = Schedule.from_betas(torch.tensor(meta["schedule"]["betas"], dtype=torch.float64), name=meta["schedule"]["name"])
+    train_state = None
+    if "train_state" in meta:
+        from .train import TrainState
+
+        train_state = TrainState(tensors=train_tensors, scalars=meta["train_state"])
     return Checkpoint(
         model=model,
         schedule=schedule,
         record=meta.get("record", {}),
-        sample_shape=tuple(meta["sample_shape"]),
+        sample_shape=meta["sample_shape"],
         arch=meta["arch"],
         config=meta["config"],
+        train_state=train_state,
     )
 
 
-def pretrained(name: str = "digits", device: torch.device | str = "cpu") -> Pretrained:
+def pretrained(name: str = "digits", device: torch.device | str = "cpu") -> Checkpoint:
     """A model shipped with the package: "digits" (16x16 digits) or "toy2d" (the 2-D ring mixture).
 
-    Returns a :class:`Pretrained` with ``.model`` in eval mode, ``.schedule`` and ``.image_size``.
+    Returns a :class:`Checkpoint` (alias ``Pretrained``) with ``.name``, ``.model`` in eval mode,
+    ``.schedule``, ``.image_size``, ``.sample_shape`` and ``.record``.
     """
     if name not in PRETRAINED:
         raise ValueError(f"name must be one of {sorted(PRETRAINED)}; got {name!r}")
     folder = resources.files("ddpm_course") / "pretrained"
     with resources.as_file(folder) as folder_path:
         if not (Path(folder_path) / f"{name}.safetensors").exists():
-            raise FileNotFoundError(f"the shipped model {name!r} is missing from {folder_path}; make it with: {PRETRAINED[name].split(': ', 1)[1]}")
+            raise FileNotFoundError(
+                f"the shipped model {name!r} is missing from {folder_path}; make it with: {PRETRAINED[name].split(': ', 1)[1]}"
+            )
         ckpt = load_checkpoint(Path(folder_path) / name, device=device)
-    return Pretrained(
-        name=name,
-        model=ckpt.model,
-        schedule=ckpt.schedule,
-        image_size=ckpt.image_size,
-        sample_shape=ckpt.sample_shape,
-        record=ckpt.record,
-    )
+    ckpt.name = name
+    return ckpt
