@@ -1,10 +1,16 @@
-"""Sample-quality metrics.
+"""Sample-quality metrics: how far generated samples are from real data, and in which way.
 
-| name                 | what it measures                                                      |
-|----------------------|-----------------------------------------------------------------------|
-| sliced W2            | sqrt(E_theta[W2^2(theta . X, theta . Y)]) over random unit directions |
-| Frechet distance     | |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of feature Gaussians |
-| digits FD            | Frechet distance of digit-classifier features, samples vs held-out digits |
+| name                 | what it measures                                                            |
+|----------------------|-----------------------------------------------------------------------------|
+| sliced W2            | sqrt(E_theta[W2^2(theta . X, theta . Y)]) over random unit directions       |
+| Frechet distance FD  | |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two fitted Gaussians  |
+| FD_inf ("unbiased")  | the intercept of FD(n) = FD_inf + c / n fitted over sample counts n         |
+| precision, recall    | share of samples inside the real data's k-NN balls, and of real in samples' |
+| density, coverage    | mean count of real k-NN balls holding a sample / k; share of real balls hit |
+| digit features       | the 32-d layer of a small CNN trained on the digits' train split            |
+
+Notation: ``feats`` (n, F) are feature vectors, one row per image; ``real`` and ``fake`` are
+the real and generated sets of precision and recall; ``k`` counts nearest neighbours.
 
 Sliced Wasserstein distance: Rabin, Peyre, Delon & Bernot (2011), "Wasserstein barycenter
 and its application to texture mixing". In one dimension the optimal transport between two
@@ -14,36 +20,132 @@ Frechet distance: Dowson & Landau (1982) give the 2-Wasserstein distance between
 Gaussians; Heusel et al. (2017), "GANs Trained by a Two Time-Scale Update Rule Converge to a
 Local Nash Equilibrium", apply it to Inception features (FID). Here the features come from a
 small CNN trained on the digits' train split (``digit_features``), because Inception knows
-nothing about 16x16 digits. A Frechet distance from a few hundred samples is biased upwards,
-so ``digits_fd`` always reports it next to its floor: the distance between two real sets of
-the same sizes, which a perfect generator would reach.
+nothing about 16x16 digits. A Frechet distance from n samples is biased upwards by about c/n:
+Chong & Forsyth (2020), "Effectively Unbiased FID and Inception Score and where to find
+them", fit FD against 1/n and report the intercept (``frechet_distance_unbiased``).
+
+Precision and recall: Kynkaanniemi, Karras, Laine, Lehtinen & Aila (2019), "Improved
+Precision and Recall Metric for Assessing Generative Models": each point's ball reaches its
+k-th nearest neighbour in its own set. Density and coverage: Naeem, Oh, Uh, Choi & Yoo (2020),
+"Reliable Fidelity and Diversity Metrics for Generative Models".
+
+Every number here depends on the feature extractor and on the sample counts: compare two
+numbers only when both are the same. ``evaluate`` therefore reports each metric next to what
+real images of the same count score (its *floor*, or ceiling for precision and recall).
+
+Bad input (a non-tensor, integer or complex dtype, the wrong number of dimensions, too few
+rows, mismatched feature sizes, NaN or infinite values) raises a ``TypeError`` or
+``ValueError`` that names the argument.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._checks import generator_or_none, int_at_least, int_in_range
+
 __all__ = [
-    "sliced_wasserstein", "DigitClassifier", "train_digit_classifier", "digit_classifier", "digit_features", "frechet_distance",
-    "DigitsFD", "digits_fd",
+    "DensityCoverage",
+    "DigitClassifier",
+    "DigitsFD",
+    "Evaluation",
+    "FrechetExtrapolation",
+    "PrecisionRecall",
+    "Score",
+    "density_coverage",
+    "digit_classifier",
+    "digit_features",
+    "digits_fd",
+    "evaluate",
+    "evaluate_features",
+    "frechet_distance",
+    "frechet_distance_unbiased",
+    "precision_recall",
+    "sliced_wasserstein",
+    "train_digit_classifier",
 ]
 
+# ----------------------------------------------------------------------------------------------
+# Input checks: one rule for every public function
 
-def sliced_wasserstein(x: Tensor, y: Tensor, n_projections: int = 256, generator: torch.Generator | None = None) -> float:
+
+def _float_tensor(name: str, x: object, shape: str) -> Tensor:
+    """A floating-point tensor (any device); the wrong kind of object or dtype is a TypeError."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {shape}; got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point numbers (float32 or float64); got dtype {x.dtype}")
+    return x
+
+
+def _check_finite(name: str, x: Tensor) -> None:
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        where = bad.flatten(1).any(1).nonzero()[0, 0].item() if x.ndim > 1 else bad.nonzero()[0, 0].item()
+        raise ValueError(f"{name} contains NaN or infinite values (first in row {where}); "
+                         f"remove or fix those {'images' if x.ndim == 4 else 'rows'} before scoring")
+
+
+def _check_features(name: str, x: object, min_rows: int, why: str) -> Tensor:
+    """Features (n, F), n >= min_rows, all finite -> a float64 CPU copy."""
+    x = _float_tensor(name, x, "(n, F)")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape (n, F): one row of F features per sample; got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} is empty: it needs at least {min_rows} rows {why} and 1 feature; "
+                         f"got {tuple(x.shape)}")
+    if x.shape[0] < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} rows {why}; got {x.shape[0]}")
+    _check_finite(name, x)
+    return x.detach().cpu().double()
+
+
+def _same_dim(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"{name_a} and {name_b} must have the same feature dimension; "
+                         f"got {a.shape[1]} and {b.shape[1]}")
+
+
+PIXEL_LIMIT = 2.0  # beyond this an image is not in [-1, 1] with a sampler's overshoot
+
+
+def _check_images(name: str, images: object, min_count: int = 2) -> Tensor:
+    """Grey images (N, 1, H, W) in [-1, 1], N >= min_count, all finite -> a float32 CPU copy."""
+    images = _float_tensor(name, images, "(N, 1, H, W)")
+    if images.ndim != 4 or images.shape[1] != 1 or min(images.shape[-2:]) < 1:
+        raise ValueError(f"{name} must be grey images of shape (N, 1, H, W) in [-1, 1]; got {tuple(images.shape)}")
+    if images.shape[0] < min_count:
+        what = "is empty" if images.shape[0] == 0 else f"holds {images.shape[0]}"
+        raise ValueError(f"{name} needs at least {min_count} images for a covariance; {what}")
+    _check_finite(name, images)
+    images = images.detach().cpu().float()
+    peak = images.abs().max().item()
+    if peak > PIXEL_LIMIT:
+        raise ValueError(f"{name} must be images in [-1, 1] (clamp a sampler's output; pixels in [0, 255] map by "
+                         f"x / 127.5 - 1); got values up to {peak:.4g}")
+    return images
+
+
+def sliced_wasserstein(
+    x: Tensor, y: Tensor, n_projections: int = 256, generator: torch.Generator | None = None
+) -> float:
     """Sliced 2-Wasserstein distance between two point clouds x, y: (n, d), same n.
 
     Projects both clouds on ``n_projections`` random unit directions (drawn from
     ``generator``), computes each 1-D W2^2 by sorting, and returns the square root of the mean.
     """
-    if x.ndim != 2 or y.ndim != 2 or x.shape != y.shape:
-        raise ValueError(f"x and y must both have shape (n, d) with the same n and d; got {tuple(x.shape)} and {tuple(y.shape)}")
-    if n_projections < 1:
-        raise ValueError(f"n_projections must be >= 1; got {n_projections}")
-    x, y = x.detach().cpu().double(), y.detach().cpu().double()
+    x = _check_features("x", x, 1, "(points)")
+    y = _check_features("y", y, 1, "(points)")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must both have shape (n, d) with the same n and d; "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
+    n_projections = int_at_least("n_projections", n_projections, 1)
+    generator = generator_or_none("generator", generator)
     theta = torch.randn(x.shape[1], n_projections, generator=generator, dtype=torch.float64)
     theta = theta / theta.norm(dim=0, keepdim=True)  # (d, P) unit columns
     px = torch.sort(x @ theta, dim=0).values  # (n, P)
@@ -96,6 +198,8 @@ def train_digit_classifier(epochs: int = 20, seed: int = 0) -> DigitClassifier:
     Adam, batch 64, deterministic in ``seed`` (a few CPU seconds). Returned in eval mode."""
     from .data import digits
 
+    epochs = int_at_least("epochs", epochs, 1)
+    seed = int_at_least("seed", seed, 0)
     train = digits(16, split="train")
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -128,7 +232,10 @@ def digit_classifier() -> DigitClassifier:
     return model.eval()
 
 
-def _fit(model: nn.Module, opt: torch.optim.Optimizer, images: Tensor, labels: Tensor, epochs: int, generator: torch.Generator) -> None:
+def _fit(
+    model: nn.Module, opt: torch.optim.Optimizer, images: Tensor, labels: Tensor, epochs: int,
+    generator: torch.Generator,
+) -> None:
     n = images.shape[0]
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
@@ -140,22 +247,14 @@ def _fit(model: nn.Module, opt: torch.optim.Optimizer, images: Tensor, labels: T
             opt.step()
 
 
-def _check_digit_images(images: Tensor, name: str) -> Tensor:
-    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 1:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"{name} must be grey images of shape (N, 1, H, W) in [-1, 1]; got {shape}")
-    if images.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 images for a covariance; got {images.shape[0]}")
-    return images
-
-
 @torch.no_grad()
 def digit_features(images: Tensor, batch_size: int = 512) -> Tensor:
     """Features of the digit classifier: images (N, 1, H, W) in [-1, 1] -> (N, 32) float64.
 
     Images of another size are resized to 16x16 first (bilinear, antialiased).
     """
-    images = _check_digit_images(images, "images").detach().float().cpu()
+    images = _check_images("images", images, min_count=1)
+    batch_size = int_at_least("batch_size", batch_size, 1)
     if images.shape[-2:] != (16, 16):
         images = F.interpolate(images, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
     model = digit_classifier()
@@ -169,28 +268,270 @@ def _sqrtm_psd(a: Tensor) -> Tensor:
     return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
 
 
+class _Gaussian(NamedTuple):
+    """Mean (F,), covariance (F, F) (unbiased) and the covariance's square root, of a feature set."""
+
+    mu: Tensor
+    cov: Tensor
+    root: Tensor
+
+
+def _fit_gaussian(feats: Tensor) -> _Gaussian:
+    cov = torch.cov(feats.T)  # (F, F)
+    return _Gaussian(feats.mean(0), cov, _sqrtm_psd(cov))
+
+
+def _fd(a: _Gaussian, b: Tensor) -> float:
+    """FD between the fitted Gaussian ``a`` and the features ``b`` (n, F), both float64."""
+    mu_b, cov_b = b.mean(0), torch.cov(b.T)  # (F,), (F, F)
+    middle = a.root @ cov_b @ a.root
+    middle = (middle + middle.T) / 2  # symmetric up to rounding; make it exactly so
+    tr_sqrt = torch.linalg.eigvalsh(middle).clamp(min=0).sqrt().sum()
+    fd = (a.mu - mu_b).square().sum() + a.cov.trace() + cov_b.trace() - 2 * tr_sqrt
+    return max(fd.item(), 0.0)
+
+
 def frechet_distance(feats_a: Tensor, feats_b: Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (n, F) and (m, F).
+    """Frechet distance between Gaussians fitted to two feature sets (n, F) and (m, F), n, m >= 2.
 
     FD = |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2)). S_a S_b is not
     symmetric, but it is similar to S_a^(1/2) S_b S_a^(1/2), which is: the trace of its square
     root is the sum of the square roots of that symmetric matrix's eigenvalues.
     """
-    for name, f in (("feats_a", feats_a), ("feats_b", feats_b)):
-        if not isinstance(f, Tensor) or f.ndim != 2 or f.shape[0] < 2:
-            shape = tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__
-            raise ValueError(f"{name} must have shape (n, F) with n >= 2; got {shape}")
-    if feats_a.shape[1] != feats_b.shape[1]:
-        raise ValueError(f"feats_a and feats_b must have the same feature dimension; got {feats_a.shape[1]} and {feats_b.shape[1]}")
-    a, b = feats_a.detach().cpu().double(), feats_b.detach().cpu().double()
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)  # (F, F), unbiased
-    root_a = _sqrtm_psd(cov_a)
-    middle = root_a @ cov_b @ root_a
-    middle = (middle + middle.T) / 2  # symmetric up to rounding; make it exactly so
-    tr_sqrt = torch.linalg.eigvalsh(middle).clamp(min=0).sqrt().sum()
-    fd = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * tr_sqrt
-    return max(fd.item(), 0.0)
+    a = _check_features("feats_a", feats_a, 2, "(samples) for a covariance")
+    b = _check_features("feats_b", feats_b, 2, "(samples) for a covariance")
+    _same_dim("feats_a", a, "feats_b", b)
+    return _fd(_fit_gaussian(a), b)
+
+
+class FrechetExtrapolation(NamedTuple):
+    """FD(n) = value + slope / n fitted over sample counts ``sizes``; ``fds`` are the measured
+    means. ``value`` is the Frechet distance extrapolated to infinitely many samples."""
+
+    value: float
+    slope: float
+    sizes: tuple[int, ...]
+    fds: tuple[float, ...]
+
+
+def _default_sizes(n: int, count: int = 6) -> list[int]:
+    """``count`` sample counts from n/4 to n, evenly spaced in 1/n (at least 2)."""
+    low = max(2, n // 4)
+    inverse = torch.linspace(1 / low, 1 / n, count, dtype=torch.float64)
+    return sorted({round(1 / v) for v in inverse.tolist()})
+
+
+def _checked_sizes(sizes: object, n: int) -> list[int]:
+    if sizes is None:
+        sizes = _default_sizes(n)
+    elif isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a sequence of sample counts in [2, {n}] or None; got {type(sizes).__name__}")
+    counts = sorted({int_in_range("sizes[i]", s, 2, n, hint="a sample count of feats") for s in sizes})
+    if len(counts) < 2:
+        raise ValueError(f"sizes must hold at least 2 different sample counts to fit a line; got {counts}")
+    return counts
+
+
+def frechet_distance_unbiased(
+    feats: Tensor,
+    ref_feats: Tensor,
+    sizes: list[int] | None = None,
+    draws: int = 5,
+    generator: torch.Generator | None = None,
+) -> FrechetExtrapolation:
+    """The Frechet distance of ``feats`` (N, F) to ``ref_feats`` (M, F) at infinitely many samples.
+
+    The estimate from n samples is biased upwards by about c/n. Following Chong & Forsyth
+    (2020), measure FD on random subsets of ``feats`` of each count in ``sizes`` (default: six
+    counts from N/4 to N, evenly spaced in 1/n), averaged over ``draws`` subsets (drawn with
+    ``generator``), fit FD(n) = value + slope / n by least squares and report the intercept. The
+    reference is used whole, so its own smaller bias stays in ``value``: compare with real data
+    scored against the same reference (``evaluate`` does). N should be several times F; the
+    result can fall below zero when the true distance is near zero.
+    """
+    x = _check_features("feats", feats, 3, "(samples) to fit a line through two sample counts")
+    ref = _check_features("ref_feats", ref_feats, 2, "(samples) for a covariance")
+    _same_dim("feats", x, "ref_feats", ref)
+    counts = _checked_sizes(sizes, x.shape[0])
+    draws = int_at_least("draws", draws, 1)
+    generator = generator_or_none("generator", generator)
+    fitted = _fit_gaussian(ref)
+    fds = []
+    for n in counts:
+        whole = n == x.shape[0]  # one subset of all N: the set itself
+        subsets = [x] if whole else [x[torch.randperm(x.shape[0], generator=generator)[:n]] for _ in range(draws)]
+        fds.append(sum(_fd(fitted, s) for s in subsets) / len(subsets))
+    inverse = torch.tensor([1 / n for n in counts], dtype=torch.float64)
+    design = torch.stack([torch.ones_like(inverse), inverse], dim=1)  # (K, 2)
+    coef = torch.linalg.lstsq(design, torch.tensor(fds, dtype=torch.float64)[:, None]).solution.flatten()
+    return FrechetExtrapolation(coef[0].item(), coef[1].item(), tuple(counts), tuple(fds))
+
+
+# ----------------------------------------------------------------------------------------------
+# Precision, recall, density and coverage on k-nearest-neighbour balls
+
+
+def _knn_radius(x: Tensor, k: int) -> Tensor:
+    """Distance from each row of x (n, F) to its k-th nearest other row -> (n,)."""
+    return torch.kthvalue(torch.cdist(x, x), k + 1, dim=1).values  # the 1st is the point itself
+
+
+def _real_fake(real: Tensor, fake: Tensor, k: int) -> tuple[Tensor, Tensor, int]:
+    k = int_at_least("k", k, 1)
+    why = f"(samples): the ball of each reaches its k-th neighbour, k = {k}"
+    real = _check_features("real", real, k + 1, why)
+    fake = _check_features("fake", fake, k + 1, why)
+    _same_dim("real", real, "fake", fake)
+    return real, fake, k
+
+
+class PrecisionRecall(NamedTuple):
+    """precision: share of fake samples inside the real manifold (fidelity); recall: share of
+    real samples inside the fake manifold (coverage of the data's variety)."""
+
+    precision: float
+    recall: float
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> PrecisionRecall:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of features real (n, F), fake (m, F).
+
+    Each set's manifold is the union of closed balls around its points, each reaching that
+    point's k-th nearest neighbour in its own set. Precision is the share of fake points inside
+    the real manifold, recall the share of real points inside the fake manifold.
+    """
+    real, fake, k = _real_fake(real, fake, k)
+    dist = torch.cdist(real, fake)  # (n, m)
+    precision = (dist <= _knn_radius(real, k)[:, None]).any(0).double().mean().item()
+    recall = (dist <= _knn_radius(fake, k)[None, :]).any(1).double().mean().item()
+    return PrecisionRecall(precision, recall)
+
+
+class DensityCoverage(NamedTuple):
+    """density: real k-NN balls holding each fake sample, divided by k (about 1 for real data,
+    above 1 where samples crowd dense regions); coverage: share of real balls holding a sample."""
+
+    density: float
+    coverage: float
+
+
+def density_coverage(real: Tensor, fake: Tensor, k: int = 3) -> DensityCoverage:
+    """Density and coverage (Naeem et al. 2020) of features real (n, F) and fake (m, F).
+
+    Only the real points get balls (to their k-th nearest real neighbour), so outliers among
+    the fakes cannot inflate them. density = sum over fakes of the number of real balls that
+    hold it / (k m); coverage = share of real balls holding at least one fake.
+    """
+    real, fake, k = _real_fake(real, fake, k)
+    inside = torch.cdist(real, fake) <= _knn_radius(real, k)[:, None]  # (n, m)
+    return DensityCoverage(inside.double().sum().item() / (k * fake.shape[0]), inside.any(1).double().mean().item())
+
+
+# ----------------------------------------------------------------------------------------------
+# Everything at once, next to what real images score
+
+
+@dataclass(frozen=True)
+class Score:
+    """One metric: the samples' ``value`` and what real images of the same count score
+    against the same reference (``real``, the mean over draws, and ``real_std``, their spread)."""
+
+    value: float
+    real: float
+    real_std: float
+
+    def __str__(self) -> str:
+        return f"{self.value:9.3f}   {self.real:9.3f} +- {self.real_std:.3f}"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All metrics of :func:`evaluate` for ``n_samples`` samples against ``n_reference`` images,
+    each a :class:`Score` with its floor (``n_real`` draws of real images); ``k`` of the k-NN metrics."""
+
+    n_samples: int
+    n_reference: int
+    n_real: int
+    k: int
+    fd: Score
+    fd_unbiased: Score
+    precision: Score
+    recall: Score
+    density: Score
+    coverage: Score
+
+    METRICS = ("fd", "fd_unbiased", "precision", "recall", "density", "coverage")
+
+    def __str__(self) -> str:
+        lines = [f"{self.n_samples} samples vs {self.n_reference} reference images (k = {self.k})",
+                 f"{'metric':12s} {'samples':>9s}   {'real images':>9s} (mean +- std of {self.n_real} draws)"]
+        lines += [f"{name:12s} {getattr(self, name)}" for name in self.METRICS]
+        return "\n".join(lines)
+
+
+def _all_metrics(x: Tensor, ref: Tensor, k: int, generator: torch.Generator | None) -> list[float]:
+    pr, dc = precision_recall(ref, x, k), density_coverage(ref, x, k)
+    unbiased = frechet_distance_unbiased(x, ref, generator=generator).value
+    return [frechet_distance(x, ref), unbiased, pr.precision, pr.recall, dc.density, dc.coverage]
+
+
+def evaluate_features(
+    samples: Tensor,
+    reference: Tensor,
+    real: Tensor,
+    k: int = 3,
+    n_real: int = 5,
+    generator: torch.Generator | None = None,
+) -> Evaluation:
+    """Score sample features (N, F) against reference features (M, F); the floors score ``n_real``
+    random draws of N rows of ``real`` (R, F), R >= N: real data that is not the reference.
+
+    Metrics: the Frechet distance, its extrapolation to infinitely many samples, precision and
+    recall (``reference`` is the real set), density and coverage. Random draws use ``generator``.
+    """
+    k = int_at_least("k", k, 1)
+    x = _check_features("samples", samples, max(k + 1, 3), f"(for the FD fit and the k-NN balls, k = {k})")
+    ref = _check_features("reference", reference, k + 1, f"(for the k-NN balls, k = {k})")
+    pool = _check_features("real", real, x.shape[0], "(the floors draw as many real rows as there are samples)")
+    _same_dim("samples", x, "reference", ref)
+    _same_dim("samples", x, "real", pool)
+    n_real = int_at_least("n_real", n_real, 2)
+    generator = generator_or_none("generator", generator)
+    values = _all_metrics(x, ref, k, generator)
+    floors = torch.tensor([
+        _all_metrics(pool[torch.randperm(pool.shape[0], generator=generator)[: x.shape[0]]], ref, k, generator)
+        for _ in range(n_real)
+    ], dtype=torch.float64)  # (n_real, 6)
+    scores = {
+        name: Score(value, floors[:, i].mean().item(), floors[:, i].std().item())
+        for i, (name, value) in enumerate(zip(Evaluation.METRICS, values))
+    }
+    return Evaluation(x.shape[0], ref.shape[0], n_real, k, **scores)
+
+
+def evaluate(
+    samples: Tensor,
+    reference: Tensor | None = None,
+    real: Tensor | None = None,
+    k: int = 3,
+    n_real: int = 5,
+    generator: torch.Generator | None = None,
+) -> Evaluation:
+    """Score generated digits: samples (N, 1, H, W) in [-1, 1] on digit-classifier features.
+
+    reference: the images the samples are compared to (default: the 364 held-out test digits);
+    real: real images of the same kind, not the reference, from which the floors draw N
+    (default: the 1,433 train digits, so N <= 1,433). See :func:`evaluate_features`.
+    """
+    from .data import digits
+
+    x = _check_images("samples", samples)
+    ref = digits(16, split="test").images if reference is None else _check_images("reference", reference)
+    pool = digits(16, split="train").images if real is None else _check_images("real", real)
+    if x.shape[0] > pool.shape[0]:
+        raise ValueError(f"samples can hold at most {pool.shape[0]} images (the floors need as many real ones); "
+                         f"got {x.shape[0]}")
+    return evaluate_features(digit_features(x), digit_features(ref), digit_features(pool), k, n_real, generator)
 
 
 class DigitsFD(NamedTuple):
@@ -214,22 +555,23 @@ def digits_fd(
     is what a generator that reproduced the training distribution perfectly would score: the
     distance of N real train images to the same reference, averaged over ``n_floor`` random
     draws (drawn with ``generator``), because with a few hundred images one draw varies by
-    about 30%. The samples' own distance varies as much: compare ratios with that in mind.
+    about 30%. The samples' own distance varies as much: compare ratios with that in mind, and
+    see :func:`evaluate` for the bias-corrected distance, precision and recall.
     """
     from .data import digits
 
-    samples = _check_digit_images(samples, "samples")
-    if isinstance(n_floor, bool) or not isinstance(n_floor, int) or n_floor < 2:
-        raise ValueError(f"n_floor must be an integer >= 2; got {n_floor!r}")
+    samples = _check_images("samples", samples)
+    n_floor = int_at_least("n_floor", n_floor, 2)
+    generator = generator_or_none("generator", generator)
     ref = digits(16, split="test").images
     train = digits(16, split="train").images
     if n_ref is not None:
-        if isinstance(n_ref, bool) or not isinstance(n_ref, int) or not 2 <= n_ref <= ref.shape[0]:
-            raise ValueError(f"n_ref must be an integer in [2, {ref.shape[0]}] or None (all); got {n_ref!r}")
+        n_ref = int_in_range("n_ref", n_ref, 2, ref.shape[0], hint="or None for all")
         ref = ref[torch.randperm(ref.shape[0], generator=generator)[:n_ref]]
     n = samples.shape[0]
     if n > train.shape[0]:
-        raise ValueError(f"samples can hold at most {train.shape[0]} images (the floor needs as many real ones); got {n}")
+        raise ValueError(f"samples can hold at most {train.shape[0]} images (the floor needs as many real ones); "
+                         f"got {n}")
     ref_feats = digit_features(ref)
     train_feats = digit_features(train)
     fd = frechet_distance(digit_features(samples), ref_feats)
