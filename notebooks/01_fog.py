@@ -32,10 +32,9 @@
 # 4. see precisely what the reverse process has to learn: the noise.
 
 # %%
-# On Colab only: install the course package (torch, matplotlib and ipywidgets are preinstalled there).
 import subprocess, sys
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/ddpm-course/ddpm-course"], check=True)
+if "google.colab" in sys.modules:  # Colab: install the course package (JupyterLab users did it once)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ddpm-course[colab]>=0.2"], check=True)
 
 # %% [markdown]
 # Parameters: the image side in pixels (a GPU is not needed for this lesson; a bigger image
@@ -197,8 +196,9 @@ print(f"x_T pixels: mean {x_T.mean().item():+.4f}, std {x_T.std().item():.4f} (N
 # ## A slider over the fog
 #
 # `dc.widgets.fog_explorer` wraps a pure function, `dc.widgets.fog_frame(x0, schedule, t,
-# noise)`, in an ipywidgets slider over the 0-based step `t`; it keeps one noise draw, so you
-# watch the same static fade in. Setting the slider from code calls the function, and
+# noise)`, in an ipywidgets slider over the **code's 0-based step** `t` (slider value 99 is the
+# math's step 100, the one in the table above); it keeps one noise draw, so you watch the same
+# static fade in. Setting the slider from code calls the function, and
 # `.result` holds what it returned. We check it against the formula before showing it.
 
 # %%
@@ -208,7 +208,8 @@ frame = explorer.result
 abar = schedule.alpha_bars[99].item()
 by_hand = math.sqrt(abar) * flower + math.sqrt(1 - abar) * eps
 assert torch.allclose(frame.x_t, by_hand, rtol=0, atol=1e-12)
-print(f"slider at t=99: signal kept {frame.signal:.4f}, noise std {frame.noise_std:.4f}, corr {frame.correlation:.4f}")
+print(f"slider at code t = 99 (math step 100): signal kept {frame.signal:.4f}, noise std {frame.noise_std:.4f}, "
+      f"corr {frame.correlation:.4f}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -287,3 +288,44 @@ plt.show()
 #   and walks back in small steps because errors are amplified by $1/\sqrt{\mathrm{SNR}_t}$.
 #
 # Next, lesson 02 derives the jump formula from the one-step chain and checks it by Monte Carlo.
+#
+# ## Your turn
+#
+# Write each function, then run the cell under it: the check answers `correct`, a hint when it
+# recognises a classic mistake, or the first case where your answer differs. It tries your
+# function on images and on batches of 2-D points, at levels from almost clean to almost pure
+# noise. Reference answers are in `solutions/01_fog.py`; look there after trying.
+#
+# **1. Fog at a level.** Given a clean batch `x0`, a level `alpha_bar` (a float, the math's
+# $\bar\alpha_t$) and a noise draw `noise` of the same shape, return
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$.
+
+# %%
+def my_add_noise(x0, alpha_bar, noise):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("01.add_noise", my_add_noise)
+
+# %% [markdown]
+# **2. Back out of the fog.** Given `x_t`, the level and the true `noise`, return $x_0$.
+
+# %%
+def my_recover_x0(x_t, alpha_bar, noise):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("01.recover_x0", my_recover_x0)
+
+# %% [markdown]
+# **3. A number.** Under the linear schedule above ($T = 1000$), by what factor
+# $1/\sqrt{\mathrm{SNR}_t}$ is an error in the noise estimate multiplied at the **math's step
+# $t = 500$**? Compute it from `schedule` (mind the index) and assign it.
+
+# %%
+my_amplification = None  # your number here
+
+# %%
+dc.exercises.check("01.amplification", my_amplification)

@@ -14,7 +14,9 @@ How a checker works:
 | ``mistakes``         | wrong implementations, one per classic mistake, each with its hint            |
 
 An answer that disagrees with the reference is run against every mistake; if it agrees with
-one of them on every case, the learner sees that mistake's hint. The same wrong
+one of them on every case, the learner sees that mistake's hint. An answer that raises is
+matched the same way: a mistake that raises the same error with the same message on the same
+case (a lost batch dimension, an index one past the end of a table) gives its hint. The same wrong
 implementations are what ``tests/test_exercises.py`` feeds to each checker, so a checker that
 cannot recognise its own mistakes fails its test.
 
@@ -128,6 +130,10 @@ class FunctionExercise:
             except NotImplementedError:
                 return Verdict(self.name, "not attempted", NOT_ATTEMPTED)
             except Exception as err:  # the learner's code may fail in any way: say where
+                mistake = self._failing_mistake(case, err)
+                if mistake is not None:
+                    where = f"({type(err).__name__} for {case.label})"
+                    return Verdict(self.name, "mistake", f"not yet: {mistake.hint} {where}")
                 return Verdict(self.name, "wrong", f"your function raised {type(err).__name__}: {err} (case: {case.label})")
         expected = [_call(self.reference, case) for case in cases]
         if all(_close(g, e, self.rtol, self.atol) for g, e in zip(got, expected)):
@@ -145,6 +151,23 @@ class FunctionExercise:
                     self.name, "wrong", f"not yet: for {case.label} expected {_describe(e)}, got {_describe(g)}"
                 )
         raise AssertionError("unreachable: some case disagreed")  # pragma: no cover
+
+
+    def _failing_mistake(self, case: Case, err: Exception) -> Mistake | None:
+        """The mistake that fails on ``case`` exactly as the learner's answer did (same error type and
+        message), if any: a lost batch dimension or an index past the table's end shows up as an error.
+        Only where the reference itself runs, so that an error the case provokes in everyone is not a hint."""
+        try:
+            _call(self.reference, case)
+        except Exception:  # a broken case: no mistake can be singled out
+            return None
+        for mistake in self.mistakes:
+            try:
+                _call(mistake.impl, case)
+            except Exception as mine:  # compared with the learner's error below
+                if type(mine) is type(err) and str(mine) == str(err):
+                    return mistake
+        return None
 
 
 @dataclass(frozen=True)
