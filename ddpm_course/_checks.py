@@ -4,6 +4,20 @@ Each check raises a ``ValueError`` (or ``TypeError`` for the wrong kind of objec
 message names the argument, the allowed values and what was given, and returns the value
 (converted where that is harmless, e.g. an int accepted as a float) so that a caller can
 write ``steps = int_at_least("steps", steps, 1)``.
+
+An argument of the wrong kind (a float or a bool where an integer is wanted, a string where a
+number is) raises :class:`ArgumentTypeError`, which is both a ``TypeError`` and a
+``ValueError``: either ``except`` clause catches it.
+
+| check               | accepts                                                        |
+|---------------------|----------------------------------------------------------------|
+| ``int_at_least``    | an integer (not a bool) >= low                                 |
+| ``int_in_range``    | an integer (not a bool) in [low, high]                         |
+| ``finite_float``    | a finite real number inside optional (open or closed) bounds   |
+| ``one_of``          | one of a few choices                                           |
+| ``generator_or_none`` | a ``torch.Generator`` (on the CPU if asked) or None          |
+| ``batch_tensor``    | a non-empty floating-point tensor (B, ...), finite if asked    |
+| ``same_shape``      | a tensor with the shape of another (noise, a model output)     |
 """
 from __future__ import annotations
 
@@ -13,9 +27,16 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["int_at_least", "int_in_range", "finite_float", "one_of", "generator_or_none"]
+__all__ = [
+    "ArgumentTypeError", "int_at_least", "int_in_range", "finite_float", "one_of", "generator_or_none",
+    "batch_tensor", "same_shape",
+]
 
 _T = TypeVar("_T")
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong kind: a ``TypeError`` that is also a ``ValueError``."""
 
 
 def _is_int(value: object) -> bool:
@@ -24,17 +45,23 @@ def _is_int(value: object) -> bool:
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
 
 
-def int_at_least(name: str, value: object, low: int) -> int:
-    """``value`` must be an integer (not a bool) >= ``low``."""
-    if not _is_int(value) or value < low:  # type: ignore[operator]
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+def int_at_least(name: str, value: object, low: int, *, hint: str = "") -> int:
+    """``value`` must be an integer (not a bool) >= ``low``; ``hint`` is added to the message in brackets."""
+    message = f"{name} must be an integer >= {low}{f' ({hint})' if hint else ''}; got {value!r}"
+    if not _is_int(value):
+        raise ArgumentTypeError(message)
+    if value < low:  # type: ignore[operator]
+        raise ValueError(message)
     return int(value)  # type: ignore[arg-type]
 
 
-def int_in_range(name: str, value: object, low: int, high: int) -> int:
-    """``value`` must be an integer (not a bool) with ``low <= value <= high``."""
-    if not _is_int(value) or not low <= value <= high:  # type: ignore[operator]
-        raise ValueError(f"{name} must be an integer in [{low}, {high}]; got {value!r}")
+def int_in_range(name: str, value: object, low: int, high: int, *, hint: str = "") -> int:
+    """``value`` must be an integer (not a bool) with ``low <= value <= high``; ``hint`` as above."""
+    message = f"{name} must be an integer in [{low}, {high}]{f' ({hint})' if hint else ''}; got {value!r}"
+    if not _is_int(value):
+        raise ArgumentTypeError(message)
+    if not low <= value <= high:  # type: ignore[operator]
+        raise ValueError(message)
     return int(value)  # type: ignore[arg-type]
 
 
@@ -52,26 +79,21 @@ def finite_float(
     ``low_open``/``high_open`` exclude the bound itself: ``finite_float("lr", lr, 0, low_open=True)``
     asks for lr > 0.
     """
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) or _is_int(value)
-    if not ok:
-        try:
-            import numpy as np
+    import numpy as np
 
-            ok = isinstance(value, np.floating)
-        except ImportError:  # pragma: no cover
-            ok = False
-    if ok:
-        number = float(value)  # type: ignore[arg-type]
-        ok = math.isfinite(number)
-        if ok and low is not None:
-            ok = number > low if low_open else number >= low
-        if ok and high is not None:
-            ok = number < high if high_open else number <= high
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+    message = f"{name} must be a finite number in {span}; got {value!r}"
+    if not (_is_int(value) or isinstance(value, (float, np.floating))):
+        raise ArgumentTypeError(message)
+    number = float(value)  # type: ignore[arg-type]
+    ok = math.isfinite(number)
+    if ok and low is not None:
+        ok = number > low if low_open else number >= low
+    if ok and high is not None:
+        ok = number < high if high_open else number <= high
     if not ok:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-        raise ValueError(f"{name} must be a finite number in {span}; got {value!r}")
+        raise ValueError(message)
     return number
 
 
@@ -83,8 +105,49 @@ def one_of(name: str, value: _T, choices: Iterable[_T]) -> _T:
     return value
 
 
-def generator_or_none(name: str, value: object) -> torch.Generator | None:
-    """``value`` must be a ``torch.Generator`` or None."""
+def generator_or_none(name: str, value: object, *, cpu: bool = False) -> torch.Generator | None:
+    """``value`` must be a ``torch.Generator`` or None; with ``cpu=True`` a CPU generator.
+
+    The package draws its noise on the CPU and then moves it, so that a seed gives the same
+    numbers on every machine: a CUDA generator cannot drive those draws.
+    """
     if value is not None and not isinstance(value, torch.Generator):
         raise TypeError(f"{name} must be a torch.Generator or None; got {type(value).__name__}")
+    if cpu and value is not None and value.device.type != "cpu":
+        raise ValueError(
+            f"{name} must be a CPU torch.Generator (noise is drawn on the CPU, then moved); got one on {value.device}"
+        )
+    return value
+
+
+def batch_tensor(name: str, value: object, *, min_ndim: int = 2, finite: bool = False) -> torch.Tensor:
+    """``value`` must be a floating-point tensor (B, ...) with B >= 1 and at least ``min_ndim`` dims.
+
+    ``finite=True`` also refuses NaN and infinite entries (one reduction over the tensor).
+    """
+    shape = "(B, ...)" if min_ndim == 2 else f"with at least {min_ndim} dims"
+    if not isinstance(value, torch.Tensor):
+        raise ArgumentTypeError(f"{name} must be a floating-point tensor {shape}; got {type(value).__name__}")
+    if value.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have a batch dimension first, shape (B, ...) with at least {min_ndim} dims; "
+            f"got shape {tuple(value.shape)} (add one with {name}[None])"
+        )
+    if not value.dtype.is_floating_point:
+        raise ArgumentTypeError(f"{name} must be a floating-point tensor; got dtype {value.dtype}")
+    if value.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample; got shape {tuple(value.shape)}")
+    if finite and not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must be finite; it holds NaN or infinite values")
+    return value
+
+
+def same_shape(name: str, value: object, like: torch.Tensor, like_name: str = "x_t") -> torch.Tensor:
+    """``value`` must be a tensor with exactly ``like``'s shape (no broadcasting)."""
+    if not isinstance(value, torch.Tensor):
+        raise ArgumentTypeError(
+            f"{name} must be a tensor with the shape of {like_name} {tuple(like.shape)}; got {type(value).__name__}"
+        )
+    if value.shape != like.shape:
+        raise ValueError(f"{name} must have the shape of {like_name} {tuple(like.shape)}; got {tuple(value.shape)}")
     return value

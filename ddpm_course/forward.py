@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._checks import batch_tensor, generator_or_none, same_shape
 from .schedules import Schedule, broadcast, check_timesteps
 
 __all__ = ["noise_like", "q_step", "q_sample", "q_posterior", "predict_x0"]
@@ -26,27 +27,15 @@ def noise_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Standard Gaussian noise with x's shape, dtype and device.
 
     Drawn on the CPU from ``generator`` and then moved, so a seed gives the same noise on
-    every device.
+    every device. Half-precision noise (float16, bfloat16) is the float32 draw rounded;
+    float64 noise is drawn in float64.
     """
-    dtype = x.dtype if x.dtype.is_floating_point else torch.float32
-    return torch.randn(x.shape, generator=generator, dtype=dtype).to(x.device)
-
-
-def _check_batch(x: Tensor, name: str) -> None:
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a tensor of shape (B, ...); got {type(x).__name__}")
-    if x.ndim < 2:
-        raise ValueError(
-            f"{name} must have a batch dimension first, shape (B, ...) with at least 2 dims; "
-            f"got shape {tuple(x.shape)} (add one with {name}[None])"
-        )
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{name} must be a floating-point tensor; got dtype {x.dtype}")
-
-
-def _check_noise(noise: Tensor, x: Tensor) -> None:
-    if noise.shape != x.shape:
-        raise ValueError(f"noise must have the shape of the input {tuple(x.shape)}; got {tuple(noise.shape)}")
+        raise TypeError(f"x must be a tensor whose shape the noise takes; got {type(x).__name__}")
+    generator_or_none("generator", generator, cpu=True)
+    draw = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    out = x.dtype if x.dtype.is_floating_point else torch.float32
+    return torch.randn(x.shape, generator=generator, dtype=draw).to(device=x.device, dtype=out)
 
 
 def q_step(
@@ -60,11 +49,9 @@ def q_step(
 
     x_prev: (B, ...); t: (B,) 0-based steps or an int; returns x_t: (B, ...).
     """
-    _check_batch(x_prev, "x_prev")
+    batch_tensor("x_prev", x_prev, finite=True)
     t = check_timesteps(schedule, t, batch=x_prev.shape[0])
-    if noise is None:
-        noise = noise_like(x_prev, generator)
-    _check_noise(noise, x_prev)
+    noise = noise_like(x_prev, generator) if noise is None else same_shape("noise", noise, x_prev, "x_prev")
     return broadcast(schedule.alphas.sqrt(), t, x_prev) * x_prev + broadcast(schedule.betas.sqrt(), t, x_prev) * noise
 
 
@@ -80,11 +67,9 @@ def q_sample(
     x0: (B, ...); t: (B,) 0-based steps or an int. Returns ``(x_t, noise)``, both (B, ...):
     the noise is what a noise-predicting network is trained to recover.
     """
-    _check_batch(x0, "x0")
+    batch_tensor("x0", x0, finite=True)
     t = check_timesteps(schedule, t, batch=x0.shape[0])
-    if noise is None:
-        noise = noise_like(x0, generator)
-    _check_noise(noise, x0)
+    noise = noise_like(x0, generator) if noise is None else same_shape("noise", noise, x0, "x0")
     abar = broadcast(schedule.alpha_bars, t, x0)  # (B, 1, ..., 1)
     return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise, noise
 
@@ -98,10 +83,9 @@ def q_posterior(schedule: Schedule, x0: Tensor, x_t: Tensor, t: Tensor | int) ->
     x0, x_t: (B, ...); t: (B,) or int. Returns mean (B, ...) and variance (B, 1, ..., 1).
     At t = 0 the "previous state" is the data itself: mean = x0 and variance = 0.
     """
-    _check_batch(x0, "x0")
-    _check_batch(x_t, "x_t")
-    if x0.shape != x_t.shape:
-        raise ValueError(f"x0 and x_t must have the same shape; got {tuple(x0.shape)} and {tuple(x_t.shape)}")
+    batch_tensor("x0", x0, finite=True)
+    batch_tensor("x_t", x_t, finite=True)
+    same_shape("x_t", x_t, x0, "x0")
     t = check_timesteps(schedule, t, batch=x0.shape[0])
     mean = broadcast(schedule.posterior_mean_coef_x0, t, x0) * x0 + broadcast(schedule.posterior_mean_coef_xt, t, x_t) * x_t
     return mean, broadcast(schedule.posterior_variance, t, x0)
@@ -112,8 +96,8 @@ def predict_x0(schedule: Schedule, x_t: Tensor, t: Tensor | int, eps: Tensor) ->
 
     x_t, eps: (B, ...); t: (B,) or int; returns x0_hat (B, ...).
     """
-    _check_batch(x_t, "x_t")
-    _check_noise(eps, x_t)
+    batch_tensor("x_t", x_t)
+    same_shape("eps", eps, x_t)
     t = check_timesteps(schedule, t, batch=x_t.shape[0])
     abar = broadcast(schedule.alpha_bars, t, x_t)
     return (x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()

@@ -18,6 +18,10 @@ x_T is the code's ``t = T-1``. The data x_0 has no index in code; where a formul
 alpha-bar of the step before the first, it is 1 (``alpha_bars_prev[0] == 1``).
 
 Every table is computed in float64 on the CPU; :meth:`Schedule.to` moves or casts a copy.
+:func:`broadcast` indexes a table on the CPU and casts it to the data's dtype before moving
+it, so a float64 schedule serves a float32 network on any device (Apple's MPS has no float64).
+:func:`check_step` (one int step) and :func:`check_timesteps` (a batch of steps) are the
+package's one validator of ``t``.
 """
 from __future__ import annotations
 
@@ -27,7 +31,46 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-__all__ = ["Schedule", "linear_schedule", "cosine_schedule", "broadcast", "check_timesteps"]
+from ._checks import ArgumentTypeError, _is_int, finite_float, int_at_least, int_in_range
+
+__all__ = ["Schedule", "linear_schedule", "cosine_schedule", "broadcast", "check_step", "check_timesteps"]
+
+
+def _check_betas(betas: object) -> Tensor:
+    """betas as a (T,) float64 CPU tensor, each finite and strictly inside (0, 1)."""
+    try:
+        betas = torch.as_tensor(betas, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ArgumentTypeError(f"betas must be a 1-D tensor of numbers in (0, 1); got {type(betas).__name__}") from err
+    if betas.ndim != 1 or betas.numel() < 1:
+        raise ValueError(f"betas must be a 1-D tensor with T >= 1 entries; got shape {tuple(betas.shape)}")
+    if not torch.isfinite(betas).all():
+        i = int((~torch.isfinite(betas)).nonzero()[0])
+        raise ValueError(f"every beta must be a finite number strictly inside (0, 1); got {betas[i].item()!r} at t={i}")
+    if not torch.all((betas > 0) & (betas < 1)):
+        bad = betas[(betas <= 0) | (betas >= 1)][0].item()
+        raise ValueError(f"every beta must lie strictly inside (0, 1); got {bad!r}")
+    return betas
+
+
+def _check_alpha_bars(alpha_bars: Tensor, betas: Tensor) -> None:
+    """alpha_bar must fall strictly at every step and stay inside (0, 1) in float64.
+
+    A beta below float64's resolution (about 1.1e-16, e.g. 1e-300) leaves 1 - beta == 1, so
+    alpha_bar does not move and 1 - alpha_bar can be 0 (divisions by zero in every posterior
+    table); many large betas make the product underflow to 0 (x0_hat = x_t / 0).
+    """
+    prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
+    bad = ~((alpha_bars < prev) & (alpha_bars > 0))  # (T,)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        why = (
+            "underflows to 0 (too much noise in total: fewer or smaller betas)"
+            if alpha_bars[i] <= 0
+            else f"does not fall below the step before (beta = {betas[i].item():.3g} is below float64's resolution, "
+            f"about 1.1e-16)"
+        )
+        raise ValueError(f"alpha_bar must fall strictly at every step and stay inside (0, 1); at t={i} it {why}")
 
 
 @dataclass(frozen=True)
@@ -51,14 +94,10 @@ class Schedule:
     @classmethod
     def from_betas(cls, betas: Tensor, name: str = "custom") -> "Schedule":
         """Derive every table from ``betas``: (T,), each strictly inside (0, 1)."""
-        betas = torch.as_tensor(betas, dtype=torch.float64).detach().cpu()
-        if betas.ndim != 1 or betas.numel() < 1:
-            raise ValueError(f"betas must be a 1-D tensor with T >= 1 entries; got shape {tuple(betas.shape)}")
-        if not torch.all((betas > 0) & (betas < 1)):
-            bad = betas[(betas <= 0) | (betas >= 1)][0].item()
-            raise ValueError(f"every beta must lie strictly inside (0, 1); got {bad!r}")
+        betas = _check_betas(betas)
         alphas = 1.0 - betas
         alpha_bars = torch.cumprod(alphas, dim=0)
+        _check_alpha_bars(alpha_bars, betas)
         alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
         one_minus = 1.0 - alpha_bars
         return cls(
@@ -98,17 +137,11 @@ class Schedule:
         )
 
 
-def _check_T(T: int) -> None:
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T must be an integer >= 1; got {T!r}")
-
-
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
     """Betas spaced evenly from ``beta_start`` to ``beta_end`` (DDPM's default: 1e-4 to 0.02, T=1000)."""
-    _check_T(T)
+    int_at_least("T", T, 1)
     for arg, value in (("beta_start", beta_start), ("beta_end", beta_end)):
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"{arg} must lie strictly inside (0, 1); got {value!r}")
+        finite_float(arg, value, 0.0, 1.0, low_open=True, high_open=True)
     if beta_start > beta_end:
         raise ValueError(f"beta_start must be <= beta_end; got beta_start={beta_start}, beta_end={beta_end}")
     betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
@@ -122,15 +155,23 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
     beta_t = min(1 - alpha_bar((t+1)/T) / alpha_bar(t/T), max_beta), as in improved DDPM
     (diffusers calls it ``squaredcos_cap_v2``).
     """
-    _check_T(T)
-    if not s >= 0.0:
-        raise ValueError(f"s must be >= 0; got {s!r}")
-    if not 0.0 < max_beta < 1.0:
-        raise ValueError(f"max_beta must lie strictly inside (0, 1); got {max_beta!r}")
+    int_at_least("T", T, 1)
+    finite_float("s", s, 0.0)
+    finite_float("max_beta", max_beta, 0.0, 1.0, low_open=True, high_open=True)
     u = torch.arange(T + 1, dtype=torch.float64) / T  # (T+1,)
     f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
     betas = (1.0 - f[1:] / f[:-1]).clamp(max=max_beta)
     return Schedule.from_betas(betas, name="cosine")
+
+
+def check_step(schedule: Schedule, t: object, name: str = "t", *, low: int = 0, high: int | None = None) -> int:
+    """One step as a Python int, checked to lie in [low, high] (default [0, T-1]).
+
+    ``low=-1`` admits the data itself, as a sampler's ``t_prev`` does.
+    """
+    high = schedule.T - 1 if high is None else high
+    hint = "-1 means the data" if low == -1 else "steps are 0-based"
+    return int_in_range(name, t, low, high, hint=hint)
 
 
 def check_timesteps(schedule: Schedule, t: Tensor | int, batch: int | None = None) -> Tensor:
@@ -138,14 +179,12 @@ def check_timesteps(schedule: Schedule, t: Tensor | int, batch: int | None = Non
 
     An int is broadcast to ``batch`` entries (or one entry without ``batch``).
     """
-    if isinstance(t, bool):
-        raise TypeError("t must be an int or an integer tensor of shape (B,); got a bool")
-    if isinstance(t, int):
-        t = torch.full((batch if batch is not None else 1,), t, dtype=torch.long)
     if not isinstance(t, Tensor):
-        raise TypeError(f"t must be an int or an integer tensor of shape (B,); got {type(t).__name__}")
-    if t.dtype.is_floating_point or t.dtype == torch.bool:
-        raise TypeError(f"t must hold integer steps; got dtype {t.dtype}")
+        if not _is_int(t):
+            raise ArgumentTypeError(f"t must be an int or an integer tensor of shape (B,); got {t!r}")
+        t = torch.full((batch if batch is not None else 1,), check_step(schedule, t), dtype=torch.long)
+    if t.dtype.is_floating_point or t.is_complex() or t.dtype == torch.bool:
+        raise ArgumentTypeError(f"t must hold integer steps; got dtype {t.dtype}")
     if t.ndim == 0:
         t = t.reshape(1).expand(batch if batch is not None else 1)
     if t.ndim != 1:
@@ -164,6 +203,7 @@ def broadcast(table: Tensor, t: Tensor, x: Tensor) -> Tensor:
     """Pick ``table[t]`` per batch element, shaped to broadcast against ``x``.
 
     table: (T,); t: (B,) long; x: (B, ...) -> (B, 1, ..., 1) with x's dtype and device.
+    The table is indexed on the CPU and cast to x's dtype before it moves to x's device.
     """
-    values = table.to(x.device)[t.to(x.device)]  # (B,)
-    return values.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
+    values = table.cpu()[t.cpu()].to(x.dtype)  # (B,)
+    return values.to(x.device).reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)

@@ -1,4 +1,6 @@
 """Shared fixtures for the unit tests."""
+from __future__ import annotations
+
 import pytest
 import torch
 
@@ -11,3 +13,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _devices() -> list[str]:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+@pytest.fixture(params=_devices())
+def device(request) -> torch.device:
+    """Every device this machine has: the CPU, plus CUDA and Apple's MPS when present, so the
+    same tests run unchanged on a GPU machine."""
+    return torch.device(request.param)

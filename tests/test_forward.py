@@ -123,5 +123,5 @@ def test_bad_forward_input():
         dc.q_sample(s, img[None], 5, noise=torch.zeros(1, 3, 4, 4))
     with pytest.raises(TypeError, match="x_prev must be a floating-point tensor"):
         dc.q_step(s, torch.zeros(2, 3, dtype=torch.long), 0)
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match=r"x_t must have the shape of x0 \(2, 3\)"):
         dc.q_posterior(s, torch.zeros(2, 3), torch.zeros(2, 4), 1)

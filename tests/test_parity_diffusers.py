@@ -254,7 +254,8 @@ def test_dpm_solver_step_parity(model, spacing, steps):
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         eps = model(x_ours, t)
-        step = samplers.dpm_solver_step(schedule, x_ours, t, eps, t_prev=t_prev, last=last if t_prev >= 0 else None)
+        history = (last,) if last is not None and t_prev >= 0 else ()
+        step = samplers.dpm_solver_step(schedule, x_ours, t, eps, t_prev=t_prev, history=history)
         x_theirs = sched.step(eps, sched.timesteps[i], x_ours).prev_sample  # its history holds x0_hat from our states
         last, x_ours = (t, step.x0_hat), step.x_prev
         torch.testing.assert_close(x_ours, x_theirs, atol=ATOL, rtol=0, msg=f"t={t}")

@@ -226,24 +226,40 @@ def test_module_mode_is_left_alone_and_no_graph_is_built():
 
 
 class TinyNet(torch.nn.Module):
+    """A module with dropout that records the mode it was called in."""
+
     def __init__(self):
         super().__init__()
         self.lin = torch.nn.Linear(2, 2)
+        self.drop = torch.nn.Dropout(0.5)
+        self.modes = []
 
     def forward(self, x, t):
-        return self.lin(x)
+        self.modes.append(self.training)
+        return self.drop(self.lin(x))
 
 
-def test_training_mode_module_warns_but_stays_in_training_mode():
+@pytest.mark.parametrize("name", list(ALL))
+def test_a_module_is_sampled_in_eval_mode_and_put_back(name):
     net = TinyNet()
-    with pytest.warns(UserWarning, match="eval"):
-        samplers.ddim_sample(net, SCHEDULE, (4, 2), steps=2, generator=torch.Generator().manual_seed(0))
-    assert net.training
-    net.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        out = samplers.ddim_sample(net, SCHEDULE, (4, 2), steps=2, generator=torch.Generator().manual_seed(0))
-    assert not net.training and not out.requires_grad
+        out = ALL[name](net, (4, 2), generator=torch.Generator().manual_seed(0))
+    assert net.modes and not any(net.modes) and net.training and not out.requires_grad
+    net.eval()
+    ALL[name](net, (4, 2), generator=torch.Generator().manual_seed(0))
+    assert not net.training
+
+
+def test_the_mode_is_restored_when_sampling_fails():
+    net = TinyNet()
+
+    def bad_callback(i, t, x_t, x0_hat):
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        samplers.ddim_sample(net, SCHEDULE, (4, 2), steps=2, callback=bad_callback)
+    assert net.training
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -252,7 +268,7 @@ def test_training_mode_module_warns_but_stays_in_training_mode():
 @pytest.mark.parametrize("steps", [0, -3, T + 1])
 def test_steps_out_of_range(steps):
     for fn in (samplers.ddim_sample, samplers.euler_sample, samplers.dpm_solver_sample):
-        with pytest.raises(ValueError, match=r"steps must lie in \[1, "):
+        with pytest.raises(ValueError, match=r"steps must be an integer in \[1, 1000\]"):
             fn(gaussian_eps(), SCHEDULE, (2, 2), steps=steps)
 
 
@@ -264,7 +280,7 @@ def test_steps_must_be_int():
 
 
 def test_dpm_solver_linspace_needs_one_spare_step():
-    with pytest.raises(ValueError, match=r"\[1, T - 1\]"):
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[1, 999\] \(T - 1 for 'linspace'"):
         samplers.dpm_solver_sample(gaussian_eps(), SCHEDULE, (2, 2), steps=T)
 
 
@@ -273,11 +289,11 @@ def test_unknown_spacing_variance_order():
         samplers.ddim_sample(gaussian_eps(), SCHEDULE, (2, 2), spacing="uniform")
     with pytest.raises(ValueError, match="variance must be one of"):
         samplers.ddpm_sample(gaussian_eps(), SCHEDULE, (2, 2), variance="large")
-    with pytest.raises(ValueError, match="order must be 1 or 2"):
+    with pytest.raises(ValueError, match=r"order must be an integer in \[1, 2\]"):
         samplers.dpm_solver_sample(gaussian_eps(), SCHEDULE, (2, 2), order=3)
     with pytest.raises(ValueError, match="lower_order_final"):
         samplers.dpm_solver_sample(gaussian_eps(), SCHEDULE, (2, 2), lower_order_final=0)
-    with pytest.raises(ValueError, match="eta must be >= 0"):
+    with pytest.raises(ValueError, match=r"eta must be a finite number in \[0.0, inf\]"):
         samplers.ddim_sample(gaussian_eps(), SCHEDULE, (2, 2), eta=-0.5)
 
 
@@ -293,7 +309,7 @@ def test_model_output_shape_mismatch():
 def test_bad_shape_and_labels():
     with pytest.raises(ValueError, match="shape must be a tuple"):
         samplers.ddim_sample(gaussian_eps(), SCHEDULE, (4,))
-    with pytest.raises(ValueError, match="shape must be a tuple"):
+    with pytest.raises(ValueError, match="every entry of shape must be an integer >= 1"):
         samplers.ddim_sample(gaussian_eps(), SCHEDULE, (4, 0))
     with pytest.raises(ValueError, match="y must be a"):
         samplers.ddim_sample(gaussian_eps(), SCHEDULE, (4, 2), y=torch.zeros(3, dtype=torch.long))
@@ -301,14 +317,14 @@ def test_bad_shape_and_labels():
 
 def test_step_functions_check_their_steps():
     x = start(2)
-    with pytest.raises(ValueError, match="t_prev must lie in"):
+    with pytest.raises(ValueError, match=r"t_prev must be an integer in \[-1, 9\] \(-1 means the data\)"):
         samplers.ddim_step(SCHEDULE, x, 10, x, t_prev=10)
-    with pytest.raises(ValueError, match=r"t must lie in \[0, T-1\]"):
+    with pytest.raises(ValueError, match=r"t must be an integer in \[0, 999\] \(steps are 0-based\)"):
         samplers.euler_step(SCHEDULE, x, T, x, t_prev=3)
     with pytest.raises(ValueError, match="needs noise"):
         samplers.ddpm_step(SCHEDULE, x, 10, x)
     with pytest.raises(ValueError, match="first order"):
-        samplers.dpm_solver_step(SCHEDULE, x, 10, x, t_prev=-1, last=(20, x))
+        samplers.dpm_solver_step(SCHEDULE, x, 10, x, t_prev=-1, history=((20, x),))
     with pytest.raises(ValueError, match="shape of x_t"):
         samplers.ddim_step(SCHEDULE, x, 10, x[:1], t_prev=5)
 
@@ -318,3 +334,172 @@ def test_oracle_works_as_a_model_with_every_sampler():
     for name in ("ddim", "ddim_eta1", "euler", "dpm_solver"):  # DDPM with the oracle: tests/test_oracle.py
         out = ALL[name](model, start(8), generator=torch.Generator().manual_seed(0))
         assert out.shape == (8, 2) and torch.isfinite(out).all()
+
+
+# ----------------------------------------------------------------------------- one loop, pinned results
+
+# Outputs of the samplers as they were implemented before the single loop (four for-loops of
+# their own), computed with that old code on x_T = randn(4, 2, float64, seed 0) and the
+# Gaussian stand-in above (or the ring oracle): the one loop must reproduce them bit for bit.
+OLD_IMPLEMENTATION = {
+    'ddpm_beta': ('torch.float64', [[0.3593087527841216, -0.17472844407646715], [0.6716596113337333, -0.14961162162564615], [0.18174486085268712, -0.2729333804208542], [0.897475523331674, -0.33964495988677806]]),
+    'ddpm_posterior': ('torch.float64', [[0.3665451038771306, -0.18938874917206783], [0.6615178400233627, -0.14538477246032216], [0.18512825478915673, -0.27949392371751103], [0.8972308369255833, -0.33865586891644134]]),
+    'ddim': ('torch.float64', [[0.7602441797148485, -0.3301933296684052], [0.3709415422696327, -0.2399933858167024], [0.4854645559525628, -0.4458570501547084], [0.6411809007172775, -0.21177830016029123]]),
+    'ddim_eta_half_trailing': ('torch.float64', [[0.6891068367338326, -0.29515671719765496], [0.4354640409121839, -0.30605966850949373], [0.43026024343569197, -0.3499078069482423], [0.6481362687033646, -0.2620639126274836]]),
+    'euler': ('torch.float64', [[0.7504197519749664, -0.3285267180270647], [0.386423601270234, -0.24419019112536042], [0.4935020850463894, -0.43667175734529196], [0.6390961413007434, -0.21780921760271568]]),
+    'dpm_solver': ('torch.float64', [[0.752435724853624, -0.3289090420842753], [0.38356118312562604, -0.24344221049397996], [0.4920747664571672, -0.43850347527108957], [0.6396201200966638, -0.21670767085760378]]),
+    'dpm_solver_logsnr_lof2': ('torch.float64', [[0.9104848701167346, -0.3588826548721071], [0.15915204254127976, -0.18480168972379335], [0.3801752040012816, -0.5821073181601909], [0.6806992445769161, -0.13034811544124492]]),
+    'oracle_dpm_solver_karras': ('torch.float64', [[1.2525526719087383, -0.06916362846838771], [-1.310103372565094, 0.11047454208800936], [-0.8690848929643389, -0.9381306820694094], [0.6435039726629045, 0.9185028324388367]]),
+    'oracle_ddpm_drawn_f32': ('torch.float32', [[1.0961600542068481, 0.047504693269729614], [0.08888432383537292, -1.0451972484588623], [0.6831610202789307, 0.7002376914024353], [-0.20530617237091064, -1.0607038736343384]]),
+}
+
+
+def _pinned_runs():
+    model, oracle = gaussian_eps(), ring_mixture().as_model(SCHEDULE)
+    x_T = torch.randn(4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def g(k):
+        return torch.Generator().manual_seed(k)
+
+    return {
+        "ddpm_beta": lambda: samplers.ddpm_sample(model, SCHEDULE, x_T, generator=g(1)),
+        "ddpm_posterior": lambda: samplers.ddpm_sample(model, SCHEDULE, x_T, generator=g(1), variance="posterior"),
+        "ddim": lambda: samplers.ddim_sample(model, SCHEDULE, x_T, steps=10),
+        "ddim_eta_half_trailing": lambda: samplers.ddim_sample(
+            model, SCHEDULE, x_T, steps=10, eta=0.5, spacing="trailing", generator=g(2)),
+        "euler": lambda: samplers.euler_sample(model, SCHEDULE, x_T, steps=10),
+        "dpm_solver": lambda: samplers.dpm_solver_sample(model, SCHEDULE, x_T, steps=10),
+        "dpm_solver_logsnr_lof2": lambda: samplers.dpm_solver_sample(
+            model, SCHEDULE, x_T, steps=12, spacing="logsnr", lower_order_final=2, drop_t0=False),
+        "oracle_dpm_solver_karras": lambda: samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, steps=8, spacing="karras"),
+        "oracle_ddpm_drawn_f32": lambda: samplers.ddpm_sample(oracle, SCHEDULE, (4, 2), generator=g(3)),
+    }
+
+
+@pytest.mark.parametrize("name", list(OLD_IMPLEMENTATION))
+def test_the_one_loop_reproduces_the_old_samplers_bit_for_bit(name):
+    dtype, values = OLD_IMPLEMENTATION[name]
+    out = _pinned_runs()[name]()
+    assert str(out.dtype) == dtype
+    assert torch.equal(out, torch.tensor(values, dtype=out.dtype)), name
+
+
+def test_registry_names_every_sampler_and_its_options():
+    expected = {
+        "ddpm": {"variance"},
+        "ddim": {"steps", "eta", "spacing"},
+        "euler": {"steps", "spacing"},
+        "dpm_solver": {"steps", "order", "spacing", "lower_order_final", "drop_t0"},
+    }
+    assert {name: set(spec.options) for name, spec in samplers.SAMPLERS.items()} == expected
+    assert samplers.COMMON_OPTIONS == {"generator", "callback", "y", "check_finite", "device", "dtype"}
+
+
+def test_registry_calls_the_sampler_and_refuses_options_it_does_not_take():
+    spec = samplers.SAMPLERS["euler"]
+    a = spec(gaussian_eps(), SCHEDULE, start(8), steps=7, spacing="trailing")
+    b = samplers.euler_sample(gaussian_eps(), SCHEDULE, start(8), steps=7, spacing="trailing")
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"eta does not apply to euler_sample \(its options: spacing, steps\)"):
+        spec(gaussian_eps(), SCHEDULE, start(8), eta=0.5)
+    with pytest.raises(ValueError, match="steps does not apply to ddpm_sample"):
+        samplers.SAMPLERS["ddpm"].check({"steps": 10})
+
+
+def test_every_step_rule_takes_the_same_arguments():
+    x, e = start(8), start(8, seed=1)
+    for rule in (samplers.ddpm_step, samplers.ddim_step, samplers.euler_step, samplers.dpm_solver_step):
+        noise = torch.zeros_like(x) if rule is samplers.ddpm_step else None
+        step = rule(SCHEDULE, x, 600, e, noise, t_prev=550, history=())
+        assert isinstance(step, samplers.Step) and step.x_prev.shape == x.shape
+        torch.testing.assert_close(step.x0_hat, predict_x0(SCHEDULE, x, 600, e), atol=1e-12, rtol=0)
+    history = (samplers.Evaluation(650, x),)
+    assert not torch.equal(
+        samplers.dpm_solver_step(SCHEDULE, x, 600, e, t_prev=550, history=history).x_prev,
+        samplers.dpm_solver_step(SCHEDULE, x, 600, e, t_prev=550).x_prev,
+    )
+    with pytest.raises(ValueError, match="single-step rule"):
+        samplers.ddim_step(SCHEDULE, x, 600, e, t_prev=550, history=history)
+
+
+def test_chain_runs_a_flow_matching_euler_sampler_with_float_times():
+    """The loop knows no schedule and no eps: Euler on the straight path x_s = (1 - s) x_0 + s eps
+    with the exact velocity of a point mass c, v = (x - c) / s, lands on c exactly."""
+    c = torch.tensor([0.3, -0.7], dtype=torch.float64)
+    times = [1.0, 0.75, 0.5, 0.25, 0.0]
+
+    def rule(x, s, v, noise, *, t_prev, history):
+        return samplers.Step(x + (t_prev - s) * v, x - s * v)
+
+    seen = []
+    out = samplers.chain(start(), list(zip(times, times[1:])), lambda x, s: (x - c) / s, rule,
+                         callback=lambda i, s, x, x0: seen.append(s))
+    torch.testing.assert_close(out, c.expand(64, 2), atol=1e-12, rtol=0)
+    assert seen == times[:-1]
+
+
+def test_a_non_finite_state_stops_the_sampler_and_names_the_step():
+    base = gaussian_eps()
+
+    def blows_up(x, t):
+        return base(x, t) * (float("nan") if int(t[0]) < 500 else 1.0)
+
+    with pytest.raises(samplers.NonFiniteSampleError, match=r"at step 5 of 10 \(t=444 -> t_prev=333\).*already non-finite"):
+        samplers.ddim_sample(blows_up, SCHEDULE, start(4), steps=10, spacing="linspace")
+    out = samplers.ddim_sample(blows_up, SCHEDULE, start(4), steps=10, spacing="linspace", check_finite=False)
+    assert torch.isnan(out).all()
+
+
+class Affine(torch.nn.Module):
+    """A small network with a buffer, for the device and dtype tests."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+        with torch.no_grad():  # a tame eps: about 0.4 x, so no sampler runs away
+            self.lin.weight.copy_(torch.tensor([[0.8, 0.1], [-0.1, 0.8]]))
+            self.lin.bias.fill_(0.1)
+        self.register_buffer("scale", torch.tensor(0.5))
+
+    def forward(self, x, t):
+        return self.scale * self.lin(x) + 1e-4 * t[:, None].to(x.dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("name", list(ALL))
+def test_x_T_follows_the_model_device_and_dtype(name, dtype, device):
+    if device.type == "mps" and dtype == torch.float64:
+        pytest.skip("MPS has no float64")
+    net = Affine().to(device=device, dtype=dtype)
+    out = ALL[name](net, (8, 2), generator=torch.Generator().manual_seed(1))
+    chain_dtype = torch.float32 if dtype == torch.bfloat16 else dtype  # the state stays float32 at least
+    assert out.dtype == chain_dtype and out.device.type == device.type and torch.isfinite(out).all()
+    # The same seed gives the same x_T and noise on every device: the CPU run is the reference.
+    reference = ALL[name](Affine().to(chain_dtype), (8, 2), generator=torch.Generator().manual_seed(1))
+    if dtype == torch.bfloat16:  # the network rounds to 8 bits (2^-8 = 0.4%); allow a few such roundings
+        assert ((out.cpu() - reference).abs().max() / reference.abs().max()) < 0.02
+    else:
+        torch.testing.assert_close(out.cpu(), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_plain_callables_take_device_and_dtype_arguments(device):
+    got = []
+
+    def model(x, t):
+        got.append((x.dtype, x.device.type, t.device.type))
+        return torch.zeros_like(x)
+
+    out = samplers.ddim_sample(model, SCHEDULE, (4, 2), steps=3, device=device, dtype=torch.float64)
+    assert out.dtype == torch.float64 and out.device.type == device.type
+    assert set(got) == {(torch.float64, device.type, device.type)}
+
+
+def test_a_float64_chain_drives_a_float32_network():
+    out = samplers.euler_sample(Affine(), SCHEDULE, start(8), steps=5)
+    assert out.dtype == torch.float64 and torch.isfinite(out).all()
+
+
+def test_a_moved_schedule_still_gives_every_spacing(device):
+    moved = SCHEDULE.to(device)
+    for spacing in samplers.SPACINGS:
+        assert samplers.timesteps(moved, 20, spacing).tolist() == samplers.timesteps(SCHEDULE, 20, spacing).tolist()

@@ -1,0 +1,66 @@
+"""How the package calls a noise predictor: one place for the optional label, the output check,
+eval mode, and the device and dtype a model lives in.
+
+The model contract (DESIGN.md): ``model(x_t, t) -> eps_hat`` and, class-conditional,
+``model(x_t, t, y)``, with x_t (B, ...), t (B,) and an output of x_t's shape. A "model" may
+be an ``nn.Module`` or any callable (the Gaussian-mixture oracle, a lambda); only a module
+has a mode, parameters and so a device and dtype of its own.
+
+| helper                | what it does                                                        |
+|-----------------------|---------------------------------------------------------------------|
+| ``device_and_dtype``  | (device, dtype) of a module's first floating parameter or buffer    |
+| ``call_model``        | the call with or without ``y``, x_t cast to the model's dtype, output checked |
+| ``eval_mode``         | a context: the module in eval mode inside, its previous mode after  |
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["device_and_dtype", "call_model", "eval_mode"]
+
+
+def device_and_dtype(model: Callable) -> tuple[torch.device | None, torch.dtype | None]:
+    """Where a module's weights live and their floating dtype; (None, None) for a plain callable
+    or a module without floating parameters or buffers."""
+    if isinstance(model, nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            if tensor.dtype.is_floating_point:
+                return tensor.device, tensor.dtype
+    return None, None
+
+
+def call_model(model: Callable, x_t: Tensor, t: Tensor, y: Tensor | None = None, *, what: str = "eps") -> Tensor:
+    """``model(x_t, t)`` or ``model(x_t, t, y)``, checked to return a tensor of x_t's shape.
+
+    x_t: (B, ...); t: (B,); y: (B,) or None. A module whose weights have another floating
+    dtype than x_t gets x_t cast to its dtype (a float64 chain around a float32 network); the
+    output keeps the model's dtype. ``what`` names the prediction in the error message.
+    """
+    _, dtype = device_and_dtype(model)
+    if dtype is not None and x_t.dtype != dtype:
+        x_t = x_t.to(dtype)
+    out = model(x_t, t) if y is None else model(x_t, t, y)
+    if not isinstance(out, Tensor) or out.shape != x_t.shape:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"the model must return {what} with the shape of x_t {tuple(x_t.shape)}; got {got}")
+    return out
+
+
+@contextmanager
+def eval_mode(model: Callable) -> Iterator[None]:
+    """Run the block with a module in eval mode (no dropout, running statistics), then put it
+    back in the mode it had. Plain callables are left alone."""
+    was_training = isinstance(model, nn.Module) and model.training
+    if was_training:
+        model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
