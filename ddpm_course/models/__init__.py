@@ -6,6 +6,7 @@
 | SimpleUNet    | ``simple_unet``   | the article's one-level U-Net                         |
 | UNet          | ``unet``          | the course U-Net: GroupNorm, levels, attention, labels|
 | MLPDenoiser   | ``mlp``           | a residual MLP for 2-D toy data                       |
+| PromptUNet    | ``text``          | the U-Net reading prompts through cross-attention     |
 
 ``model_spec(model)`` gives ``(arch, config_dict)``, plain JSON, and
 ``build_model(arch, config_dict)`` rebuilds an identical (freshly initialised) network: that
@@ -18,9 +19,11 @@ import typing
 
 from torch import nn
 
+from ..autoencoder import VAE, VAEConfig
 from .embeddings import TimeEmbedding, sinusoidal_embedding
 from .mlp import MLPConfig, MLPDenoiser
 from .simple_unet import SimpleUNet, SimpleUNetConfig
+from .text import PromptUNet, PromptUNetConfig
 from .unet import UNet, UNetConfig
 
 __all__ = [
@@ -33,6 +36,8 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "SimpleUNet": (SimpleUNet, SimpleUNetConfig),
     "UNet": (UNet, UNetConfig),
     "MLPDenoiser": (MLPDenoiser, MLPConfig),
+    "PromptUNet": (PromptUNet, PromptUNetConfig),
+    "VAE": (VAE, VAEConfig),  # the autoencoder of latent diffusion (lesson 09), so checkpoints can rebuild it
 }
 
 

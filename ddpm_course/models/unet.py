@@ -1,7 +1,9 @@
 """The course U-Net: the article's idea with the parts that make it train well.
 
 Architecture of DDPM (Ho et al. 2020, appendix B) at a small scale, with the label
-embedding of classifier-free guidance (Ho & Salimans 2022) as an option:
+embedding of classifier-free guidance (Ho & Salimans 2022) as an option, and, as a second
+option, cross-attention to a sequence of prompt tokens after every self-attention, as
+latent diffusion does with a text encoder (Rombach et al. 2022, section 3.3):
 
 - a 3x3 input conv to ``base_channels``;
 - an encoder of ``len(channel_mults)`` levels, each with ``num_res_blocks`` residual blocks
@@ -14,7 +16,8 @@ embedding of classifier-free guidance (Ho & Salimans 2022) as an option:
 - GroupNorm -> SiLU -> a zero-initialised 3x3 conv back to ``in_channels``.
 
 Residual blocks are pre-activation: GroupNorm -> SiLU -> conv, then the embedding added as
-a per-channel shift, GroupNorm -> SiLU -> dropout -> conv, plus the skip.
+a per-channel shift, GroupNorm -> SiLU -> dropout -> conv, plus the skip. Both attentions go
+through ``F.scaled_dot_product_attention`` (one fused kernel where the device has one).
 
 | symbol          | code                        | shape                          |
 |-----------------|-----------------------------|--------------------------------|
@@ -22,6 +25,8 @@ a per-channel shift, GroupNorm -> SiLU -> dropout -> conv, plus the skip.
 | t               | ``t``                       | (B,) integer or float          |
 | y               | ``y``                       | (B,) in [0, num_classes]; ``num_classes`` = null label |
 | e(t) (+ e(y))   | ``emb``                     | (B, time_dim)                  |
+| prompt tokens   | ``context``                 | (B, L, context_dim)            |
+| padding mask    | ``context_mask``            | (B, L) bool, True = a real token |
 | eps_hat         | output                      | (B, in_channels, H, W)         |
 
 H and W must be divisible by 2**(len(channel_mults) - 1).
@@ -38,7 +43,7 @@ from torch import Tensor, nn
 from ._inputs import check_image, check_labels, check_t, int_at_least
 from .embeddings import TimeEmbedding
 
-__all__ = ["UNetConfig", "UNet", "ResBlock", "SelfAttention", "ResAttnBlock", "Downsample", "Upsample"]
+__all__ = ["CrossAttention", "Downsample", "ResAttnBlock", "ResBlock", "SelfAttention", "UNet", "UNetConfig", "Upsample"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,8 @@ class SelfAttention(nn.Module):
     x: (B, C, H, W) -> (B, C, H, W). Every position can read every other one, which a stack
     of 3x3 convs at a low resolution only does after many layers. The output projection
     starts at zero, so the block starts as the identity and learns how much to attend.
+    The attention itself is softmax(q k^T / sqrt(C)) v, computed by
+    ``F.scaled_dot_product_attention``.
     """
 
     def __init__(self, channels: int, groups: int) -> None:
@@ -153,23 +160,66 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).unbind(1)  # each (B, C, N)
-        scores = torch.einsum("bci,bcj->bij", q, k) / math.sqrt(c)  # (B, N, N)
-        out = torch.einsum("bij,bcj->bci", scores.softmax(dim=-1), v)  # (B, C, N)
-        return x + self.proj(out.reshape(b, c, h, w))
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).transpose(2, 3).unbind(1)  # each (B, N, C)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, N, C)
+        return x + self.proj(out.transpose(1, 2).reshape(b, c, h, w))
+
+
+class CrossAttention(nn.Module):
+    """Image positions attend to prompt tokens: queries from x, keys and values from the context.
+
+    x: (B, C, H, W), context: (B, L, context_dim), mask: (B, L) bool (True = a real token,
+    False = padding) -> (B, C, H, W). Each of the H*W positions takes a softmax-weighted
+    average of the L token vectors (projected to C channels); padding tokens get weight 0.
+    Like :class:`SelfAttention` it is residual with a zero-initialised output projection.
+    """
+
+    def __init__(self, channels: int, context_dim: int, groups: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def _qkv(self, x: Tensor, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        b, c, h, w = x.shape
+        q = self.q(self.norm(x)).reshape(b, c, h * w).transpose(1, 2)  # (B, N, C)
+        k, v = self.kv(context).chunk(2, dim=-1)  # each (B, L, C)
+        return q, k, v
+
+    def weights(self, x: Tensor, context: Tensor, mask: Tensor) -> Tensor:
+        """The attention map, written out: softmax over tokens of q k^T / sqrt(C), padding at -inf.
+
+        Returns (B, H*W, L): row n is how position n shares its attention among the tokens.
+        """
+        q, k, _ = self._qkv(x, context)
+        scores = q @ k.transpose(1, 2) / math.sqrt(q.shape[-1])  # (B, N, L)
+        return scores.masked_fill(~mask[:, None, :], float("-inf")).softmax(dim=-1)
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self._qkv(x, context)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, :])  # (B, N, C); mask (B, 1, L)
+        return x + self.proj(out.transpose(1, 2).reshape(b, c, h, w))
 
 
 class ResAttnBlock(nn.Module):
-    """A residual block, followed by self-attention at the attention levels: (x, emb) -> h."""
+    """A residual block, then self-attention and cross-attention where the level has them:
+    (x, emb[, context, mask]) -> h."""
 
-    def __init__(self, res: ResBlock, attn: SelfAttention | None) -> None:
+    def __init__(self, res: ResBlock, attn: SelfAttention | None, cross: CrossAttention | None = None) -> None:
         super().__init__()
         self.res = res
         self.attn = attn
+        self.cross = cross
 
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+    def forward(self, x: Tensor, emb: Tensor, context: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         h = self.res(x, emb)
-        return h if self.attn is None else self.attn(h)
+        if self.attn is not None:
+            h = self.attn(h)
+        return h if self.cross is None else self.cross(h, context, mask)
 
 
 class Downsample(nn.Module):
@@ -199,14 +249,25 @@ class UNet(nn.Module):
 
     ``y`` is required when ``config.num_classes`` is set (labels in [0, num_classes - 1], or
     the null label ``num_classes`` for "no label") and must be None otherwise.
+
+    ``context_dim`` (an int) adds a :class:`CrossAttention` after every self-attention, and
+    ``forward`` then needs ``context`` (B, L, context_dim) and ``context_mask`` (B, L) bool.
+    It is a constructor option, not a config field, so that every saved UNet config still
+    loads: the prompt model of ``models/text.py`` builds its U-Net this way and stores
+    ``context_dim`` in its own config.
     """
 
-    def __init__(self, config: UNetConfig | None = None) -> None:
+    def __init__(self, config: UNetConfig | None = None, context_dim: int | None = None) -> None:
         super().__init__()
         config = UNetConfig() if config is None else config
         if not isinstance(config, UNetConfig):
             raise TypeError(f"config must be a UNetConfig; got {type(config).__name__}")
+        if context_dim is not None:
+            int_at_least("context_dim", context_dim, 1)
+            if not config.attention_levels:
+                raise ValueError("context_dim needs at least one attention level: cross-attention follows self-attention")
         self.config = config
+        self.context_dim = context_dim
         base, emb_dim, groups, p = config.base_channels, config.emb_dim, config.groups, config.dropout
         widths = [base * m for m in config.channel_mults]
         last = len(widths) - 1
@@ -229,6 +290,9 @@ class UNet(nn.Module):
 
         self.mid1 = ResBlock(ch, ch, emb_dim, p, groups)
         self.mid_attn = SelfAttention(ch, groups) if last in config.attention_levels else nn.Identity()
+        self.mid_cross = (
+            CrossAttention(ch, context_dim, groups) if context_dim is not None and last in config.attention_levels else None
+        )
         self.mid2 = ResBlock(ch, ch, emb_dim, p, groups)
 
         # Decoder: one block per pushed skip, so num_res_blocks + 1 per level.
@@ -247,16 +311,34 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
 
-    def _stage(self, in_ch: int, out_ch: int, level: int) -> "ResAttnBlock":
+    def _stage(self, in_ch: int, out_ch: int, level: int) -> ResAttnBlock:
         c = self.config
         attn = SelfAttention(out_ch, c.groups) if level in c.attention_levels else None
-        return ResAttnBlock(ResBlock(in_ch, out_ch, c.emb_dim, c.dropout, c.groups), attn)
+        cross = CrossAttention(out_ch, self.context_dim, c.groups) if attn is not None and self.context_dim else None
+        return ResAttnBlock(ResBlock(in_ch, out_ch, c.emb_dim, c.dropout, c.groups), attn, cross)
 
-    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+    def _check_context(self, context: Tensor | None, mask: Tensor | None, batch: int) -> None:
+        if self.context_dim is None:
+            if context is not None or mask is not None:
+                raise ValueError("context must be None: this UNet has no cross-attention (build it with context_dim)")
+            return
+        if not isinstance(context, Tensor) or context.ndim != 3 or context.shape[0] != batch or context.shape[2] != self.context_dim:
+            got = tuple(context.shape) if isinstance(context, Tensor) else type(context).__name__
+            raise ValueError(f"context must be prompt tokens of shape (B, L, context_dim) = ({batch}, L, {self.context_dim}); got {got}")
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != context.shape[:2]:
+            got = (tuple(mask.shape), mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"context_mask must be a bool tensor (B, L) = {tuple(context.shape[:2])}, True for real tokens; got {got}")
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError("context_mask must keep at least one token per sample (a start token): a row of padding only has no attention")
+
+    def forward(
+        self, x: Tensor, t: Tensor, y: Tensor | None = None, context: Tensor | None = None, context_mask: Tensor | None = None
+    ) -> Tensor:
         c = self.config
         check_image(x, c.in_channels, c.size_multiple, "UNet")
         check_t(t, x.shape[0])
         check_labels(y, x.shape[0], c.num_classes, "UNet")
+        self._check_context(context, context_mask, x.shape[0])
         emb = self.time_embed(t)  # (B, emb_dim)
         if self.label_embed is not None:
             emb = emb + self.label_embed(y.long())  # (B, emb_dim)
@@ -264,14 +346,17 @@ class UNet(nn.Module):
         h = self.in_conv(x)  # (B, base, H, W)
         skips = [h]
         for stage in self.down:
-            h = stage(h, emb) if isinstance(stage, ResAttnBlock) else stage(h)
+            h = stage(h, emb, context, context_mask) if isinstance(stage, ResAttnBlock) else stage(h)
             skips.append(h)
 
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        h = self.mid_attn(self.mid1(h, emb))
+        if self.mid_cross is not None:
+            h = self.mid_cross(h, context, context_mask)
+        h = self.mid2(h, emb)
 
         for stage in self.up:
             if isinstance(stage, ResAttnBlock):
-                h = stage(torch.cat([h, skips.pop()], dim=1), emb)  # input (B, ch + skip_ch, h, w)
+                h = stage(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)  # input (B, ch + skip_ch, h, w)
             else:
                 h = stage(h)
         return self.out_conv(F.silu(self.out_norm(h)))  # (B, in_channels, H, W)

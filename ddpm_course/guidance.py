@@ -1,0 +1,227 @@
+"""Classifier-free guidance: one network, two predictions, extrapolated.
+
+Ho & Salimans (2022), "Classifier-free diffusion guidance". A model trained with its condition
+dropped to a null condition with probability p (``train(..., p_uncond=p)``) predicts both
+eps(x_t, t, y) and eps(x_t, t, null). Sampling with
+
+    eps_guided = eps_uncond + s (eps_cond - eps_uncond)
+
+moves each step further along the direction "more like y than like anything": s = 0 is the
+unconditional model, s = 1 the conditional one, s > 1 guidance. The paper writes the same
+rule with w = s - 1 as (1 + w) eps_cond - w eps_uncond. In score terms (eps = -sigma score)
+it samples, at every noise level, the tilted law p(x) p(y | x)^s, which puts more mass
+where the implicit classifier p(y | x) is confident: better fidelity, less diversity.
+
+| symbol          | code                     | shape / meaning                                   |
+|-----------------|--------------------------|---------------------------------------------------|
+| s               | ``scale``                | guidance scale, s >= 0 (this course's convention) |
+| w               | ``w``                    | the paper's weight, w = s - 1                     |
+| y               | ``y``                    | (B,) labels (or prompt ids)                       |
+| null            | ``null``                 | the null label, ``model.config.num_classes``      |
+| eps_cond        | ``eps_cond``             | (B, ...) eps(x_t, t, y)                           |
+| eps_uncond      | ``eps_uncond``           | (B, ...) eps(x_t, t, null)                        |
+
+``cfg(model, scale)`` returns a callable with the model contract, so every sampler runs
+guided without knowing about guidance; it evaluates the conditional and the unconditional
+prediction in one forward call on a doubled batch. ``class_oracle`` gives the exact
+conditional and unconditional eps of a Gaussian mixture whose components are the classes,
+on which guidance can be measured without a trained network.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import finite_float
+from .oracle import GaussianMixture
+from .schedules import Schedule
+
+__all__ = [
+    "ClassOracle",
+    "GuidanceScore",
+    "Guided",
+    "cfg",
+    "class_oracle",
+    "guided_eps",
+    "guided_eps_w",
+    "null_label",
+    "scale_from_w",
+    "score_digits",
+    "w_from_scale",
+]
+
+
+def guided_eps(eps_cond: Tensor, eps_uncond: Tensor, scale: float) -> Tensor:
+    """eps_uncond + s (eps_cond - eps_uncond): the guided prediction, (B, ...)."""
+    return eps_uncond + scale * (eps_cond - eps_uncond)
+
+
+def guided_eps_w(eps_cond: Tensor, eps_uncond: Tensor, w: float) -> Tensor:
+    """(1 + w) eps_cond - w eps_uncond: Ho & Salimans' convention, equal to ``guided_eps`` at s = 1 + w."""
+    return (1 + w) * eps_cond - w * eps_uncond
+
+
+def w_from_scale(scale: float) -> float:
+    """The paper's guidance weight w for this course's scale s: w = s - 1 (s = 1, no guidance, is w = 0)."""
+    return scale - 1.0
+
+
+def scale_from_w(w: float) -> float:
+    """The scale s for the paper's weight w: s = 1 + w."""
+    return 1.0 + w
+
+
+def null_label(model: Callable) -> int:
+    """The null label of a conditional model: ``model.config.num_classes`` (the label after the last class)."""
+    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+    if num_classes is None:
+        raise ValueError(
+            "classifier-free guidance needs a conditional model trained with a null label "
+            "(model.config.num_classes set, trained with p_uncond > 0); pass null= for another callable"
+        )
+    return int(num_classes)
+
+
+class Guided(nn.Module):
+    """A guided noise predictor with the model contract; make one with :func:`cfg`.
+
+    Called as ``guided(x_t, t)`` when it carries its labels ``y``, else ``guided(x_t, t, y)``.
+    It holds the wrapped model as a submodule, so samplers find its device and its
+    train/eval mode through it.
+    """
+
+    def __init__(self, model: Callable, scale: float, y: Tensor | None, null: int) -> None:
+        super().__init__()
+        self.model = model
+        self.scale = scale
+        self.y = y
+        self.null = null
+        self.training = bool(getattr(model, "training", False))
+
+    def forward(self, x_t: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        if y is None:
+            y = self.y
+        elif self.y is not None:
+            raise ValueError("this guided model already carries its labels y; call it as guided(x_t, t)")
+        if y is None:
+            raise ValueError("labels y (B,) are needed: cfg(model, scale, y=...) or guided(x_t, t, y)")
+        b = x_t.shape[0]
+        y = torch.as_tensor(y, device=x_t.device)
+        if y.ndim == 0:
+            y = y.expand(b)  # one label for the whole batch
+        if y.shape != (b,):
+            raise ValueError(f"y must have shape (B,) = ({b},) or be one label; got {tuple(y.shape)}")
+        null = torch.full_like(y, self.null)
+        # One forward call on the doubled batch: [x_t; x_t] with labels [y; null].
+        eps = self.model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null]))  # (2B, ...)
+        eps_cond, eps_uncond = eps[:b], eps[b:]
+        return guided_eps(eps_cond, eps_uncond, self.scale)
+
+
+def cfg(model: Callable, scale: float, y: Tensor | int | None = None, null: int | None = None) -> Guided:
+    """Wrap a conditional ``model(x_t, t, y)`` into its classifier-free-guided version.
+
+    scale: s >= 0; 0 is the unconditional model, 1 the conditional one, above 1 guidance.
+    y: the labels (B,) (or one int for the whole batch) to carry, giving ``f(x_t, t)``; None
+        gives ``f(x_t, t, y)``, to which a sampler passes ``y=``.
+    null: the null label (default ``model.config.num_classes``).
+    """
+    scale = finite_float("scale", scale, 0)  # 0 unconditional, 1 conditional, > 1 guided
+    if not callable(model):
+        raise TypeError(f"model must be callable as model(x_t, t, y); got {type(model).__name__}")
+    null = null_label(model) if null is None else null
+    if isinstance(null, bool) or not isinstance(null, int):
+        raise TypeError(f"null must be an int label; got {type(null).__name__}")
+    if isinstance(y, bool) or (y is not None and not isinstance(y, (int, Tensor))):
+        raise TypeError(f"y must be None, an int label or a (B,) tensor of labels; got {type(y).__name__}")
+    return Guided(model, scale, y, null)
+
+
+class ClassOracle:
+    """The exact eps of a Gaussian mixture, conditional on its components: ``oracle(x_t, t, y)``.
+
+    Label k in [0, K) gives E[eps | x_t, y = k], the eps of component k alone; the null label
+    K gives the unconditional E[eps | x_t], the eps of the whole mixture. Float64 inside,
+    x_t's dtype out.
+    """
+
+    def __init__(self, mixture: GaussianMixture, schedule: Schedule) -> None:
+        self.mixture = mixture
+        self.schedule = schedule
+        k = mixture.weights.shape[0]
+        self.config = _OracleConfig(k)
+        self._components = [
+            GaussianMixture(torch.ones(1, dtype=torch.float64), mixture.means[i : i + 1], mixture.covs[i : i + 1]) for i in range(k)
+        ]
+
+    def __call__(self, x_t: Tensor, t: Tensor, y: Tensor) -> Tensor:
+        k = len(self._components)
+        if not isinstance(y, Tensor) or y.shape != (x_t.shape[0],) or y.min() < 0 or y.max() > k:
+            raise ValueError(f"y must be (B,) = ({x_t.shape[0]},) labels in [0, {k}] ({k} = unconditional)")
+        out = torch.empty(x_t.shape, dtype=torch.float64)
+        t = torch.as_tensor(t).expand(x_t.shape[0]) if torch.as_tensor(t).ndim == 0 else t
+        for label in y.unique().tolist():
+            rows = (y == label).nonzero().flatten()  # (n,)
+            law = self.mixture if label == k else self._components[label]
+            out[rows] = law.eps(x_t[rows], t[rows], self.schedule).cpu()
+        return out.to(x_t.device, x_t.dtype)
+
+
+class _OracleConfig:
+    """What :func:`null_label` reads: the oracle's null label is its number of components."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+
+
+def class_oracle(mixture: GaussianMixture, schedule: Schedule) -> ClassOracle:
+    """The exact class-conditional noise predictor of ``mixture`` (classes = components)."""
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a GaussianMixture; got {type(mixture).__name__}")
+    return ClassOracle(mixture, schedule)
+
+
+# ----------------------------------------------------------------------------------------------
+# Measuring guidance on digits: fidelity (is it the requested digit?) against diversity
+
+
+class GuidanceScore(NamedTuple):
+    """Fidelity and diversity of class-conditional digit samples.
+
+    accuracy: the digit classifier's agreement with the requested labels; fd_class: the
+    Frechet distance of each class's samples to the real images of that class (classifier
+    features), averaged over the classes; spread: the samples' mean feature distance to their
+    class centroid divided by the real images' (1 = as varied as real digits, below 1 = less).
+    """
+
+    accuracy: float
+    fd_class: float
+    spread: float
+
+
+def _spread(feats: Tensor, labels: Tensor) -> float:
+    """Mean distance of feature vectors (N, F) to their class centroid."""
+    dists = [(feats[labels == c] - feats[labels == c].mean(0)).norm(dim=1) for c in labels.unique()]
+    return torch.cat(dists).mean().item()
+
+
+@torch.no_grad()
+def score_digits(samples: Tensor, labels: Tensor) -> GuidanceScore:
+    """Score samples (N, 1, 16, 16) in [-1, 1] drawn for ``labels`` (N,) against the real digits
+    (the train split, 1,437 images), with ``metrics.digit_classifier`` features."""
+    from .data import digits
+    from .metrics import digit_classifier, digit_features, frechet_distance
+
+    if not isinstance(labels, Tensor) or labels.shape != (samples.shape[0],):
+        raise ValueError(f"labels must have shape (N,) = ({samples.shape[0]},); got {getattr(labels, 'shape', labels)!r}")
+    samples, labels = samples.detach().float().cpu().clamp(-1, 1), labels.cpu()
+    real = digits(16, split="train")
+    accuracy = (digit_classifier()(samples).argmax(1) == labels).double().mean().item()
+    feats, real_feats = digit_features(samples), digit_features(real.images)
+    classes = labels.unique()
+    fd = sum(frechet_distance(feats[labels == c], real_feats[real.labels == c]) for c in classes) / len(classes)
+    spread = _spread(feats, labels) / _spread(real_feats[torch.isin(real.labels, classes)], real.labels[torch.isin(real.labels, classes)])
+    return GuidanceScore(accuracy=accuracy, fd_class=fd, spread=spread)

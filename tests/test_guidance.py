@@ -1,0 +1,133 @@
+"""Classifier-free guidance: the wrapper, the two conventions, the exact oracle, the shipped models."""
+import pytest
+import torch
+
+from ddpm_course import samplers
+from ddpm_course.guidance import (
+    cfg,
+    class_oracle,
+    guided_eps,
+    guided_eps_w,
+    null_label,
+    scale_from_w,
+    w_from_scale,
+)
+from ddpm_course.models.unet import UNet, UNetConfig
+from ddpm_course.oracle import GaussianMixture
+from ddpm_course.schedules import linear_schedule
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _small_conditional() -> UNet:
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(base_channels=8, groups=4, num_classes=3, dropout=0.0)).eval()
+    with torch.no_grad():  # a fresh U-Net outputs zeros; give it a real function of x, t and y
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+class CountingModel:
+    """Counts forward calls and the batch sizes they see."""
+
+    def __init__(self, model):
+        self.model, self.config, self.calls = model, model.config, []
+
+    def __call__(self, x, t, y):
+        self.calls.append(x.shape[0])
+        return self.model(x, t, y)
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5, 1.0, 3.0, 7.5])
+def test_the_two_conventions_are_the_same_rule(scale):
+    g = torch.Generator().manual_seed(0)
+    cond, uncond = torch.randn(2, 5, 4, generator=g, dtype=torch.float64)
+    w = w_from_scale(scale)
+    torch.testing.assert_close(guided_eps(cond, uncond, scale), guided_eps_w(cond, uncond, w), rtol=1e-12, atol=1e-12)
+    assert scale_from_w(w) == scale and w_from_scale(1.0) == 0.0
+
+
+def test_cfg_at_one_is_the_conditional_model_and_at_zero_the_unconditional_one():
+    model = _small_conditional()
+    g = torch.Generator().manual_seed(1)
+    x, t, y = torch.randn(4, 1, 16, 16, generator=g), torch.tensor([0, 10, 500, 999]), torch.tensor([0, 1, 2, 1])
+    with torch.no_grad():
+        cond, uncond = model(x, t, y), model(x, t, torch.full_like(y, 3))
+        assert (cond - uncond).abs().max() > 1e-3  # the test could not tell them apart otherwise
+        torch.testing.assert_close(cfg(model, 1.0)(x, t, y), cond, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(cfg(model, 0.0)(x, t, y), uncond, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(cfg(model, 2.5, y=y)(x, t), uncond + 2.5 * (cond - uncond), rtol=1e-5, atol=1e-5)
+
+
+def test_cfg_batches_both_passes_in_one_call_and_carries_its_labels():
+    counting = CountingModel(_small_conditional())
+    x, t = torch.randn(5, 1, 16, 16), torch.full((5,), 400)
+    with torch.no_grad():
+        carried = cfg(counting, 3.0, y=2)(x, t)
+        passed = cfg(counting, 3.0)(x, t, torch.full((5,), 2))
+    assert counting.calls == [10, 10]
+    torch.testing.assert_close(carried, passed)
+
+
+def test_samplers_run_guided_without_knowing_it():
+    model = _small_conditional()
+    y = torch.tensor([0, 1, 2])
+    a = samplers.dpm_solver_sample(cfg(model, 2.0), linear_schedule(1000), (3, 1, 16, 16), steps=5,
+                                   generator=torch.Generator().manual_seed(0), y=y)
+    b = samplers.dpm_solver_sample(cfg(model, 2.0, y=y), linear_schedule(1000), (3, 1, 16, 16), steps=5,
+                                   generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b)
+
+
+def test_cfg_checks_its_arguments():
+    model = _small_conditional()
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale"):
+            cfg(model, bad)
+    with pytest.raises(TypeError, match="scale"):
+        cfg(model, "2")
+    with pytest.raises(ValueError, match="null label"):
+        cfg(UNet(UNetConfig(base_channels=8, groups=4)), 2.0)
+    with pytest.raises(TypeError, match="y must be"):
+        cfg(model, 2.0, y=True)
+    assert null_label(model) == 3
+    with pytest.raises(ValueError, match="already carries"):
+        cfg(model, 2.0, y=1)(torch.randn(2, 1, 16, 16), torch.tensor([1, 2]), torch.tensor([0, 0]))
+
+
+def _line_mixture() -> GaussianMixture:
+    """Three overlapping classes on a line: the exact conditional law is not yet certain of its class."""
+    means = torch.tensor([[-1.0, 0.0], [0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    covs = 0.25 * torch.eye(2, dtype=torch.float64).expand(3, 2, 2).clone()
+    return GaussianMixture(torch.full((3,), 1 / 3, dtype=torch.float64), means, covs)
+
+
+def test_class_oracle_gives_each_component_and_the_mixture():
+    mix, schedule = _line_mixture(), linear_schedule(1000)
+    oracle = class_oracle(mix, schedule)
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = torch.tensor([10, 10, 300, 300, 900, 900])
+    y = torch.tensor([0, 3, 1, 3, 2, 3])
+    out = oracle(x, t, y)
+    torch.testing.assert_close(out[y == 3], mix.eps(x[y == 3], t[y == 3], schedule))
+    for k in range(3):
+        alone = GaussianMixture(torch.ones(1, dtype=torch.float64), mix.means[k : k + 1], mix.covs[k : k + 1])
+        torch.testing.assert_close(out[y == k], alone.eps(x[y == k], t[y == k], schedule))
+    assert null_label(oracle) == 3
+
+
+def test_guided_oracle_sampling_concentrates_on_the_requested_component():
+    mix, schedule = _line_mixture(), linear_schedule(1000)
+    oracle = class_oracle(mix, schedule)
+    posterior = []
+    for scale in (0.0, 1.0, 2.0, 4.0):
+        x = samplers.dpm_solver_sample(cfg(oracle, scale, y=2), schedule, (1000, 2), steps=30, spacing="logsnr",
+                                       generator=torch.Generator().manual_seed(0))
+        posterior.append(mix._component_log_probs(x).softmax(1)[:, 2].mean().item())  # E[p(class 2 | x)]
+    # the truth at s = 1, by Monte Carlo on exact draws of class 2
+    alone = GaussianMixture(torch.ones(1, dtype=torch.float64), mix.means[2:], mix.covs[2:])
+    exact = mix._component_log_probs(alone.sample(20000, torch.Generator().manual_seed(1))).softmax(1)[:, 2].mean().item()
+    assert abs(posterior[0] - 1 / 3) < 0.04  # s = 0: the unconditional mixture
+    assert abs(posterior[1] - exact) < 0.03  # s = 1: the class itself, not yet certain of itself
+    assert posterior[0] < posterior[1] < posterior[2] < posterior[3] and posterior[3] > 0.98
