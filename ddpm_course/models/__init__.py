@@ -19,7 +19,6 @@ import typing
 
 from torch import nn
 
-from ..autoencoder import VAE, VAEConfig
 from .embeddings import TimeEmbedding, sinusoidal_embedding
 from .mlp import MLPConfig, MLPDenoiser
 from .simple_unet import SimpleUNet, SimpleUNetConfig
@@ -37,7 +36,6 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "UNet": (UNet, UNetConfig),
     "MLPDenoiser": (MLPDenoiser, MLPConfig),
     "PromptUNet": (PromptUNet, PromptUNetConfig),
-    "VAE": (VAE, VAEConfig),  # the autoencoder of latent diffusion (lesson 09), so checkpoints can rebuild it
 }
 
 
