@@ -23,7 +23,7 @@ __version__ = "0.2.0"
 
 _SUBMODULES = (
     "schedules", "forward", "data", "oracle", "viz", "widgets", "models", "losses", "train",
-    "checkpoint", "samplers", "guidance", "metrics", "exercises", "cli",
+    "checkpoint", "samplers", "guidance", "metrics", "exercises", "cli", "autoencoder",
 )
 
 __all__ = [

@@ -19,6 +19,7 @@ import typing
 
 from torch import nn
 
+from ..autoencoder import VAE, VAEConfig
 from .embeddings import TimeEmbedding, sinusoidal_embedding
 from .mlp import MLPConfig, MLPDenoiser
 from .simple_unet import SimpleUNet, SimpleUNetConfig
@@ -35,6 +36,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "SimpleUNet": (SimpleUNet, SimpleUNetConfig),
     "UNet": (UNet, UNetConfig),
     "MLPDenoiser": (MLPDenoiser, MLPConfig),
+    "VAE": (VAE, VAEConfig),  # the autoencoder of latent diffusion (lesson 09), so checkpoints can rebuild it
     "PromptUNet": (PromptUNet, PromptUNetConfig),
 }
 

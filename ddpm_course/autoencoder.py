@@ -1,0 +1,459 @@
+"""A small variational autoencoder (VAE) for latent diffusion.
+
+Rombach et al. (2022), "High-Resolution Image Synthesis with Latent Diffusion Models" (Stable
+Diffusion): compress the images once with an autoencoder, run the whole diffusion (training
+and sampling) on its small latent grid, decode at the end. Kingma & Welling (2014),
+"Auto-Encoding Variational Bayes": the encoder outputs a Gaussian q(z | x), the reparameterised
+sample z = mean + std * eps keeps it differentiable, and a KL term pulls q(z | x) towards N(0, I).
+
+| symbol      | code                     | shape / meaning                                             |
+|-------------|--------------------------|-------------------------------------------------------------|
+| x           | ``x``                    | (B, C, H, W) images in [-1, 1]                              |
+| mu, log s^2 | ``mean, logvar``         | (B, c, H/f, W/f): q(z \\| x) = N(mu, diag(s^2)), f = factor  |
+| z           | ``latent(x, generator)`` | mu + s * eps, eps ~ N(0, I), drawn on the CPU                |
+| x_hat       | ``decode(z)``            | (B, C, H, W), the reconstruction                            |
+| KL          | :func:`kl_divergence`    | sum over latent entries of (mu^2 + s^2 - 1 - log s^2) / 2   |
+| beta        | ``kl_weight``            | loss = sum of squared pixel errors + beta * KL, per image   |
+| scale       | ``vae.scale_factor``     | 1 / std(z) on the training data (Stable Diffusion: 0.18215) |
+
+With beta = 1 the loss is the negative ELBO of a decoder N(x_hat, 1/2 I) up to a constant; a
+small beta (the default) keeps the KL as a gentle regulariser, so the latent is a faithful
+"sketch" of the image rather than a sample of N(0, I). Its spread is then arbitrary, which the
+scale factor fixes: the diffusion model sees ``z * scale``, of variance 1 like the data the
+schedules were designed for, and ``decode(z / scale)`` maps a sample back.
+
+``python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent`` makes the shipped
+pair: ``digits-latent-vae`` (this VAE, 32x32 digits to 8x8x4) and ``digits-latent`` (the course
+U-Net trained on its scaled latents with ``train.train``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
+
+from ._checks import finite_float, generator_or_none, int_at_least
+
+__all__ = [
+    "LATENT_UNET_CONFIG", "VAE", "LatentPipeline", "VAEConfig", "VAELoss", "VAETrainResult", "encode_dataset",
+    "estimate_scale_factor", "kl_divergence", "load_elbo_vae", "load_latent", "train_vae", "vae_loss",
+]
+
+#: the latent U-Net of the shipped ``digits-latent``: the course U-Net on 4 channels at 8x8
+LATENT_UNET_CONFIG = {
+    "in_channels": 4, "base_channels": 32, "channel_mults": [1, 2], "num_res_blocks": 1,
+    "attention_levels": [1], "dropout": 0.1, "num_classes": None, "groups": 8, "time_dim": None,
+}
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """The VAE's shape. Level i works at H / 2**i with ``base_channels * channel_mults[i]``
+    channels; the latent grid is H / factor with factor = 2**(len(channel_mults) - 1)."""
+
+    in_channels: int = 1
+    base_channels: int = 16
+    channel_mults: tuple[int, ...] = (1, 2, 4)
+    latent_channels: int = 4
+    groups: int = 8
+
+    def __post_init__(self) -> None:
+        mults = self.channel_mults
+        if not isinstance(mults, (tuple, list)) or not mults or not all(
+            isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in mults
+        ):
+            raise ValueError(f"channel_mults must be a non-empty tuple of positive integers; got {mults!r}")
+        object.__setattr__(self, "channel_mults", tuple(mults))
+        int_at_least("in_channels", self.in_channels, 1)
+        int_at_least("base_channels", self.base_channels, 1)
+        int_at_least("latent_channels", self.latent_channels, 1)
+        int_at_least("groups", self.groups, 1)
+        for m in self.channel_mults:
+            if (self.base_channels * m) % self.groups:
+                raise ValueError(f"groups={self.groups} must divide every level's channels base_channels * mult = {self.base_channels * m}")
+
+    @property
+    def factor(self) -> int:
+        """How much smaller the latent grid is per side: 2**(number of downsamplings)."""
+        return 2 ** (len(self.channel_mults) - 1)
+
+
+class _Block(nn.Module):
+    """Pre-activation residual block: (B, in_ch, H, W) -> (B, out_ch, H, W)."""
+
+    def __init__(self, in_ch: int, out_ch: int, groups: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.GroupNorm(groups, in_ch), nn.SiLU(), nn.Conv2d(in_ch, out_ch, 3, padding=1),
+            nn.GroupNorm(groups, out_ch), nn.SiLU(), nn.Conv2d(out_ch, out_ch, 3, padding=1),
+        )
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x) + self.skip(x)
+
+
+class _Up(nn.Module):
+    """Nearest-neighbour x2 then a 3x3 conv: (B, C, H, W) -> (B, C, 2H, 2W)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class VAE(nn.Module):
+    """Convolutional VAE: ``encode(x) -> (mean, logvar)``, ``decode(z) -> x_hat``, ``latent(x, generator)``.
+
+    x: (B, in_channels, H, W) with H, W multiples of ``config.factor``; z: (B, latent_channels,
+    H / factor, W / factor). ``scale_factor`` is a buffer (saved with the weights): 1 until
+    :func:`estimate_scale_factor` sets it.
+    """
+
+    def __init__(self, config: VAEConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or VAEConfig()
+        chans = [config.base_channels * m for m in config.channel_mults]
+        g = config.groups
+        enc: list[nn.Module] = [nn.Conv2d(config.in_channels, chans[0], 3, padding=1)]
+        for i, ch in enumerate(chans):
+            enc.append(_Block(chans[max(i - 1, 0)], ch, g))
+            if i < len(chans) - 1:
+                enc.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
+        enc += [nn.GroupNorm(g, chans[-1]), nn.SiLU(), nn.Conv2d(chans[-1], 2 * config.latent_channels, 3, padding=1)]
+        self.encoder = nn.Sequential(*enc)
+        dec: list[nn.Module] = [nn.Conv2d(config.latent_channels, chans[-1], 3, padding=1)]
+        for i in reversed(range(len(chans))):
+            dec.append(_Block(chans[min(i + 1, len(chans) - 1)], chans[i], g))
+            if i > 0:
+                dec.append(_Up(chans[i]))
+        dec += [nn.GroupNorm(g, chans[0]), nn.SiLU(), nn.Conv2d(chans[0], config.in_channels, 3, padding=1)]
+        self.decoder = nn.Sequential(*dec)
+        self.register_buffer("scale_factor", torch.tensor(1.0))
+
+    def _check_images(self, x: Tensor) -> None:
+        c, f = self.config.in_channels, self.config.factor
+        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != c or x.shape[2] % f or x.shape[3] % f:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be images of shape (B, {c}, H, W) with H and W multiples of {f}; got {shape}")
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z | x): x (B, C, H, W) -> mean, logvar, each (B, latent_channels, H/f, W/f)."""
+        self._check_images(x)
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        return mean, logvar.clamp(-30.0, 20.0)  # keeps exp(logvar) finite in float32
+
+    def decode(self, z: Tensor) -> Tensor:
+        """z (B, latent_channels, h, w) -> x_hat (B, C, h*f, w*f), unbounded (clamp to [-1, 1] to show)."""
+        k = self.config.latent_channels
+        if not isinstance(z, Tensor) or z.ndim != 4 or z.shape[1] != k:
+            shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"z must be latents of shape (B, {k}, h, w); got {shape}")
+        return self.decoder(z)
+
+    def latent(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A reparameterised sample z = mean + exp(logvar / 2) * eps of q(z | x), eps drawn on the CPU."""
+        generator_or_none("generator", generator)
+        mean, logvar = self.encode(x)
+        eps = torch.randn(mean.shape, generator=generator).to(mean.device)
+        return mean + (0.5 * logvar).exp() * eps
+
+    def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
+        """The deterministic round trip x -> decode(mean): (B, C, H, W) -> (B, C, H, W).
+
+        ``t`` is accepted and ignored: it keeps the course's ``model(x, t)`` calling convention,
+        through which a checkpoint checks that a model fits its stored sample shape.
+        """
+        return self.decode(self.encode(x)[0])
+
+    def reconstruct(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Reconstruct through a sampled latent (what training sees): x -> (x_hat, mean, logvar)."""
+        generator_or_none("generator", generator)
+        mean, logvar = self.encode(x)
+        eps = torch.randn(mean.shape, generator=generator).to(mean.device)
+        return self.decode(mean + (0.5 * logvar).exp() * eps), mean, logvar
+
+    def scaled_latent(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """What the diffusion model sees: ``latent(x) * scale_factor``, of variance about 1."""
+        return self.latent(x, generator) * self.scale_factor
+
+    def decode_scaled(self, z: Tensor) -> Tensor:
+        """Decode a diffusion sample: ``decode(z / scale_factor)``."""
+        return self.decode(z / self.scale_factor)
+
+
+def kl_divergence(mean: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) per image, summed over the latent entries: (B, ...) -> (B,).
+
+    Each entry contributes (mean^2 + exp(logvar) - 1 - logvar) / 2, the closed form for two
+    one-dimensional Gaussians; the entries are independent, so the KLs add.
+    """
+    if mean.shape != logvar.shape or mean.ndim < 2:
+        raise ValueError(f"mean and logvar must have the same shape (B, ...); got {tuple(mean.shape)} and {tuple(logvar.shape)}")
+    kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
+    return kl.flatten(1).sum(1)
+
+
+class VAELoss(NamedTuple):
+    """Per-batch means: ``total`` (what is minimised), ``recon`` (sum of squared pixel errors per
+    image), ``kl`` (per image), ``mse`` (mean squared error per pixel)."""
+
+    total: Tensor
+    recon: Tensor
+    kl: Tensor
+    mse: Tensor
+
+
+def vae_loss(vae: VAE, x: Tensor, kl_weight: float, generator: torch.Generator | None = None) -> VAELoss:
+    """The VAE's loss on a batch x (B, C, H, W): mean over images of |x - x_hat|^2 + kl_weight * KL."""
+    x_hat, mean, logvar = vae.reconstruct(x, generator)
+    sq = (x_hat - x).square().flatten(1)  # (B, C*H*W)
+    recon, kl = sq.sum(1).mean(), kl_divergence(mean, logvar).mean()
+    return VAELoss(recon + kl_weight * kl, recon, kl, sq.mean())
+
+
+@dataclass
+class VAETrainResult:
+    """What :func:`train_vae` returns: the raw and EMA models (eval mode), per-step per-pixel MSE
+    and KL, the steps done and the wall time."""
+
+    model: VAE
+    ema_model: VAE | None
+    mse: list[float]
+    kl: list[float]
+    steps: int
+    seconds: float
+
+    @property
+    def final_model(self) -> VAE:
+        return self.ema_model if self.ema_model is not None else self.model
+
+
+def _ema(model: nn.Module, decay: float) -> AveragedModel:
+    """An EMA with the warm-up of :func:`ddpm_course.train.ema_decay_at`, via torch.optim.swa_utils."""
+    from .train import ema_decay_at
+
+    @torch.no_grad()
+    def update(ema_params: list[Tensor], params: list[Tensor], num_averaged: Tensor | int) -> None:
+        weight = 1.0 - ema_decay_at(int(num_averaged), decay)
+        for e, p in zip(ema_params, params):
+            e.lerp_(p, weight) if e.is_floating_point() else e.copy_(p)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
+def train_vae(
+    vae: VAE,
+    images: Tensor,
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    kl_weight: float = 1e-3,
+    warmup_steps: int = 50,
+    ema_decay: float | None = 0.995,
+    grad_clip: float = 1.0,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> VAETrainResult:
+    """Train ``vae`` in place on images (N, C, H, W) in [-1, 1] for ``steps`` AdamW steps.
+
+    The habits of :func:`ddpm_course.train.train`: linear warm-up then a half-cosine decay of the
+    learning rate, gradient clipping, an EMA of the weights with a warm-up, a tqdm bar, a stop
+    with a message on a non-finite loss. Batches and latent noise come from ``generator``.
+    """
+    steps = int_at_least("steps", steps, 1)
+    batch_size = int_at_least("batch_size", batch_size, 1)
+    warmup_steps = int_at_least("warmup_steps", warmup_steps, 0)
+    lr = finite_float("lr", lr, 0, low_open=True)
+    kl_weight = finite_float("kl_weight", kl_weight, 0)
+    if ema_decay is not None:
+        finite_float("ema_decay", ema_decay, 0, 1, low_open=True, high_open=True)
+    vae._check_images(images)
+    generator = generator_or_none("generator", generator) or torch.Generator().manual_seed(0)
+    from tqdm.auto import tqdm
+
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+
+    def factor(k: int) -> float:  # warm-up, then (1 + cos(pi p)) / 2
+        return min(1.0, (k + 1) / warmup_steps if warmup_steps else 1.0) * 0.5 * (1 + math.cos(math.pi * k / steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    ema = _ema(vae, ema_decay) if ema_decay else None
+    mse, kl = [], []
+    vae.train()
+    start = time.perf_counter()
+    for step in tqdm(range(steps), disable=not progress, desc="train vae", unit="step", dynamic_ncols=True):
+        idx = torch.randint(0, images.shape[0], (batch_size,), generator=generator)  # (B,)
+        loss = vae_loss(vae, images[idx], kl_weight, generator)
+        if not math.isfinite(loss.total.item()):
+            raise FloatingPointError(f"the VAE loss became {loss.total.item()} at step {step}; try a lower lr (say {lr / 10:.3g})")
+        opt.zero_grad(set_to_none=True)
+        loss.total.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), grad_clip)
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(vae)
+        mse.append(loss.mse.item())
+        kl.append(loss.kl.item())
+    seconds = time.perf_counter() - start
+    vae.eval()
+    ema_model = ema.module.eval() if ema is not None else None
+    return VAETrainResult(vae, ema_model, mse, kl, steps, seconds)
+
+
+@torch.no_grad()
+def encode_dataset(vae: VAE, images: Tensor, generator: torch.Generator | None = None, draws: int = 1,
+                   batch_size: int = 256) -> Tensor:
+    """Sampled, unscaled latents of every image, ``draws`` independent samples each: (draws * N, c, h, w)."""
+    draws = int_at_least("draws", draws, 1)
+    vae._check_images(images)
+    out = [vae.latent(images[i : i + batch_size], generator) for _ in range(draws) for i in range(0, len(images), batch_size)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def estimate_scale_factor(vae: VAE, images: Tensor, generator: torch.Generator | None = None, draws: int = 4) -> float:
+    """1 / std of the sampled latents of ``images`` (over every entry), as Stable Diffusion's 0.18215
+    was estimated. The caller stores it with ``vae.scale_factor.fill_(s)``."""
+    z = encode_dataset(vae, images, generator, draws)
+    return 1.0 / z.double().std().item()
+
+
+class LatentPipeline(NamedTuple):
+    """The shipped latent diffusion model: ``vae`` (with its scale factor), ``unet`` (a noise
+    predictor on scaled latents of ``latent_shape``), ``schedule`` and the two training records."""
+
+    vae: VAE
+    unet: nn.Module
+    schedule: object
+    latent_shape: tuple[int, ...]
+    image_shape: tuple[int, ...]
+    record: dict
+    vae_record: dict
+
+
+def _shipped(name: str) -> str:
+    from importlib import resources
+
+    with resources.as_file(resources.files("ddpm_course") / "pretrained" / name) as p:
+        return str(p)
+
+
+def load_elbo_vae(path: str | None = None, device: torch.device | str = "cpu"):
+    """The stand-alone VAE trained with the full ELBO weight (default: the shipped ``digits-latent-elbo-vae``),
+    as a :class:`ddpm_course.checkpoint.Checkpoint` (``.model``, ``.record``)."""
+    from .checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path or _shipped("digits-latent-elbo-vae"), device)
+    if not isinstance(ckpt.model, VAE):
+        raise TypeError(f"{path} holds a {ckpt.arch}, not a VAE")
+    return ckpt
+
+
+def load_latent(path: str | None = None, device: torch.device | str = "cpu") -> LatentPipeline:
+    """Load ``PATH`` (the latent U-Net) and ``PATH-vae``; default: the shipped ``digits-latent``."""
+    from .checkpoint import load_checkpoint
+
+    path = path or _shipped("digits-latent")
+    unet, vae = load_checkpoint(path, device), load_checkpoint(f"{path}-vae", device)
+    if not isinstance(vae.model, VAE):
+        raise TypeError(f"{path}-vae holds a {vae.arch}, not a VAE")
+    return LatentPipeline(vae.model, unet.model, unet.schedule, unet.sample_shape, vae.sample_shape, unet.record, vae.record)
+
+
+# ----------------------------------------------------------------------------- the shipped model
+
+
+def _parse(argv: list[str] | None):
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m ddpm_course.autoencoder", description=(
+        "Train the shipped latent diffusion model on 32x32 digits (train split): a VAE (OUT-vae), the same "
+        "VAE with the full ELBO weight as a stand-alone generator (OUT-elbo-vae), and the course U-Net on "
+        "the first VAE's scaled latents (OUT)."))
+    p.add_argument("--out", required=True, help="checkpoint path of the latent U-Net; the VAEs go to OUT-vae and OUT-elbo-vae")
+    p.add_argument("--vae-steps", type=int, default=200, help="AdamW steps of each VAE (default 200)")
+    p.add_argument("--unet-steps", type=int, default=1000, help="steps of the latent U-Net (default 1000)")
+    p.add_argument("--kl-weight", type=float, default=1e-3, help="beta of the latent VAE (default 1e-3: a small KL)")
+    p.add_argument("--elbo-kl-weight", type=float, default=1.0, help="beta of the stand-alone VAE (default 1: the ELBO)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace existing checkpoints")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def _vae_record(run: VAETrainResult, vae: VAE, kl_weight: float, batch_size: int, test: Tensor) -> dict:
+    with torch.no_grad():
+        mean, logvar = vae.encode(test)
+        mse = (vae.decode(mean) - test).square().mean().item()
+        kl = kl_divergence(mean, logvar).mean().item()
+    return {"steps": run.steps, "batch_size": batch_size, "kl_weight": kl_weight, "train_seconds": round(run.seconds, 1),
+            "weights": "ema", "test_mse_of_mean": round(mse, 6), "test_kl": round(kl, 2),
+            "scale_factor": float(vae.scale_factor)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Make ``digits-latent``: see :func:`_parse` for the options."""
+    import platform
+    import sys
+    from datetime import datetime, timezone
+
+    from .checkpoint import checkpoint_paths, save_checkpoint
+    from .data import digits
+    from .models import build_model
+    from .schedules import linear_schedule
+    from .train import train
+
+    args = _parse(argv)
+    out = str(checkpoint_paths(args.out)[0].with_suffix(""))
+    targets = [out, f"{out}-vae", f"{out}-elbo-vae"]
+    if not args.overwrite and any(p.exists() for t in targets for p in checkpoint_paths(t)):
+        raise SystemExit(f"a checkpoint among {targets} exists; pass --overwrite to replace it")
+    torch.set_num_threads(args.threads)
+    train_x, test_x = digits(32, split="train").images, digits(32, split="test").images
+    vb, common = 32, {"command": "python -m " + " ".join(["ddpm_course.autoencoder", *sys.argv[1:]]), "seed": args.seed,
+                      "hardware": f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), torch {torch.__version__}",
+                      "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "data": "digits 32x32, train split"}
+    vaes = {}
+    for name, beta in (("vae", args.kl_weight), ("elbo-vae", args.elbo_kl_weight)):
+        torch.manual_seed(args.seed)
+        run = train_vae(VAE(), train_x, steps=args.vae_steps, batch_size=vb, kl_weight=beta,
+                        generator=torch.Generator().manual_seed(args.seed), progress=not args.no_progress)
+        vae = run.final_model
+        vae.scale_factor.fill_(estimate_scale_factor(vae, train_x, torch.Generator().manual_seed(args.seed + 1)))
+        vaes[name] = (vae, _vae_record(run, vae, beta, vb, test_x))
+        print(f"{name}: {vaes[name][1]}")
+    vae = vaes["vae"][0]
+    latents = encode_dataset(vae, train_x, torch.Generator().manual_seed(args.seed + 2), draws=4) * vae.scale_factor
+    schedule = linear_schedule(1000)
+    torch.manual_seed(args.seed)
+    unet = build_model("UNet", LATENT_UNET_CONFIG)
+    settings = {"batch_size": 64, "lr": 1e-3, "warmup_steps": 50, "ema_decay": 0.995}
+    run = train(unet, schedule, latents, steps=args.unet_steps, generator=torch.Generator().manual_seed(args.seed),
+                progress=not args.no_progress, **settings)
+    print(f"latent U-Net: {run.steps} steps in {run.seconds:.0f} s, final loss {sum(run.losses[-50:]) / 50:.4f}")
+    for name, (model, record) in vaes.items():
+        save_checkpoint(f"{out}-{name}", model, schedule, sample_shape=(1, 32, 32), overwrite=args.overwrite,
+                        record={**common, **record, "role": name})
+    record = {**common, "steps": run.steps, "train_seconds": round(run.seconds, 1), "weights": "ema",
+              "final_loss": round(sum(run.losses[-50:]) / 50, 5), "train_settings": settings,
+              "data": f"scaled latents of {out}-vae (4 draws per train image, scale {float(vae.scale_factor):.5f})",
+              "vae_train_seconds": vaes["vae"][1]["train_seconds"], "decode_with": f"{out}-vae"}
+    save_checkpoint(out, run.final_model, schedule, sample_shape=tuple(latents.shape[1:]), record=record,
+                    weights_dtype=torch.float16, overwrite=args.overwrite)
+    print(f"wrote {out}, {out}-vae, {out}-elbo-vae")
+
+
+if __name__ == "__main__":
+    main()
