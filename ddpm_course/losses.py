@@ -30,8 +30,10 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
+from ._checks import batch_tensor, finite_float, generator_or_none, int_in_range, one_of
+from ._model import call_model, eval_mode
 from .forward import noise_like, q_sample
-from .schedules import Schedule, check_timesteps
+from .schedules import Schedule, check_step, check_timesteps
 
 __all__ = ["l_simple", "elbo_weights", "loss_by_t", "LossByT", "eps_scale"]
 
@@ -46,13 +48,6 @@ def _null_label(model: Model) -> int:
             "whose null label num_classes stands for 'no label'"
         )
     return num_classes
-
-
-def _predict(model: Model, x_t: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
-    eps_hat = model(x_t, t) if y is None else model(x_t, t, y)
-    if eps_hat.shape != x_t.shape:
-        raise ValueError(f"the model must return eps_hat with the shape of x_t {tuple(x_t.shape)}; got {tuple(eps_hat.shape)}")
-    return eps_hat
 
 
 def l_simple(
@@ -75,10 +70,9 @@ def l_simple(
     trains one network for both the conditional and the unconditional task). Returns a
     scalar tensor that carries gradients.
     """
-    if not isinstance(x0, Tensor) or x0.ndim < 2:
-        raise ValueError(f"x0 must be a tensor of shape (B, ...); got {getattr(x0, 'shape', type(x0).__name__)}")
-    if isinstance(p_uncond, bool) or not isinstance(p_uncond, (int, float)) or not 0.0 <= p_uncond <= 1.0:
-        raise ValueError(f"p_uncond must be a probability in [0, 1]; got {p_uncond!r}")
+    batch_tensor("x0", x0, finite=True)
+    p_uncond = finite_float("p_uncond", p_uncond, 0.0, 1.0)
+    generator_or_none("generator", generator, cpu=True)
     batch = x0.shape[0]
     if t is None:
         t = torch.randint(0, schedule.T, (batch,), generator=generator)
@@ -92,7 +86,7 @@ def l_simple(
             raise ValueError("p_uncond > 0 needs labels y (B,) to drop; got y=None")
         drop = (torch.rand(batch, generator=generator) < p_uncond).to(y.device)  # (B,)
         y = torch.where(drop, torch.full_like(y, null), y)
-    eps_hat = _predict(model, x_t, t, y)
+    eps_hat = call_model(model, x_t, t, y, what="eps_hat")
     return (noise - eps_hat).pow(2).mean()
 
 
@@ -117,8 +111,7 @@ def elbo_weights(schedule: Schedule, variance: str = "posterior") -> Tensor:
     largest at small t, where the task is easy (tiny noise), so dropping it moves effort to
     the harder, noisier steps; Ho et al. found better samples that way.
     """
-    if variance not in ("posterior", "beta"):
-        raise ValueError(f"variance must be 'posterior' or 'beta'; got {variance!r}")
+    one_of("variance", variance, ("posterior", "beta"))
     if variance == "beta":
         sigma2 = schedule.betas
     else:
@@ -153,25 +146,17 @@ def loss_by_t(
     not from the noise. A model that is an ``nn.Module`` is evaluated in eval mode (no
     dropout) and put back in its previous mode afterwards.
     """
-    if isinstance(n_buckets, bool) or not isinstance(n_buckets, int) or not 1 <= n_buckets <= schedule.T:
-        raise ValueError(f"n_buckets must be an integer in [1, T] = [1, {schedule.T}]; got {n_buckets!r}")
-    if not isinstance(x0, Tensor) or x0.ndim < 2:
-        raise ValueError(f"x0 must be a tensor of shape (B, ...); got {getattr(x0, 'shape', type(x0).__name__)}")
+    n_buckets = int_in_range("n_buckets", n_buckets, 1, schedule.T, hint="at most T")
+    batch_tensor("x0", x0, finite=True)
     batch = x0.shape[0]
     edges = torch.linspace(0, schedule.T, n_buckets + 1, dtype=torch.float64).round().long()  # (n_buckets+1,)
     noise = noise_like(x0, generator)
-    was_training = getattr(model, "training", None)
-    if was_training:
-        model.eval()
-    try:
-        losses = []
+    losses = []
+    with eval_mode(model):
         for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
             frac = (torch.arange(batch, dtype=torch.float64) + 0.5) / batch  # (B,) in (0, 1)
             t = (lo + (frac * (hi - lo)).floor()).long().clamp(max=hi - 1)  # (B,) in [lo, hi)
             losses.append(l_simple(model, schedule, x0, y, t=t.to(x0.device), noise=noise).float().cpu())
-    finally:
-        if was_training:
-            model.train()
     return LossByT(edges=edges, loss=torch.stack(losses))
 
 
@@ -194,18 +179,10 @@ def eps_scale(
     samples badly with DDIM or DPM-Solver++ even when DDPM looks fine (lesson 07).
     A model that is an ``nn.Module`` is evaluated in eval mode and put back afterwards.
     """
-    if isinstance(t, bool) or not isinstance(t, int):
-        raise TypeError(f"t must be an int step in [0, T - 1]; got {t!r}")
-    if not isinstance(x0, Tensor) or x0.ndim < 2:
-        raise ValueError(f"x0 must be a tensor of shape (B, ...); got {getattr(x0, 'shape', type(x0).__name__)}")
+    t = check_step(schedule, t)
+    batch_tensor("x0", x0, finite=True)
     t_batch = check_timesteps(schedule, t, x0.shape[0]).to(x0.device)  # (B,)
     x_t, noise = q_sample(schedule, x0, t_batch, generator=generator)
-    was_training = getattr(model, "training", None)
-    if was_training:
-        model.eval()
-    try:
-        eps_hat = model(x_t, t_batch) if y is None else model(x_t, t_batch, y)
-    finally:
-        if was_training:
-            model.train()
+    with eval_mode(model):
+        eps_hat = call_model(model, x_t, t_batch, y, what="eps_hat")
     return (eps_hat.double().norm() / noise.double().norm()).item()

@@ -89,7 +89,7 @@ def test_p_uncond_replaces_labels_by_the_null_label(schedule):
 
 def test_l_simple_rejects_bad_arguments(schedule):
     x0 = torch.randn(4, 2)
-    with pytest.raises(ValueError, match="p_uncond must be a probability"):
+    with pytest.raises(ValueError, match=r"p_uncond must be a finite number in \[0.0, 1.0\]"):
         l_simple(_mlp(3), schedule, x0, torch.zeros(4, dtype=torch.long), p_uncond=1.5)
     with pytest.raises(ValueError, match="num_classes"):
         l_simple(_mlp(), schedule, x0, p_uncond=0.1)
@@ -246,3 +246,31 @@ def test_eps_scale_uses_eval_mode_and_restores_it(schedule):
     model.forward = spy
     eps_scale(model, schedule, torch.zeros(4, 2), 10, generator=_gen(0))
     assert seen == [False] and model.training
+
+
+# --- device and dtype follow the model ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_losses_run_with_the_model_dtype_on_every_device(schedule, dtype, device):
+    if device.type == "mps" and dtype == torch.float64:
+        pytest.skip("MPS has no float64")
+    model = _mlp().to(device=device, dtype=dtype)
+    x0 = torch.randn(8, 2, generator=_gen(0)).to(device=device, dtype=dtype)
+    reference = _mlp().double()  # the same weights in float64 on the CPU
+    t = torch.randint(0, schedule.T, (8,), generator=_gen(1))
+    noise = torch.randn(8, 2, generator=_gen(2))
+    loss = l_simple(model, schedule, x0, t=t.to(device), noise=noise.to(device=device, dtype=dtype))
+    expected = l_simple(reference, schedule, x0.cpu().double(), t=t, noise=noise.to(x0.cpu().dtype).double())
+    assert loss.dtype == dtype and loss.device.type == device.type
+    tol = {torch.float32: 1e-5, torch.float64: 1e-12, torch.bfloat16: 2e-2}[dtype]  # bfloat16: 8-bit mantissa
+    assert abs(loss.item() - expected.item()) <= tol * expected.item()
+    by_t = loss_by_t(model, schedule, x0, n_buckets=4, generator=_gen(2))
+    assert by_t.loss.device.type == "cpu" and torch.isfinite(by_t.loss).all()
+    assert math.isfinite(eps_scale(model, schedule, x0, 900, generator=_gen(3)))
+
+
+def test_a_float32_batch_reaches_a_float64_model(schedule):
+    model = _mlp().double()
+    loss = l_simple(model, schedule, torch.randn(8, 2, generator=_gen(0)), generator=_gen(1))
+    assert loss.dtype == torch.float64 and torch.isfinite(loss)
