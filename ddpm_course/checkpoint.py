@@ -53,6 +53,12 @@ FORMAT = "ddpm_course.checkpoint/1"
 PRETRAINED = {
     "digits": "the course U-Net on 16x16 digits (EMA weights): ddpm-course train --preset digits",
     "toy2d": "an MLP noise predictor on the 2-D ring mixture: ddpm-course train --preset toy2d",
+    "digits-cond": "a small U-Net on 16x16 digits with labels and a learned null label, for guidance: "
+    "python benchmarks/train_guided.py digits-cond",
+    "digits-prompt": "a small U-Net reading prompts ('thin seven') through cross-attention: "
+    "python benchmarks/train_guided.py digits-prompt",
+    "digits-latent": "the course U-Net on 8x8x4 latents of 32x32 digits, decoded by the VAE digits-latent-vae "
+    "(load both with ddpm_course.autoencoder.load_latent): python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent",
 }
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TRAIN_STATE_PREFIX = "train_state."
@@ -160,6 +166,7 @@ def _write_temporary(folder: Path, name: str, data: bytes) -> Path:
     """``data`` in a new temporary file next to its destination, flushed to the disk."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     try:
+        _usual_permissions(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -168,6 +175,14 @@ def _write_temporary(folder: Path, name: str, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Path(tmp)
+
+
+def _usual_permissions(fd: int) -> None:
+    """mkstemp makes files only the owner can read; give the file what ``open()`` would (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o666 & ~umask)
 
 
 def _sync_folder(folder: Path) -> None:

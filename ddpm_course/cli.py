@@ -27,6 +27,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -166,7 +167,10 @@ def check_output(path: Path, overwrite: bool, what: str = "--out") -> Path:
 def _write_atomically(path: Path, overwrite: bool, write) -> None:
     """Call ``write(temporary_path)``, then move the file into place: no half-written ``path``, and
     without ``overwrite`` an existing ``path`` (even one created meanwhile) is never replaced."""
+    from .checkpoint import _usual_permissions
+
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _usual_permissions(fd)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -184,8 +188,8 @@ def _write_atomically(path: Path, overwrite: bool, write) -> None:
 # ----------------------------------------------------------------------------- train
 
 
-def add_train_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
-    from .train import PRESETS
+def add_train_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
+    from .train import PRECISIONS, PRESETS
 
     presets = "\n".join(f"  {name:15s} {p.description}" for name, p in PRESETS.items())
     parser = subparsers.add_parser(
@@ -194,53 +198,134 @@ def add_train_parser(subparsers: argparse._SubParsersAction, parents: Sequence[a
         help="train a preset recipe and save a checkpoint",
         description="Train a noise predictor with one of the preset recipes and save it as a "
         "checkpoint (NAME.safetensors + NAME.json). The EMA weights are saved when the recipe "
-        "keeps an EMA, the raw weights otherwise. Presets:\n" + presets,
+        "keeps an EMA, the raw weights otherwise. Ctrl-C finishes the current step, saves what "
+        "was learned (resumable) and exits with status 130. Presets:\n" + presets,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--preset", required=True, choices=sorted(PRESETS), help="the recipe: data, model, schedule and optimiser settings")
-    parser.add_argument("--seed", type=_seed, default=0, help="seeds the model's initialisation and every random draw of training (default 0)")
-    parser.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps to run (default: the preset's; reproducible)")
-    parser.add_argument("--minutes", type=_finite(0, low_open=True), default=None,
-                        help="wall-clock budget in minutes instead of steps (not reproducible: depends on the machine)")
-    parser.add_argument("--out", default=None, help="checkpoint path without extension (default: ./PRESET); writes OUT.safetensors and OUT.json")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out (refused otherwise)")
-    parser.add_argument("--device", type=_device, default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
-    parser.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass (helps on CPUs with AMX and on GPUs)")
-    parser.add_argument("--fp16-weights", action="store_true", help="store the weights as float16 (half the file; loading casts back to float32)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add = parser.add_argument
+    add("--preset", choices=sorted(PRESETS), default=None,
+        help="the recipe: data, model, schedule and optimiser settings (required unless --resume)")
+    add("--seed", type=_seed, default=None, help="seeds the model's initialisation and every random draw of training (default 0)")
+    add("--steps", type=_positive_int, default=None, help="optimiser steps to run (default: the preset's; reproducible)")
+    add("--minutes", type=_finite(0, low_open=True), default=None,
+        help="wall-clock budget in minutes instead of steps (not reproducible: depends on the machine)")
+    add("--out", default=None,
+        help="checkpoint path without extension (default: ./PRESET, or the --resume path); writes OUT.safetensors and OUT.json")
+    add("--overwrite", action="store_true", help="replace an existing checkpoint at --out (refused otherwise)")
+    add("--save-every", type=_finite(0, low_open=True), default=None, metavar="MINUTES",
+        help="keep the latest state at --out every so many minutes (atomically), so that --resume can continue it")
+    add("--resume", default=None, metavar="PATH",
+        help="continue the run saved at PATH (by --save-every or Ctrl-C): preset, seed and budget come from it")
+    add("--device", type=_device, default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
+    add("--threads", type=_threads, default=None, help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
+    add("--precision", choices=PRECISIONS, default=None,
+        help="fp32 (default), bf16 autocast, or fp16 autocast with a gradient scaler (CUDA only)")
+    add("--bf16", action="store_true", help="the same as --precision bf16 (helps on CPUs with AMX and on GPUs)")
+    add("--fp16-weights", action="store_true", help="store the weights as float16 (half the file; loading casts back to float32)")
+    add("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=_run_train)
     return parser
 
 
-def _check_train_args(args: argparse.Namespace) -> Path:
-    """Everything a training run needs, checked before it starts; returns the --out base path."""
+@dataclass
+class _TrainPlan:
+    """A training run as checked before it starts."""
+
+    preset: str
+    seed: int
+    steps: int | None
+    minutes: float | None
+    precision: str
+    out: Path
+    overwrite: bool
+    resume: object = None  # the Checkpoint to continue, or None
+    commands: list = field(default_factory=list)
+
+
+def _same(option: str, given, saved) -> None:
+    if given is not None and given != saved:
+        raise CLIError(f"{option} {given} differs from the resumed run's {saved}; a resumed run keeps its settings (drop {option})")
+
+
+def _plan_resume(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
+    from .checkpoint import checkpoint_paths, load_checkpoint
+    from .train import PRESETS
+
+    ckpt = load_checkpoint(args.resume)
+    if ckpt.train_state is None:
+        raise CLIError(f"{args.resume} holds no training state to resume (a finished run, or one saved without --save-every)")
+    record, settings = ckpt.record, ckpt.train_state.scalars.get("settings", {})
+    if record.get("preset") not in PRESETS:
+        raise CLIError(f"{args.resume} does not name a preset in its record; it was not saved by {PROG} train")
+    _same("--preset", args.preset, record["preset"])
+    _same("--seed", args.seed, record.get("seed"))
+    _same("--steps", args.steps, settings.get("steps"))
+    _same("--minutes", args.minutes, settings.get("minutes"))
+    _same("--precision", _precision(args), settings.get("precision"))
+    same_place = args.out is None or checkpoint_paths(args.out) == checkpoint_paths(args.resume)
+    return _TrainPlan(
+        preset=record["preset"], seed=int(record.get("seed", 0)), steps=settings.get("steps"), minutes=settings.get("minutes"),
+        precision=settings.get("precision", "fp32"), out=Path(args.resume if args.out is None else args.out),
+        overwrite=args.overwrite or same_place, resume=ckpt,
+        commands=[*record.get("commands", [record.get("command")]), f"{PROG} " + " ".join(argv)],
+    )
+
+
+def _precision(args: argparse.Namespace) -> str | None:
+    if args.bf16:
+        if args.precision not in (None, "bf16"):
+            raise CLIError(f"--bf16 and --precision {args.precision} contradict each other; give one")
+        return "bf16"
+    return args.precision
+
+
+def _plan_train(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
+    """Everything a training run needs, checked before it starts: the arguments, the run to
+    resume, the output files (folder, permissions, no overwriting unless asked)."""
     from .checkpoint import checkpoint_paths
 
-    out = Path(args.out if args.out is not None else args.preset)
-    for p in checkpoint_paths(out):
-        check_output(p, args.overwrite)
+    if args.resume is not None:
+        plan = _plan_resume(args, argv)
+    elif args.preset is None:
+        raise CLIError("give --preset (one of the recipes in ddpm-course train --help), or --resume PATH")
+    else:
+        plan = _TrainPlan(preset=args.preset, seed=0 if args.seed is None else args.seed, steps=args.steps,
+                          minutes=args.minutes, precision=_precision(args) or "fp32",
+                          out=Path(args.out if args.out is not None else args.preset), overwrite=args.overwrite,
+                          commands=[f"{PROG} " + " ".join(argv)])
+    if plan.precision == "fp16" and args.device.type != "cuda":
+        raise CLIError(f"--precision fp16 needs a CUDA GPU; this run is on {args.device} (use bf16 or fp32)")
+    for p in checkpoint_paths(plan.out):
+        check_output(p, plan.overwrite)
     _set_threads(args)
-    return out
+    return plan
 
 
-def _train_record(args: argparse.Namespace, argv: Sequence[str], preset, result) -> dict:
+def _train_record(args: argparse.Namespace, plan: _TrainPlan, preset, result, status: str) -> dict:
     tail = result.losses[-100:]
-    return {
-        "preset": args.preset,
-        "seed": args.seed,
-        "command": f"{PROG} " + " ".join(argv),
+    record = {
+        "preset": plan.preset,
+        "seed": plan.seed,
+        "command": plan.commands[0],
         "weights": "ema" if result.ema_model is not None else "raw",
+        "status": status,
         "steps": result.steps,
         "batch_size": preset.batch_size,
         "train_seconds": round(result.seconds, 1),
-        "images_per_second": round(result.images_per_second, 1),
-        "final_loss": round(sum(tail) / len(tail), 5),
+        "images_per_second": round(result.images_per_second, 1) if result.steps else 0.0,
+        "final_loss": round(sum(tail) / len(tail), 5) if tail else None,
         "hardware": hardware_description(args.device),
-        "bf16_autocast": bool(args.bf16),
+        "bf16_autocast": plan.precision == "bf16",
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "train_settings": preset.train_kwargs(),
     }
+    if plan.precision != "fp32":
+        record["precision"] = plan.precision
+    if len(plan.commands) > 1:
+        record["commands"] = plan.commands
+    if status == "interrupted":
+        record["interrupted_at_step"] = result.steps
+    return record
 
 
 def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -248,27 +333,42 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .models import count_parameters
     from .train import build_preset, train
 
-    out = _check_train_args(args)
-    run = build_preset(args.preset, seed=args.seed)
+    plan = _plan_train(args, argv)
+    run = build_preset(plan.preset, seed=plan.seed)
     preset = run.preset
-    steps, minutes = args.steps, args.minutes
+    steps, minutes = plan.steps, plan.minutes
     if steps is None and minutes is None:
         steps, minutes = preset.steps, preset.minutes
     budget = " or ".join(b for b in (f"{steps} steps" if steps else "", f"{minutes} min" if minutes else "") if b)
-    print(f"preset {args.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, {preset.schedule} schedule "
+    print(f"preset {plan.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, {preset.schedule} schedule "
           f"T={preset.T}; budget {budget}; {hardware_description(args.device)}")
+
+    def save(result, status: str) -> tuple[Path, Path]:
+        paths = save_checkpoint(
+            plan.out, result.final_model, run.schedule, sample_shape=run.sample_shape,
+            record=_train_record(args, plan, preset, result, status),
+            weights_dtype=torch.float16 if args.fp16_weights else torch.float32, overwrite=plan.overwrite,
+            train_state=result.state if status != "finished" else None,
+        )
+        plan.overwrite = True  # from now on the files at --out are this run's own
+        return paths
+
     result = train(
         run.model, run.schedule, run.data, steps=steps, minutes=minutes,
-        generator=torch.Generator().manual_seed(args.seed), device=args.device,
-        autocast_bf16=args.bf16, progress=not args.no_progress, **preset.train_kwargs(),
+        generator=torch.Generator().manual_seed(plan.seed), device=args.device, precision=plan.precision,
+        progress=not args.no_progress, resume=plan.resume.train_state if plan.resume else None,
+        checkpoint_every=args.save_every, on_checkpoint=(lambda r: save(r, "running")) if args.save_every else None,
+        **preset.train_kwargs(),
     )
-    record = _train_record(args, argv, preset, result)
-    weights, meta = save_checkpoint(
-        out, result.final_model, run.schedule, sample_shape=run.sample_shape, record=record,
-        weights_dtype=torch.float16 if args.fp16_weights else torch.float32, overwrite=args.overwrite,
-    )
+    if result.interrupted:
+        weights, meta = save(result, "interrupted")
+        resumable = f"; continue with: {PROG} train --resume {plan.out}" if result.state is not None else ""
+        print(f"interrupted at step {result.steps}; saved {weights} and {meta}{resumable}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    weights, meta = save(result, "finished")
+    loss = _train_record(args, plan, preset, result, "finished")["final_loss"]
     print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min ({result.images_per_second:.0f} images/s), "
-          f"final loss {record['final_loss']:.4f}; saved {weights} and {meta}")
+          f"final loss {loss:.4f}; saved {weights} and {meta}")
     return 0
 
 

@@ -4,20 +4,24 @@ Ho et al. (2020), "Denoising Diffusion Probabilistic Models", Algorithm 1: repea
 {x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I), gradient step on |eps - eps_theta(x_t, t)|^2}.
 Around that loop sit the habits that make a small model train well and safely:
 
-| piece                | what it does                                              | why                                   |
-|----------------------|-----------------------------------------------------------|---------------------------------------|
-| AdamW                | Adam with decoupled weight decay (Loshchilov & Hutter)    | the standard optimiser for U-Nets     |
-| warm-up              | lr grows linearly over ``warmup_steps``                   | Adam's early steps are noisy          |
-| cosine decay         | then lr falls to 0 along a half cosine over the budget    | small steps at the end settle weights |
-| gradient clipping    | rescale the gradient to norm <= ``grad_clip``             | rare high-noise batches spike         |
-| EMA                  | w_ema <- d * w_ema + (1 - d) * w, via torch.optim.swa_utils | averaged weights sample better      |
-| budget               | stop after ``steps`` or after ``minutes``                 | a CPU lesson has minutes, not epochs  |
-| NaN guard            | a non-finite loss stops with the step and what to try     | silent NaNs waste the whole budget    |
+| piece             | what it does                                                 | why                                   |
+|-------------------|--------------------------------------------------------------|---------------------------------------|
+| AdamW             | Adam with decoupled weight decay (Loshchilov & Hutter)       | the standard optimiser for U-Nets     |
+| warm-up           | lr grows linearly over ``warmup_steps``                      | Adam's early steps are noisy          |
+| cosine decay      | then lr falls to 0 along a half cosine over the budget       | small steps at the end settle weights |
+| gradient clipping | rescale the gradient to norm <= ``grad_clip``                | rare high-noise batches spike         |
+| EMA               | w_ema <- d * w_ema + (1 - d) * w, via torch.optim.swa_utils  | averaged weights sample better        |
+| budget            | stop after ``steps`` or after ``minutes``                    | a CPU lesson has minutes, not epochs  |
+| NaN guard         | a non-finite loss stops with the step and what to try        | silent NaNs waste the whole budget    |
+| Ctrl-C            | finishes the step, returns what was learned (``interrupted``) | an interrupt must not lose the EMA    |
+| state             | ``TrainResult.state`` continues the run (``resume=``)         | long runs survive a stop              |
+| precision         | fp32, bf16 autocast, or fp16 autocast with a GradScaler      | speed on GPUs                         |
 
 Randomness: batches, timesteps and noise all come from ``generator``; dropout uses the global
 RNG, which ``train`` seeds from ``generator`` inside ``torch.random.fork_rng`` (the caller's
 global RNG state is left as it was). The same generator seed and step budget give the same
-weights on the same machine.
+weights on the same machine (on a CUDA GPU only with deterministic algorithms switched on), and
+a run resumed from its state at step k ends with the same weights as the run left alone.
 
 The article's recipe is ``optimizer="adam", lr=1e-3, warmup_steps=0, lr_decay=False, weight_decay=0,
 grad_clip=None, ema_decay=None`` on a ``SimpleUNet``; :data:`PRESETS` holds it next to the
@@ -27,23 +31,43 @@ from __future__ import annotations
 
 import copy
 import math
+import signal
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from ._checks import finite_float, generator_or_none, int_at_least, one_of
 from .data import ImageData
 from .schedules import Schedule
 
-__all__ = ["TrainResult", "NonFiniteLossError", "train", "ema_decay_at", "Preset", "PRESETS", "build_preset"]
+__all__ = [
+    "TrainResult", "TrainState", "NonFiniteLossError", "train", "ema_decay_at", "Preset", "PRESETS", "build_preset",
+]
 
 OPTIMIZERS = ("adamw", "adam")
+PRECISIONS = ("fp32", "bf16", "fp16")
+STATE_VERSION = 1
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient."""
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue exactly where it stopped: the tensors (weights, EMA,
+    optimiser moments, random generator states, the data order, the losses) and the JSON-able
+    scalars (step, time used, settings, optimiser hyper-parameters). No pickle: save it with
+    ``save_checkpoint(..., train_state=state)``, get it back as ``load_checkpoint(...).train_state``."""
+
+    tensors: dict[str, Tensor]
+    scalars: dict[str, Any]
 
 
 @dataclass
@@ -52,7 +76,9 @@ class TrainResult:
 
     model: the trained (raw) weights, in eval mode; ema_model: the exponential moving average
     of them (a separate module, eval mode) or None without EMA; losses: the loss of every step;
-    steps: steps done; seconds: wall time of the loop; images_per_second: training throughput.
+    steps: steps done; seconds: wall time of the loop; images_per_second: training throughput;
+    interrupted: True when Ctrl-C stopped the run early (at a step boundary); state: what
+    ``train(..., resume=state)`` needs to continue the run (None if it cannot be continued exactly).
     """
 
     model: nn.Module
@@ -61,11 +87,61 @@ class TrainResult:
     steps: int
     seconds: float
     images_per_second: float
+    interrupted: bool = False
+    state: TrainState | None = None
 
     @property
     def final_model(self) -> nn.Module:
         """The weights to sample from: the EMA when there is one, else the raw weights."""
         return self.ema_model if self.ema_model is not None else self.model
+
+
+# ----------------------------------------------------------------------------- settings and data
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The checked optimisation settings; a resumed run must use the same ones."""
+
+    steps: int | None
+    minutes: float | None
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    lr_decay: bool
+    weight_decay: float
+    grad_clip: float | None
+    ema_decay: float | None
+    optimizer: str
+    p_uncond: float
+    precision: str
+
+
+def _check_settings(**kw: Any) -> _Settings:
+    """Each argument checked with the package's shared checks; returns them as one record."""
+    if kw["steps"] is None and kw["minutes"] is None:
+        raise ValueError("give a budget: steps (an int >= 1) and/or minutes (a finite number > 0)")
+    if not isinstance(kw["lr_decay"], bool):
+        raise TypeError(f"lr_decay must be True or False; got {kw['lr_decay']!r}")
+    optimizer = one_of("optimizer", kw["optimizer"], OPTIMIZERS)
+    weight_decay = finite_float("weight_decay", kw["weight_decay"], 0.0)
+    if optimizer == "adam" and weight_decay != 0:
+        raise ValueError("weight_decay needs optimizer='adamw' (Adam's L2 penalty is not decoupled); set weight_decay=0 for 'adam'")
+    return _Settings(
+        steps=None if kw["steps"] is None else int_at_least("steps", kw["steps"], 1),
+        minutes=None if kw["minutes"] is None else finite_float("minutes", kw["minutes"], 0.0, low_open=True),
+        batch_size=int_at_least("batch_size", kw["batch_size"], 1),
+        lr=finite_float("lr", kw["lr"], 0.0, low_open=True),
+        warmup_steps=int_at_least("warmup_steps", kw["warmup_steps"], 0),
+        lr_decay=kw["lr_decay"],
+        weight_decay=weight_decay,
+        grad_clip=None if kw["grad_clip"] is None else finite_float("grad_clip", kw["grad_clip"], 0.0, low_open=True),
+        ema_decay=None if kw["ema_decay"] is None else finite_float("ema_decay", kw["ema_decay"], 0.0, 1.0,
+                                                                    low_open=True, high_open=True),
+        optimizer=optimizer,
+        p_uncond=finite_float("p_uncond", kw["p_uncond"], 0.0, 1.0, high_open=True),
+        precision=one_of("precision", kw["precision"], PRECISIONS),
+    )
 
 
 def _as_tensors(data: ImageData | Tensor) -> tuple[Tensor, Tensor | None]:
@@ -81,33 +157,51 @@ def _num_classes(model: nn.Module) -> int | None:
     return getattr(config, "num_classes", None)
 
 
-def _check_args(steps, minutes, batch_size, lr, warmup_steps, weight_decay, grad_clip, ema_decay, optimizer, p_uncond, log_every):
-    if steps is None and minutes is None:
-        raise ValueError("give a budget: steps (an int >= 1) and/or minutes (a float > 0)")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be an integer >= 1 or None; got {steps!r}")
-    if minutes is not None and not (isinstance(minutes, (int, float)) and minutes > 0):
-        raise ValueError(f"minutes must be a number > 0 or None; got {minutes!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0; got {lr!r}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an integer >= 0; got {warmup_steps!r}")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}")
-    if grad_clip is not None and not grad_clip > 0:
-        raise ValueError(f"grad_clip must be > 0 or None (no clipping); got {grad_clip!r}")
-    if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-        raise ValueError(f"ema_decay must lie strictly inside (0, 1) or be None (no EMA); got {ema_decay!r}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {optimizer!r}")
-    if optimizer == "adam" and weight_decay != 0:
-        raise ValueError("weight_decay needs optimizer='adamw' (Adam's L2 penalty is not decoupled); set weight_decay=0 for 'adam'")
-    if not 0.0 <= p_uncond < 1.0:
-        raise ValueError(f"p_uncond must lie in [0, 1); got {p_uncond!r}")
-    if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
-        raise ValueError(f"log_every must be an integer >= 1; got {log_every!r}")
+def _check_data(data: ImageData | Tensor, model: nn.Module, p_uncond: float) -> tuple[Tensor, Tensor | None]:
+    """The images (N, ...) and, for a class-conditional model, the labels (N,)."""
+    images, labels = _as_tensors(data)
+    if images.ndim < 2 or images.shape[0] < 1 or not images.is_floating_point():
+        raise ValueError(f"data must be a float tensor of shape (N, ...) with N >= 1; got {tuple(images.shape)}, {images.dtype}")
+    finite = torch.isfinite(images.reshape(images.shape[0], -1)).all(dim=1)  # (N,)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"data holds NaN or infinite values ({int((~finite).sum())} examples, the first is example {first})")
+    num_classes = _num_classes(model)
+    if num_classes is None:
+        if p_uncond > 0:
+            raise ValueError("p_uncond > 0 needs a class-conditional model (model.config.num_classes is None)")
+        return images, None
+    if labels is None:
+        raise ValueError(f"the model is class-conditional (num_classes={num_classes}); pass an ImageData with labels")
+    if labels.shape != images.shape[:1] or labels.is_floating_point():
+        raise ValueError(f"labels must be integers of shape (N,) = ({images.shape[0]},); got {tuple(labels.shape)}, {labels.dtype}")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}]; got values from {labels.min().item()} to {labels.max().item()}")
+    return images, labels
+
+
+def _check_device(model: nn.Module, device: torch.device | str | None, precision: str) -> torch.device:
+    if device is None:
+        param = next(model.parameters(), None)
+        if param is None:
+            raise ValueError("model has no parameters to train")
+        device = param.device
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda'; got {device!r}") from err
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision='fp16' needs a CUDA GPU (its GradScaler guards float16 gradients); on {device.type} "
+                         "use precision='bf16' or 'fp32'")
+    return device
+
+
+def _model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the data is cast to: that of the model's first floating-point parameter."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+# ----------------------------------------------------------------------------- the pieces of a step
 
 
 def _non_finite_message(what: str, value: float, step: int, lr: float, x0: Tensor) -> str:
@@ -142,7 +236,7 @@ def _ema_warmup_fn(decay: float):
     @torch.no_grad()
     def update(ema_params: list[Tensor], params: list[Tensor], num_averaged: Tensor | int) -> None:
         weight = 1.0 - ema_decay_at(int(num_averaged), decay)
-        for ema_param, param in zip(ema_params, params):
+        for ema_param, param in zip(ema_params, params, strict=True):
             if ema_param.is_floating_point():
                 ema_param.lerp_(param, weight)
             else:  # integer buffers (e.g. BatchNorm's step counter) are copied, not averaged
@@ -160,6 +254,263 @@ def _lr_factor(step: int, warmup_steps: int, decay: bool, progress: float) -> fl
 def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     for group in opt.param_groups:
         group["lr"] = lr
+
+
+class _Batches:
+    """Indices of the next batch: passes over the N examples in fresh random orders (from the
+    generator), without replacement within a pass; a batch may straddle two passes."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.order = torch.empty(0, dtype=torch.long)
+        self.cursor = 0
+
+    def next(self) -> Tensor:
+        while self.cursor + self.batch_size > self.order.numel():  # a new pass over the data in a fresh order
+            self.order = torch.cat([self.order[self.cursor :], torch.randperm(self.n, generator=self.generator)])
+            self.cursor = 0
+        idx = self.order[self.cursor : self.cursor + self.batch_size]  # (B,)
+        self.cursor += self.batch_size
+        return idx
+
+
+class _CtrlC:
+    """While active, the first Ctrl-C (SIGINT) only asks the loop to stop after the current
+    step; a second one interrupts at once. Outside the main thread, Ctrl-C is left alone."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.requested = False
+        self.say = say
+        self.previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.say("Ctrl-C: stopping after this step (press it again to stop at once)")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+# ----------------------------------------------------------------------------- saving and restoring a run
+
+
+def _flatten_optimizer(state_dict: dict, tensors: dict[str, Tensor]) -> dict[str, Any]:
+    """An optimiser's state dict as JSON scalars, its tensors moved into ``tensors`` ("opt.<i>.<key>")."""
+    state = {}
+    for index, entries in state_dict["state"].items():
+        names = [k for k, v in entries.items() if isinstance(v, Tensor)]
+        for k in names:
+            tensors[f"opt.{index}.{k}"] = entries[k].detach().clone()
+        state[str(index)] = {"tensors": names, "scalars": {k: v for k, v in entries.items() if k not in names}}
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state_dict["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def _unflatten_optimizer(scalars: dict[str, Any], tensors: dict[str, Tensor], opt: torch.optim.Optimizer) -> dict:
+    """The inverse of :func:`_flatten_optimizer`, with JSON lists turned back into tuples where
+    ``opt`` keeps tuples (Adam's betas)."""
+    current = opt.state_dict()["param_groups"]
+    if len(scalars["param_groups"]) != len(current):
+        raise ValueError(f"the optimiser had {len(scalars['param_groups'])} parameter groups; this one has {len(current)}")
+    groups = [
+        {k: tuple(v) if isinstance(v, list) and isinstance(now.get(k), tuple) else v for k, v in saved.items()}
+        for saved, now in zip(scalars["param_groups"], current, strict=True)
+    ]
+    state = {
+        int(index): {**entry["scalars"], **{k: tensors[f"opt.{index}.{k}"] for k in entry["tensors"]}}
+        for index, entry in scalars["state"].items()
+    }
+    return {"state": state, "param_groups": groups}
+
+
+class _Run:
+    """The moving parts of one training run: model, optimiser, EMA, batches and counters.
+
+    ``step()`` is Algorithm 1's loop body; ``state()``/``restore()`` save and reload all of it.
+    """
+
+    def __init__(self, model: nn.Module, schedule: Schedule, images: Tensor, labels: Tensor | None, s: _Settings,
+                 generator: torch.Generator, device: torch.device):
+        self.model, self.schedule, self.s, self.generator, self.device = model, schedule, s, generator, device
+        self.images, self.labels, self.dtype = images, labels, _model_dtype(model)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if s.optimizer == "adamw":
+            self.opt: torch.optim.Optimizer = torch.optim.AdamW(self.params, lr=s.lr, weight_decay=s.weight_decay)
+        else:
+            self.opt = torch.optim.Adam(self.params, lr=s.lr)
+        self.ema = AveragedModel(model, multi_avg_fn=_ema_warmup_fn(s.ema_decay), use_buffers=True) if s.ema_decay else None
+        self.scaler = torch.amp.GradScaler(device.type) if s.precision == "fp16" else None
+        self.batches = _Batches(images.shape[0], s.batch_size, generator)
+        self.losses: list[float] = []
+        self.step = 0
+        self.seconds_before = 0.0  # time used before a resume
+        self.budget_s = s.minutes * 60.0 if s.minutes is not None else math.inf
+        self.max_steps = s.steps if s.steps is not None else math.inf
+        self.global_rng: dict[str, Tensor] | None = None  # restored inside fork_rng
+        self.interrupted, self.updating, self.resumable = False, False, True
+
+    # -- the loop body: a batch, the loss, the NaN guard, the update, the learning rate, the EMA
+
+    def batch(self) -> tuple[Tensor, Tensor | None]:
+        idx = self.batches.next()
+        x0 = self.images[idx].to(self.device, self.dtype)  # (B, ...) in the model's dtype
+        y = self.labels[idx].to(self.device) if self.labels is not None else None
+        return x0, y
+
+    def loss(self, x0: Tensor, y: Tensor | None) -> Tensor:
+        from .losses import l_simple
+
+        dtype = torch.float16 if self.s.precision == "fp16" else torch.bfloat16
+        with torch.autocast(self.device.type, dtype=dtype, enabled=self.s.precision != "fp32"):
+            return l_simple(self.model, self.schedule, x0, y, generator=self.generator, p_uncond=self.s.p_uncond)
+
+    def guard(self, what: str, value: float, x0: Tensor) -> None:
+        if not math.isfinite(value):
+            raise NonFiniteLossError(_non_finite_message(what, value, self.step, self.opt.param_groups[0]["lr"], x0))
+
+    def backward(self, loss: Tensor, x0: Tensor) -> None:
+        """Gradients, clipped; with fp16 scaled first (the scaler skips a step whose gradients overflow)."""
+        self.opt.zero_grad(set_to_none=True)
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        if self.s.grad_clip is not None:
+            if self.scaler:
+                self.scaler.unscale_(self.opt)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.s.grad_clip).item()
+            if self.scaler is None:
+                self.guard("the gradient norm", grad_norm, x0)
+
+    def learning_rate(self, step: int, elapsed: float) -> float:
+        s = self.s
+        return s.lr * _lr_factor(step, s.warmup_steps, s.lr_decay, _progress(step, s.steps, elapsed, self.budget_s))
+
+    def update(self, start: float) -> None:
+        """The optimiser step, the learning rate of the next step, the EMA."""
+        self.updating = True  # from here an interrupt leaves the weights half-updated
+        if self.scaler:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        _set_lr(self.opt, self.learning_rate(self.step + 1, time.perf_counter() - start))
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def one_step(self, start: float) -> None:
+        x0, y = self.batch()
+        loss = self.loss(x0, y)
+        loss_value = loss.item()
+        self.guard("the loss", loss_value, x0)
+        self.backward(loss, x0)
+        self.update(start)
+        self.losses.append(loss_value)
+        self.step += 1
+        self.updating = False
+
+    # -- saving and restoring
+
+    def state(self, seconds: float) -> TrainState:
+        tensors = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v.detach().clone() for k, v in self.ema.state_dict().items()})
+        optimizer = _flatten_optimizer(self.opt.state_dict(), tensors)
+        tensors["rng.generator"] = self.generator.get_state()
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        tensors["data.order"] = self.batches.order.clone()
+        tensors["losses"] = torch.tensor(self.losses, dtype=torch.float64)
+        scalars = {
+            "version": STATE_VERSION, "step": self.step, "seconds": seconds, "cursor": self.batches.cursor,
+            "n_data": self.batches.n, "settings": asdict(self.s), "optimizer": optimizer,
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+        }
+        return TrainState(tensors=tensors, scalars=scalars)
+
+    def restore(self, state: TrainState) -> None:
+        if not isinstance(state, TrainState):
+            raise TypeError(f"resume must be a TrainState (TrainResult.state or load_checkpoint(...).train_state); "
+                            f"got {type(state).__name__}")
+        sc, t = state.scalars, state.tensors
+        try:
+            self._check_compatible(sc)
+            self.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")}, strict=True)
+            if self.ema is not None:
+                self.ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")}, strict=True)
+            self.opt.load_state_dict(_unflatten_optimizer(sc["optimizer"], t, self.opt))
+            if self.scaler and sc.get("scaler"):
+                self.scaler.load_state_dict(sc["scaler"])
+            self.generator.set_state(t["rng.generator"])
+            self.global_rng = {k: t[k] for k in ("rng.cpu", "rng.cuda") if k in t}
+            self.batches.order, self.batches.cursor = t["data.order"].long(), int(sc["cursor"])
+            self.losses, self.step, self.seconds_before = t["losses"].tolist(), int(sc["step"]), float(sc["seconds"])
+        except (KeyError, RuntimeError, TypeError) as err:
+            raise ValueError(f"resume: the saved state does not fit this run ({type(err).__name__}: {err})") from None
+
+    def _check_compatible(self, sc: dict[str, Any]) -> None:
+        if sc.get("version") != STATE_VERSION:
+            raise ValueError(f"resume: state version {sc.get('version')!r}; this version reads {STATE_VERSION}")
+        now = asdict(self.s)
+        saved = sc.get("settings", {})
+        differ = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in now if saved.get(k) != now[k]]
+        if differ:
+            raise ValueError("resume: the run must continue with the settings it started with; " + "; ".join(differ))
+        if sc.get("n_data") != self.batches.n:
+            raise ValueError(f"resume: the run trained on {sc.get('n_data')} examples; this data has {self.batches.n}")
+
+    def seed_global_rng(self) -> None:
+        """Dropout draws from the global RNG: seed it from the generator (or restore it on resume)."""
+        if self.global_rng is None:
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
+            return
+        torch.set_rng_state(self.global_rng["rng.cpu"])
+        if "rng.cuda" in self.global_rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(self.global_rng["rng.cuda"], self.device)
+
+    def result(self, seconds: float) -> TrainResult:
+        ema_model = self.ema.module if self.ema is not None else None
+        return TrainResult(
+            model=self.model, ema_model=ema_model, losses=list(self.losses), steps=self.step, seconds=seconds,
+            images_per_second=self.step * self.s.batch_size / seconds if seconds > 0 else float("nan"),
+            interrupted=self.interrupted, state=self.state(seconds) if self.resumable else None,
+        )
+
+    # -- the loop
+
+    def run(self, bar, ctrl_c: _CtrlC, log_every: int, every_s: float, on_checkpoint) -> TrainResult:
+        start = time.perf_counter() - self.seconds_before
+        last_save = time.perf_counter()
+        if self.step == 0:
+            _set_lr(self.opt, self.s.lr * _lr_factor(0, self.s.warmup_steps, self.s.lr_decay, 0.0))
+        while self.step < self.max_steps and time.perf_counter() - start < self.budget_s:
+            if ctrl_c.requested:
+                self.interrupted = True
+                break
+            before = (self.generator.get_state(), torch.get_rng_state(), self.batches.order, self.batches.cursor)
+            try:
+                self.one_step(start)
+            except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: back to the step's start
+                self.interrupted, self.resumable = True, not self.updating
+                self.generator.set_state(before[0])
+                torch.set_rng_state(before[1])
+                self.batches.order, self.batches.cursor = before[2], before[3]
+                break
+            bar.update(1)
+            if self.step % log_every == 0 or self.step == 1:
+                recent = self.losses[-log_every:]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", refresh=False)
+            if on_checkpoint is not None and time.perf_counter() - last_save >= every_s:
+                on_checkpoint(self.result(time.perf_counter() - start))
+                last_save = time.perf_counter()
+        return self.result(time.perf_counter() - start)
 
 
 def train(
@@ -180,18 +531,24 @@ def train(
     p_uncond: float = 0.0,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    precision: str = "fp32",
     autocast_bf16: bool = False,
     progress: bool = True,
     log_every: int = 25,
+    resume: TrainState | None = None,
+    checkpoint_every: float | None = None,
+    on_checkpoint: Callable[[TrainResult], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` to predict the noise with L_simple; return a :class:`TrainResult`.
 
     model: any noise predictor following the contract ``model(x_t, t) -> eps_hat``
-        (``model(x_t, t, y)`` when ``model.config.num_classes`` is set); trained in place.
+        (``model(x_t, t, y)`` when ``model.config.num_classes`` is set); trained in place. The
+        data is cast to its dtype (a float64 or bfloat16 model trains in that dtype).
     data: an ImageData (images (N, C, H, W) in [-1, 1] and labels (N,)) or a tensor (N, ...),
         e.g. (N, 2) points. Labels are used only by a class-conditional model.
-    steps / minutes: the budget; with both, training stops at whichever comes first. A step
-        budget is reproducible, a minutes budget is not (it depends on the machine's speed).
+    steps / minutes: the budget (finite); with both, training stops at whichever comes first. A
+        step budget is reproducible, a minutes budget is not (it depends on the machine's speed).
+        A budget that allows no step at all is a ValueError.
     batch_size: images per step, drawn without replacement within each pass over the data.
     lr, warmup_steps: the learning rate, reached linearly over the first ``warmup_steps``.
     lr_decay: after the warm-up, multiply lr by (1 + cos(pi * p)) / 2, where p is the fraction
@@ -202,105 +559,73 @@ def train(
         warms up: update k uses min(d, (1 + k) / (10 + k)), see :func:`ema_decay_at`.
     optimizer: "adamw" or "adam".
     p_uncond: probability of replacing a label by the null label (classifier-free guidance).
-    generator: the source of every random draw (a fresh seeded one when None: seed 0).
+    generator: the source of every random draw, a CPU ``torch.Generator`` (seed 0 when None).
     device: where to train (default: where the model's parameters are).
-    autocast_bf16: run the forward pass under bfloat16 autocast (weights and loss stay float32).
+    precision: "fp32"; "bf16" (the forward pass under bfloat16 autocast, weights and loss stay
+        float32); or "fp16" (float16 autocast with a GradScaler, CUDA only: GPUs without fast
+        bfloat16 such as the T4). ``autocast_bf16=True`` is the older spelling of "bf16".
     progress: show a tqdm progress bar; log_every: refresh its loss readout every so many steps.
+    resume: a :class:`TrainState` (``TrainResult.state``, or ``load_checkpoint(...).train_state``)
+        to continue from; the model, data and settings must be those of the saved run. The run
+        then ends with the weights the uninterrupted run would have had (bit for bit on the CPU).
+    checkpoint_every, on_checkpoint: call ``on_checkpoint(result_so_far)`` (its ``state`` set)
+        every ``checkpoint_every`` minutes, e.g. to save the latest state to disk.
+
+    Ctrl-C (SIGINT, or a notebook's interrupt) finishes the current step and returns the result
+    so far with ``interrupted=True``; a second Ctrl-C stops at once. Either way the model and
+    the EMA are left in eval mode.
     """
-    _check_args(steps, minutes, batch_size, lr, warmup_steps, weight_decay, grad_clip, ema_decay, optimizer, p_uncond, log_every)
-    from .losses import l_simple  # imported here: losses imports nothing from train, but models may be heavy
-
-    images, labels = _as_tensors(data)
-    if images.ndim < 2 or images.shape[0] < 1:
-        raise ValueError(f"data must have shape (N, ...) with N >= 1; got {tuple(images.shape)}")
-    num_classes = _num_classes(model)
-    if num_classes is not None:
-        if labels is None:
-            raise ValueError(f"the model is class-conditional (num_classes={num_classes}); pass an ImageData with labels")
-        if labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(f"labels must lie in [0, {num_classes - 1}]; got values from {labels.min().item()} to {labels.max().item()}")
-    elif p_uncond > 0:
-        raise ValueError("p_uncond > 0 needs a class-conditional model (model.config.num_classes is None)")
-
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
+    if autocast_bf16:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"autocast_bf16=True asks for precision 'bf16'; got precision={precision!r} as well")
+        precision = "bf16"
+    s = _check_settings(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+                        lr_decay=lr_decay, weight_decay=weight_decay, grad_clip=grad_clip, ema_decay=ema_decay,
+                        optimizer=optimizer, p_uncond=p_uncond, precision=precision)
+    log_every = int_at_least("log_every", log_every, 1)
+    every_s = _check_checkpointing(checkpoint_every, on_checkpoint)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+    images, labels = _check_data(data, model, s.p_uncond)
+    generator = generator_or_none("generator", generator) or torch.Generator().manual_seed(0)
+    if generator.device.type != "cpu":
+        raise ValueError(f"generator must be a CPU torch.Generator (noise is drawn on the CPU, then moved); got {generator.device}")
+    device = _check_device(model, device, s.precision)
     model.to(device)
-    n = images.shape[0]
+    run = _Run(model, schedule, images, labels, s, generator, device)
+    if resume is not None:
+        run.restore(resume)
+    return _loop(run, progress, log_every, every_s, on_checkpoint)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    else:
-        opt = torch.optim.Adam(params, lr=lr)
-    ema = AveragedModel(model, multi_avg_fn=_ema_warmup_fn(ema_decay), use_buffers=True) if ema_decay else None
 
+def _check_checkpointing(checkpoint_every: float | None, on_checkpoint: Callable | None) -> float:
+    if (checkpoint_every is None) != (on_checkpoint is None):
+        raise ValueError("checkpoint_every and on_checkpoint go together: give both or neither")
+    if on_checkpoint is not None and not callable(on_checkpoint):
+        raise TypeError(f"on_checkpoint must be callable; got {type(on_checkpoint).__name__}")
+    return math.inf if checkpoint_every is None else 60.0 * finite_float("checkpoint_every", checkpoint_every, 0.0, low_open=True)
+
+
+def _loop(run: _Run, progress: bool, log_every: int, every_s: float, on_checkpoint) -> TrainResult:
+    """Run the loop inside a private global RNG and a Ctrl-C guard; eval mode at the end, always."""
     from tqdm.auto import tqdm
 
-    losses: list[float] = []
-    budget_s = minutes * 60.0 if minutes is not None else math.inf
-    max_steps = steps if steps is not None else math.inf
-    bar = tqdm(total=steps, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
-    order = torch.empty(0, dtype=torch.long)
-    cursor = 0
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        # dropout draws from the global RNG; seed it from the generator so a run is repeatable
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-        model.train()
-        start = time.perf_counter()
-        step = 0
-        _set_lr(opt, lr * _lr_factor(0, warmup_steps, lr_decay, 0.0))
-        while step < max_steps and time.perf_counter() - start < budget_s:
-            while cursor + batch_size > order.numel():  # a new pass over the data in a fresh order
-                order = torch.cat([order[cursor:], torch.randperm(n, generator=generator)])
-                cursor = 0
-            idx = order[cursor : cursor + batch_size]  # (B,)
-            cursor += batch_size
-            x0 = images[idx].to(device)
-            y = labels[idx].to(device) if num_classes is not None else None
-
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
-                loss = l_simple(model, schedule, x0, y, generator=generator, p_uncond=p_uncond)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                bar.close()
-                raise NonFiniteLossError(_non_finite_message("the loss", loss_value, step, opt.param_groups[0]["lr"], x0))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip).item()
-                if not math.isfinite(grad_norm):
-                    bar.close()
-                    raise NonFiniteLossError(_non_finite_message("the gradient norm", grad_norm, step, opt.param_groups[0]["lr"], x0))
-            opt.step()
-            _set_lr(opt, lr * _lr_factor(step + 1, warmup_steps, lr_decay, _progress(step + 1, steps, time.perf_counter() - start, budget_s)))
-            if ema is not None:
-                ema.update_parameters(model)
-            losses.append(loss_value)
-            step += 1
-            bar.update(1)
-            if step % log_every == 0 or step == 1:
-                recent = losses[-log_every:]
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", refresh=False)
-        seconds = time.perf_counter() - start
-    bar.close()
-
-    model.eval()
-    ema_model = None
-    if ema is not None:
-        ema_model = ema.module  # the averaged copy, a plain module with the model's class and config
-        ema_model.eval()
-    return TrainResult(
-        model=model,
-        ema_model=ema_model,
-        losses=losses,
-        steps=step,
-        seconds=seconds,
-        images_per_second=step * batch_size / seconds if seconds > 0 else float("nan"),
-    )
+    bar = tqdm(total=run.s.steps, initial=run.step, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
+    devices = [run.device] if run.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), _CtrlC(bar.write) as ctrl_c:
+            run.seed_global_rng()
+            run.model.train()
+            result = run.run(bar, ctrl_c, log_every, every_s, on_checkpoint)
+    finally:
+        bar.close()
+        run.model.eval()
+        if run.ema is not None:
+            run.ema.module.eval()
+    if result.steps == 0 and not result.interrupted:
+        raise ValueError(f"the budget (steps={run.s.steps}, minutes={run.s.minutes}) ended before the first step; "
+                         "give more minutes or a number of steps")
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
