@@ -704,11 +704,11 @@ PRESETS: dict[str, Preset] = {
         model_config=dict(dim=2, hidden=128, depth=3, time_dim=64, num_classes=None),
         data="toy2d:mixture",
         T=1000,
-        steps=4000,
-        batch_size=256,
-        lr=1e-3,
+        steps=3000,
+        batch_size=1024,
+        lr=3e-3,
         warmup_steps=100,
-        ema_decay=0.995,
+        ema_decay=0.99,
     ),
 }
 
