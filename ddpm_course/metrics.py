@@ -526,6 +526,9 @@ def evaluate(
     from .data import digits
 
     x = _check_images("samples", samples)
+    k = int_at_least("k", k, 1)  # checked here too: before any features are computed
+    n_real = int_at_least("n_real", n_real, 2)
+    generator = generator_or_none("generator", generator)
     ref = digits(16, split="test").images if reference is None else _check_images("reference", reference)
     pool = digits(16, split="train").images if real is None else _check_images("real", real)
     if x.shape[0] > pool.shape[0]:

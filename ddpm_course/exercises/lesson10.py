@@ -1,10 +1,10 @@
 """Lesson 10 (evaluation): the Frechet distance of two Gaussians, precision and recall, one number.
 
-| exercise                  | the learner writes                                              | reference                     |
-|---------------------------|-----------------------------------------------------------------|-------------------------------|
-| ``10.frechet_gaussians``  | ``my_frechet(mu_a, cov_a, mu_b, cov_b) -> float``               | the closed form (Dowson & Landau) |
-| ``10.precision_recall``   | ``my_precision_recall(real, fake, k) -> (precision, recall)``   | ``metrics.precision_recall``  |
-| ``10.fd_infinity``        | FD_inf from FD(200) = 12.0 and FD(800) = 4.5                     | a line in 1/n                 |
+| exercise                 | the learner writes                                    | reference                 |
+|--------------------------|-------------------------------------------------------|---------------------------|
+| ``10.frechet_gaussians`` | ``my_frechet(mu_a, cov_a, mu_b, cov_b) -> float``     | Dowson & Landau's formula |
+| ``10.precision_recall``  | ``my_precision_recall(real, fake, k) -> (p, r)``      | ``precision_recall``      |
+| ``10.fd_infinity``       | FD_inf from FD(200) = 12.0 and FD(800) = 4.5          | a line in 1/n             |
 
 Means are (F,) and covariances (F, F) float64 tensors; ``real`` (n, F) and ``fake`` (m, F) are
 feature vectors. Answers may return floats or 0-d tensors: both are read as numbers.
