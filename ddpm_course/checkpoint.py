@@ -290,7 +290,7 @@ def _replace_pair(folder: Path, dests: tuple[Path, Path], blobs: tuple[bytes, by
     weights_path, meta_path = dests
     temps: list[Path] = []
     backup: Path | None = None
-    moved = False
+    moved = False  # True while the new weights sit next to the old JSON
     try:
         for dest, blob in zip(dests, blobs, strict=True):
             temps.append(_write_temporary(folder, dest.name, blob))
@@ -298,6 +298,7 @@ def _replace_pair(folder: Path, dests: tuple[Path, Path], blobs: tuple[bytes, by
         _move(temps[0], weights_path, overwrite)
         moved = True
         _move(temps[1], meta_path, overwrite)
+        moved = False  # both in place: the new checkpoint is complete
         _sync_folder(folder)
     except BaseException:
         if moved:
