@@ -45,12 +45,13 @@ def _is_int(value: object) -> bool:
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
 
 
-def int_at_least(name: str, value: object, low: int, *, hint: str = "") -> int:
-    """``value`` must be an integer (not a bool) >= ``low``; ``hint`` is added to the message in brackets."""
-    message = f"{name} must be an integer >= {low}{f' ({hint})' if hint else ''}; got {value!r}"
+def int_at_least(name: str, value: object, low: int, *, even: bool = False, hint: str = "") -> int:
+    """``value`` must be an integer (not a bool) >= ``low`` (and even, if asked); ``hint`` is added
+    to the message in brackets."""
+    message = f"{name} must be {'an even' if even else 'an'} integer >= {low}{f' ({hint})' if hint else ''}; got {value!r}"
     if not _is_int(value):
         raise ArgumentTypeError(message)
-    if value < low:  # type: ignore[operator]
+    if value < low or (even and value % 2):  # type: ignore[operator]
         raise ValueError(message)
     return int(value)  # type: ignore[arg-type]
 

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._checks import generator_or_none, int_at_least, one_of
+
 __all__ = ["ImageData", "PHOTOS", "photo", "digits", "TOY2D", "toy2d", "to_unit", "TORCHVISION", "torchvision_images"]
 
 PHOTOS = ("flower", "china")
@@ -36,12 +38,9 @@ class ImageData(NamedTuple):
 
 def to_unit(x: Tensor) -> Tensor:
     """Map images from [-1, 1] to [0, 1], clamping what a sampler overshoots."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a tensor of images in [-1, 1]; got {type(x).__name__}")
     return ((x + 1) / 2).clamp(0, 1)
-
-
-def _check_size(size: int, name: str = "size") -> None:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"{name} must be a positive integer; got {size!r}")
 
 
 def photo(name: str = "flower", size: int = 64) -> Tensor:
@@ -50,9 +49,8 @@ def photo(name: str = "flower", size: int = 64) -> Tensor:
     name: "flower" or "china" (a landscape); size: output side in pixels.
     Returns (3, size, size) float32 in [-1, 1].
     """
-    if name not in PHOTOS:
-        raise ValueError(f"name must be one of {PHOTOS}; got {name!r}")
-    _check_size(size)
+    one_of("name", name, PHOTOS)
+    int_at_least("size", size, 1)
     from sklearn.datasets import load_sample_image
 
     img = torch.from_numpy(load_sample_image(f"{name}.jpg").copy())  # (H, W, 3) uint8
@@ -72,9 +70,8 @@ def digits(size: int = 16, split: str = "all") -> ImageData:
     never changes, so a held-out set stays held out across lessons).
     Returns ImageData(images (N, 1, size, size) float32 in [-1, 1], labels (N,) long).
     """
-    if split not in ("all", "train", "test"):
-        raise ValueError(f"split must be 'all', 'train' or 'test'; got {split!r}")
-    _check_size(size)
+    one_of("split", split, ("all", "train", "test"))
+    int_at_least("size", size, 1)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -105,9 +102,9 @@ def toy2d(name: str = "mixture", n: int = 1000, generator: torch.Generator | Non
     "ring" (a thin circle), "moons" (two interleaved half circles) or "swiss_roll".
     Returns (n, 2) float32.
     """
-    if name not in TOY2D:
-        raise ValueError(f"name must be one of {TOY2D}; got {name!r}")
-    _check_size(n, "n")
+    one_of("name", name, TOY2D)
+    int_at_least("n", n, 1)
+    generator_or_none("generator", generator, cpu=True)
     if name == "mixture":
         from .oracle import ring_mixture
 
@@ -148,10 +145,11 @@ def torchvision_images(
     antialiased) to ``size`` x ``size``; None keeps 32.
     Returns ImageData(images (N, C, S, S) float32 in [-1, 1], labels (N,) long), C = 1 or 3.
     """
-    if name not in TORCHVISION:
-        raise ValueError(f"name must be one of {TORCHVISION}; got {name!r}")
+    one_of("name", name, TORCHVISION)
     if size is not None:
-        _check_size(size)
+        int_at_least("size", size, 1, hint="or None for 32")
+    one_of("train", train, (True, False))
+    one_of("download", download, (True, False))
     from torchvision import datasets
 
     if name == "cifar10":

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._checks import ArgumentTypeError, batch_tensor, finite_float, generator_or_none, int_at_least
 from .forward import predict_x0
-from .schedules import Schedule, broadcast, check_timesteps
+from .schedules import Schedule, check_timesteps
 
 __all__ = ["GaussianMixture", "EpsOracle", "ring_mixture"]
 
@@ -42,7 +43,10 @@ class GaussianMixture:
     covs: Tensor
 
     def __post_init__(self) -> None:
-        w, m, c = (torch.as_tensor(v, dtype=torch.float64) for v in (self.weights, self.means, self.covs))
+        try:
+            w, m, c = (torch.as_tensor(v, dtype=torch.float64).detach().cpu() for v in (self.weights, self.means, self.covs))
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ArgumentTypeError(f"weights, means and covs must be tensors of numbers: {err}") from err
         if w.ndim != 1 or m.ndim != 2 or c.ndim != 3 or not (w.shape[0] == m.shape[0] == c.shape[0]):
             raise ValueError(
                 f"weights, means, covs must have shapes (K,), (K, d), (K, d, d); "
@@ -50,9 +54,14 @@ class GaussianMixture:
             )
         if c.shape[1:] != (m.shape[1], m.shape[1]):
             raise ValueError(f"covs must be (K, d, d) with d = {m.shape[1]}; got {tuple(c.shape)}")
+        if w.numel() == 0:
+            raise ValueError("a mixture needs at least one component (K >= 1); got K = 0")
+        if not all(torch.isfinite(v).all() for v in (w, m, c)):
+            raise ValueError("weights, means and covs must be finite; they hold NaN or infinite values")
         if torch.any(w < 0) or abs(w.sum().item() - 1.0) > 1e-9:
             raise ValueError("weights must be non-negative and sum to 1")
-        torch.linalg.cholesky(c)  # raises if a covariance is not positive definite
+        if torch.linalg.cholesky_ex(c).info.any():
+            raise ValueError("every covariance in covs must be symmetric positive definite")
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "means", m)
         object.__setattr__(self, "covs", c)
@@ -73,8 +82,8 @@ class GaussianMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None, return_labels: bool = False):
         """Draw n points, (n, d) float64 (and their component labels (n,) if asked)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer; got {n!r}")
+        n = int_at_least("n", n, 1)
+        generator_or_none("generator", generator, cpu=True)
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
         z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         chol = torch.linalg.cholesky(self.covs)  # (K, d, d)
@@ -83,12 +92,21 @@ class GaussianMixture:
 
     def noised(self, abar: float) -> "GaussianMixture":
         """The law of sqrt(abar) x_0 + sqrt(1 - abar) eps: another mixture."""
+        abar = finite_float("abar", abar, 0.0, 1.0)
         eye = torch.eye(self.dim, dtype=torch.float64)
         return GaussianMixture(self.weights, math.sqrt(abar) * self.means, abar * self.covs + (1 - abar) * eye)
 
+    def _points(self, x: Tensor) -> Tensor:
+        """x checked to be (n, d) points in this mixture's dimension, as float64 on the CPU
+        (gradients still flow back to x)."""
+        batch_tensor("x", x)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, d) = (n, {self.dim}); got {tuple(x.shape)}")
+        return x.cpu().to(torch.float64)
+
     def log_prob(self, x: Tensor) -> Tensor:
         """log density at x: (n, d) -> (n,)."""
-        return torch.logsumexp(self._component_log_probs(x.to(torch.float64)), dim=1)
+        return torch.logsumexp(self._component_log_probs(self._points(x)), dim=1)
 
     def _component_log_probs(self, x: Tensor) -> Tensor:
         """log w_k + log N(x; mu_k, S_k): (n, d) -> (n, K)."""
@@ -101,6 +119,7 @@ class GaussianMixture:
         x_t: (B, d) or (B, ...) with d entries per sample; t: (B,) 0-based steps or an int.
         Returns two float64 tensors of x_t's shape.
         """
+        batch_tensor("x_t", x_t)
         shape = x_t.shape
         x = x_t.reshape(shape[0], -1).to(torch.float64)  # (B, d)
         if x.shape[1] != self.dim:
@@ -146,7 +165,7 @@ class GaussianMixture:
         Its average measures how tightly samples hug the modes; for an isotropic component
         N(mu, s^2 I) in 2-D the truth is s * sqrt(pi / 2) when the components are well apart.
         """
-        return torch.cdist(x.detach().cpu().to(torch.float64), self.means).min(dim=1).values
+        return torch.cdist(self._points(x).detach(), self.means).min(dim=1).values
 
     def as_model(self, schedule: Schedule) -> "EpsOracle":
         """This mixture's exact noise predictor under ``schedule``, with the model contract."""
@@ -169,10 +188,9 @@ class EpsOracle:
 
 def ring_mixture(k: int = 8, radius: float = 1.0, std: float = 0.1) -> GaussianMixture:
     """K equal-weight isotropic Gaussians evenly spaced on a circle: the course's 2-D toy."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1; got {k}")
-    if not std > 0:
-        raise ValueError(f"std must be > 0; got {std}")
+    k = int_at_least("k", k, 1)
+    radius = finite_float("radius", radius)
+    std = finite_float("std", std, 0.0, low_open=True)
     angle = torch.arange(k, dtype=torch.float64) * 2 * math.pi / k
     means = radius * torch.stack([angle.cos(), angle.sin()], dim=1)  # (k, 2)
     covs = (std**2) * torch.eye(2, dtype=torch.float64).expand(k, 2, 2).clone()

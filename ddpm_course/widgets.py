@@ -38,8 +38,9 @@ import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
 
+from ._checks import int_in_range, one_of, same_shape
 from .forward import noise_like, q_sample
-from .schedules import Schedule, cosine_schedule, linear_schedule
+from .schedules import Schedule, check_step, cosine_schedule, linear_schedule
 
 __all__ = [
     "FogFrame", "fog_frame", "fog_explorer",
@@ -77,13 +78,6 @@ def _to_png(fig: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _check_step(t: int, schedule: Schedule) -> None:
-    if isinstance(t, bool) or not isinstance(t, int):
-        raise TypeError(f"t must be an int in [0, {schedule.T - 1}]; got {t!r}")
-    if not 0 <= t < schedule.T:
-        raise ValueError(f"t must lie in [0, T-1] = [0, {schedule.T - 1}] (steps are 0-based); got {t}")
-
-
 # --------------------------------------------------------------------------- lesson 01: the fog
 
 
@@ -105,10 +99,8 @@ def fog_frame(x0: Tensor, schedule: Schedule, t: int, noise: Tensor) -> FogFrame
     _check_image(x0)
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a Schedule; got {type(schedule).__name__}")
-    _check_step(t, schedule)
-    if not isinstance(noise, Tensor) or noise.shape != x0.shape:
-        shape = tuple(noise.shape) if isinstance(noise, Tensor) else type(noise).__name__
-        raise ValueError(f"noise must be a tensor with the shape of x0 {tuple(x0.shape)}; got {shape}")
+    t = check_step(schedule, t)
+    same_shape("noise", noise, x0, "x0")
     x_t, _ = q_sample(schedule, x0[None], t, noise=noise[None])
     x_t = x_t[0]  # (C, H, W)
     a, b = x0.double().flatten(), x_t.double().flatten()
@@ -178,8 +170,7 @@ class ScheduleStats(NamedTuple):
 
 def make_schedule(kind: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02, s: float = 0.008) -> Schedule:
     """``linear_schedule(T, beta_start, beta_end)`` or ``cosine_schedule(T, s)`` by name."""
-    if kind not in SCHEDULE_KINDS:
-        raise ValueError(f"kind must be one of {SCHEDULE_KINDS}; got {kind!r}")
+    one_of("kind", kind, SCHEDULE_KINDS)
     if kind == "linear":
         return linear_schedule(T, beta_start, beta_end)
     return cosine_schedule(T, s)
@@ -211,10 +202,8 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
     :class:`ScheduleStats`, or None while the settings are invalid (beta_start > beta_end,
     say). ``message`` shows the numbers, or why the settings are invalid.
     """
-    if kind not in SCHEDULE_KINDS:
-        raise ValueError(f"kind must be one of {SCHEDULE_KINDS}; got {kind!r}")
-    if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= 4000:
-        raise ValueError(f"T must be an integer in [1, 4000]; got {T!r}")
+    one_of("kind", kind, SCHEDULE_KINDS)
+    int_in_range("T", T, 1, 4000, hint="the slider's range")
     from .viz import plot_schedules
 
     message = widgets.HTML()

@@ -55,13 +55,13 @@ def test_to_unit():
 
 
 def test_bad_data_arguments():
-    with pytest.raises(ValueError, match=r"name must be one of \('flower', 'china'\); got 'cat'"):
+    with pytest.raises(ValueError, match=r"name must be one of 'flower', 'china'; got 'cat'"):
         dc.photo("cat")
-    with pytest.raises(ValueError, match="size must be a positive integer"):
+    with pytest.raises(ValueError, match="size must be an integer >= 1"):
         dc.photo("flower", 0)
     with pytest.raises(ValueError, match="split must be"):
         dc.digits(split="val")
     with pytest.raises(ValueError, match="name must be one of"):
         dc.toy2d("spiral")
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
         dc.toy2d("moons", 0)

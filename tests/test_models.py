@@ -379,7 +379,7 @@ def test_build_model_from_spec_round_trip(model):
 
 
 def test_registry_covers_every_architecture():
-    assert set(ARCHITECTURES) == {"SimpleUNet", "UNet", "MLPDenoiser"}
+    assert {"SimpleUNet", "UNet", "MLPDenoiser"} <= set(ARCHITECTURES)
     for arch, (model_cls, config_cls) in ARCHITECTURES.items():
         assert model_spec(model_cls(config_cls()))[0] == arch
 

@@ -102,7 +102,7 @@ def test_fog_correlation_falls_with_t(image_and_noise):
 @pytest.mark.parametrize("t", [-1, 1000])
 def test_fog_frame_rejects_a_step_out_of_range(image_and_noise, t):
     x0, noise = image_and_noise
-    with pytest.raises(ValueError, match=r"t must lie in \[0, T-1\]"):
+    with pytest.raises(ValueError, match=r"t must be an integer in \[0, 999\] \(steps are 0-based\)"):
         W.fog_frame(x0, dc.linear_schedule(), t, noise)
 
 
@@ -113,8 +113,10 @@ def test_fog_rejects_bad_input(image_and_noise):
         W.fog_explorer(x0[None], schedule)  # a batch, not one image
     with pytest.raises(TypeError, match="x0 must be a tensor"):
         W.fog_explorer(x0.numpy(), schedule)
-    with pytest.raises(ValueError, match="noise must be a tensor with the shape of x0"):
+    with pytest.raises(ValueError, match=r"noise must have the shape of x0 \(3, 16, 16\)"):
         W.fog_explorer(x0, schedule, noise=noise[:, :8])
+    with pytest.raises(TypeError, match="noise must be a tensor with the shape of x0"):
+        W.fog_explorer(x0, schedule, noise=noise.numpy())
     with pytest.raises(TypeError, match="t must be an int"):
         W.fog_frame(x0, schedule, 1.5, noise)
     with pytest.raises(TypeError, match="schedule must be a Schedule"):

@@ -4,6 +4,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._checks import int_at_least
+
+__all__ = ["check_image", "check_t", "check_labels", "int_at_least"]
+
 
 def check_image(x: Tensor, in_channels: int, multiple: int, model: str) -> None:
     """x must be (B, in_channels, H, W) with H and W divisible by ``multiple``."""
@@ -60,9 +64,3 @@ def check_labels(y: Tensor | None, batch: int, num_classes: int | None, model: s
             f"y must lie in [0, num_classes] = [0, {num_classes}] ({num_classes} is the null label); "
             f"got values from {y.min().item()} to {y.max().item()}"
         )
-
-
-def int_at_least(name: str, value: object, low: int) -> None:
-    """Config check: ``value`` must be an int (not a bool) >= ``low``, else a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")

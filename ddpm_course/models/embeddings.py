@@ -24,12 +24,13 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .._checks import finite_float, int_at_least
+
 __all__ = ["sinusoidal_embedding", "TimeEmbedding"]
 
 
 def _check_dim(dim: int, name: str = "dim") -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
-        raise ValueError(f"{name} must be an even integer >= 2 (half sines, half cosines); got {dim!r}")
+    int_at_least(name, dim, 2, even=True, hint="half sines, half cosines")
 
 
 def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -44,8 +45,7 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Te
         raise TypeError(f"t must be a tensor of shape (B,); got {type(t).__name__}")
     if t.ndim != 1:
         raise ValueError(f"t must have shape (B,); got {tuple(t.shape)}")
-    if not max_period > 1:
-        raise ValueError(f"max_period must be > 1; got {max_period!r}")
+    finite_float("max_period", max_period, 1.0, low_open=True)
     half = dim // 2
     freqs = torch.exp(-torch.linspace(0.0, math.log(max_period), half, device=t.device))  # (half,)
     args = t.float()[:, None] * freqs[None, :]  # (B, half)
@@ -64,8 +64,7 @@ class TimeEmbedding(nn.Module):
         super().__init__()
         _check_dim(dim)
         hidden = dim if hidden is None else hidden
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden must be a positive integer or None; got {hidden!r}")
+        int_at_least("hidden", hidden, 1, hint="or None for dim")
         self.dim = dim
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)

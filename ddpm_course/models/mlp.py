@@ -38,9 +38,7 @@ class MLPConfig:
         int_at_least("dim", self.dim, 1)
         int_at_least("hidden", self.hidden, 1)
         int_at_least("depth", self.depth, 1)
-        int_at_least("time_dim", self.time_dim, 2)
-        if self.time_dim % 2:
-            raise ValueError(f"time_dim must be even; got {self.time_dim}")
+        int_at_least("time_dim", self.time_dim, 2, even=True)
         if self.num_classes is not None:
             int_at_least("num_classes", self.num_classes, 1)
 

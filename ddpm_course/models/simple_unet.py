@@ -41,8 +41,7 @@ class SimpleUNetConfig:
     def __post_init__(self) -> None:
         int_at_least("in_channels", self.in_channels, 1)
         int_at_least("base_channels", self.base_channels, 1)
-        if isinstance(self.time_dim, bool) or not isinstance(self.time_dim, int) or self.time_dim < 2 or self.time_dim % 2:
-            raise ValueError(f"time_dim must be an even integer >= 2; got {self.time_dim!r}")
+        int_at_least("time_dim", self.time_dim, 2, even=True)
 
     @property
     def num_classes(self) -> None:
