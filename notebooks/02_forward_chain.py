@@ -27,10 +27,9 @@
 # linear regression on simulated pairs.
 
 # %%
-# On Colab only: install the course package (torch, matplotlib and ipywidgets are preinstalled there).
 import subprocess, sys
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/ddpm-course/ddpm-course"], check=True)
+if "google.colab" in sys.modules:  # Colab: install the course package (JupyterLab users did it once)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ddpm-course[colab]>=0.2"], check=True)
 
 # %% [markdown]
 # Parameters: how many independent chains the Monte Carlo checks run. More chains give
@@ -382,7 +381,9 @@ print("regression recovers the posterior coefficients and variance within 4.5 st
 # %% [markdown]
 # How the posterior behaves across the chain: its variance $\tilde\beta_t$ is always below the
 # forward step's $\beta_t$ (the ratio $(1-\bar\alpha_{t-1})/(1-\bar\alpha_t)$ is below one, far below
-# in the first steps) and the two agree once $\bar\alpha_t$ is small. They are the two classic
+# in the first steps) and the two agree once $\bar\alpha_t$ is small. Both axes of the left plot
+# are logarithmic: on a linear axis the first steps, where the two differ by a factor of about
+# two, are squeezed into the corner. They are the two classic
 # choices for the variance of the learned reverse step (lesson 06). In the first steps the
 # posterior is very narrow and leans on $x_0$; later the weight of $x_0$ fades and $x_t$ carries
 # almost all the information.
@@ -392,10 +393,10 @@ ratio = (schedule.posterior_variance[1:] / b[1:])
 print(f"beta~_t / beta_t: step 2 {ratio[0].item():.4f}, step 10 {ratio[8].item():.4f}, "
       f"step 100 {ratio[98].item():.4f}, step 1000 {ratio[-1].item():.4f}")
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-axes[0].plot(step_axis[1:], b[1:], label=r"$\beta_t$ (forward step)")
-axes[0].plot(step_axis[1:], schedule.posterior_variance[1:], "--", label=r"$\tilde\beta_t$ (posterior)")
-axes[0].set_xscale("log")
+axes[0].loglog(step_axis[1:], b[1:], label=r"$\beta_t$ (forward step)")
+axes[0].loglog(step_axis[1:], schedule.posterior_variance[1:], "--", label=r"$\tilde\beta_t$ (posterior)")
 axes[0].set_xlabel("math step t")
+axes[0].set_ylabel("variance (log scale)")
 axes[0].legend()
 axes[1].plot(step_axis, schedule.posterior_mean_coef_xt, label=r"weight of $x_t$")
 axes[1].plot(step_axis, schedule.posterior_mean_coef_x0, label=r"weight of $x_0$")
@@ -419,3 +420,57 @@ plt.show()
 #   $(x_t, x_0)$; completing the square, a grid and a regression all agree.
 #
 # Next, lesson 03 compares noise schedules: how the choice of $\beta_t$ shapes all of this.
+#
+# ## Your turn
+#
+# Write each function, then run the cell under it: the check answers `correct`, a hint when it
+# recognises a classic mistake, or the first case where your answer differs. Steps are the
+# code's, 0-based: `t` is a tensor of shape $(B,)$, one step per sample, and the checks use
+# batches of *different* steps, including the edges `t = 0` and `t = T - 1`. Reference answers
+# are in `solutions/02_forward_chain.py`.
+#
+# **1. Walk the chain.** Starting from `x0`, apply the one-step chain at the code steps
+# $0, 1, \dots, K-1$, using `noises[k]` (shape of `x0`) as the noise of step `k`; return the
+# state after the last step. (`noises` has shape $(K, B, \dots)$.)
+
+# %%
+def my_walk(x0, noises, schedule):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("02.walk", my_walk)
+
+# %% [markdown]
+# **2. The jump.** Return $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ for a batch:
+# `x0` and `noise` of shape $(B, \dots)$, `t` of shape $(B,)$.
+
+# %%
+def my_q_sample(x0, t, noise, schedule):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("02.q_sample", my_q_sample)
+
+# %% [markdown]
+# **3. The posterior mean** $\tilde\mu_t(x_t, x_0)$ for a batch (mind what $\bar\alpha_{t-1}$ is at
+# the first step).
+
+# %%
+def my_posterior_mean(x0, x_t, t, schedule):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("02.posterior_mean", my_posterior_mean)
+
+# %% [markdown]
+# **4. A number.** The posterior variance $\tilde\beta_t$ of the linear schedule ($T = 1000$)
+# at the **math's step $t = 10$**.
+
+# %%
+my_beta_tilde = None  # your number here
+
+# %%
+dc.exercises.check("02.beta_tilde", my_beta_tilde)
