@@ -47,22 +47,25 @@ class Run(NamedTuple):
     seconds: float
 
 
-def run(name: str, steps: int, model: Callable, schedule: dc.Schedule, shape, seed: int, spacing: str | None = None) -> Run:
+# Table rows: a registry name and its options (``steps`` is added where the sampler takes it).
+RUNS: dict[str, tuple[str, dict]] = {
+    "ddpm": ("ddpm", {}),
+    "ddim": ("ddim", {}),
+    "euler": ("euler", {}),
+    "dpm_solver": ("dpm_solver", {}),
+    "dpm_solver_logsnr": ("dpm_solver", {"spacing": "logsnr"}),
+}
+
+
+def run(name: str, steps: int, model: Callable, schedule: dc.Schedule, shape, seed: int) -> Run:
+    sampler, options = RUNS[name]
+    spec = samplers.SAMPLERS[sampler]
+    if "steps" in spec.options:
+        options = {**options, "steps": steps}
     counted = Counted(model)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    if name == "ddpm":
-        x = samplers.ddpm_sample(counted, schedule, shape, generator=gen)
-    elif name == "ddim":
-        x = samplers.ddim_sample(counted, schedule, shape, steps=steps, generator=gen)
-    elif name == "euler":
-        x = samplers.euler_sample(counted, schedule, shape, steps=steps, generator=gen)
-    elif name == "dpm_solver":
-        x = samplers.dpm_solver_sample(counted, schedule, shape, steps=steps, generator=gen)
-    elif name == "dpm_solver_logsnr":
-        x = samplers.dpm_solver_sample(counted, schedule, shape, steps=steps, spacing="logsnr", generator=gen)
-    else:
-        raise ValueError(name)
+    x = spec(counted, schedule, shape, generator=gen, **options)
     return Run(x, counted.calls, time.perf_counter() - start)
 
 
@@ -120,17 +123,17 @@ def main_table(args: argparse.Namespace) -> None:
 
 def sharp_ring_table(args: argparse.Namespace) -> None:
     schedule = dc.linear_schedule()
-    settings: dict[str, Callable] = {
-        "ddim (leading)": lambda m, x, n: samplers.ddim_sample(m, schedule, x, steps=n),
-        "euler (linspace)": lambda m, x, n: samplers.euler_sample(m, schedule, x, steps=n),
-        "dpm++ diffusers": lambda m, x, n: samplers.dpm_solver_sample(m, schedule, x, steps=n),
-        "dpm++ order 1": lambda m, x, n: samplers.dpm_solver_sample(m, schedule, x, steps=n, order=1),
-        "dpm++ lower_order_final=3": lambda m, x, n: samplers.dpm_solver_sample(m, schedule, x, steps=n, lower_order_final=3),
-        "dpm++ keep t=0 (lof=1)": lambda m, x, n: samplers.dpm_solver_sample(m, schedule, x, steps=n, drop_t0=False),
-        "dpm++ keep t=0, lof=2": lambda m, x, n: samplers.dpm_solver_sample(m, schedule, x, steps=n, drop_t0=False, lower_order_final=2),
-        "dpm++ karras": lambda m, x, n: samplers.dpm_solver_sample(m, schedule, x, steps=n, spacing="karras"),
-        "dpm++ logsnr": lambda m, x, n: samplers.dpm_solver_sample(m, schedule, x, steps=n, spacing="logsnr"),
-        "ddim logsnr": lambda m, x, n: samplers.ddim_sample(m, schedule, x, steps=n, spacing="logsnr"),
+    settings: dict[str, tuple[str, dict]] = {  # label: (registry name, options)
+        "ddim (leading)": ("ddim", {}),
+        "euler (linspace)": ("euler", {}),
+        "dpm++ diffusers": ("dpm_solver", {}),
+        "dpm++ order 1": ("dpm_solver", {"order": 1}),
+        "dpm++ lower_order_final=3": ("dpm_solver", {"lower_order_final": 3}),
+        "dpm++ keep t=0 (lof=1)": ("dpm_solver", {"drop_t0": False}),
+        "dpm++ keep t=0, lof=2": ("dpm_solver", {"drop_t0": False, "lower_order_final": 2}),
+        "dpm++ karras": ("dpm_solver", {"spacing": "karras"}),
+        "dpm++ logsnr": ("dpm_solver", {"spacing": "logsnr"}),
+        "ddim logsnr": ("ddim", {"spacing": "logsnr"}),
     }
     x_T = torch.randn(args.n_oracle, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(args.seed))
     print(f"distance to the nearest mode, samples / truth (1.000 = right spread): median (the typical sample) and mean "
@@ -142,10 +145,10 @@ def sharp_ring_table(args: argparse.Namespace) -> None:
         truth = mixture.nearest_mean_distance(mixture.sample(20 * args.n_oracle, torch.Generator().manual_seed(args.seed + 1)))
         print(f"ring std {std}: truth median {truth.median():.4f}, mean {truth.mean():.4f}; each cell: median ratio / mean ratio")
         print(f"  {'setting':28s}" + "".join(f"{n:>14d}" for n in args.steps))
-        for label, fn in settings.items():
+        for label, (name, options) in settings.items():
             cells = []
             for n in args.steps:
-                d = mixture.nearest_mean_distance(fn(model, x_T, n))
+                d = mixture.nearest_mean_distance(samplers.SAMPLERS[name](model, schedule, x_T, steps=n, **options))
                 cells.append(f"{(d.median() / truth.median()).item():.3f} / {(d.mean() / truth.mean()).item():.3f}")
             print(f"  {label:28s}" + "".join(f"{c:>14s}" for c in cells), flush=True)
         print()
@@ -158,7 +161,7 @@ def main() -> None:
     parser.add_argument("--n-digits", type=int, default=128, help="digits per run; 0 skips the digits columns (default 128)")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 100])
     parser.add_argument("--samplers", nargs="+", default=["ddim", "euler", "dpm_solver", "dpm_solver_logsnr"],
-                        choices=["ddim", "euler", "dpm_solver", "dpm_solver_logsnr"])
+                        choices=[name for name in RUNS if name != "ddpm"])
     parser.add_argument("--stds", type=float, nargs="+", default=[0.1, 0.05, 0.02], help="ring widths for --table sharp-ring")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,

@@ -1,8 +1,19 @@
 """Plotting helpers for the notebooks (matplotlib; grids from torchvision).
 
 Images arrive as tensors in [-1, 1]: (C, H, W) for one image, (B, C, H, W) for a batch.
-Every function draws on a given ``ax`` (or a new figure) and returns the figure, so a
-notebook can keep styling in one place and tests can call them headless.
+
+| function          | draws on                                   | returns        |
+|-------------------|--------------------------------------------|----------------|
+| ``image_grid``    | nothing: tiles images for ``imshow``        | (H', W', 3) tensor in [0, 1] |
+| ``show_images``   | a given ``ax`` or a new figure              | the figure     |
+| ``plot_points``   | a given ``ax`` or a new figure              | the figure     |
+| ``plot_schedules``| two given ``axes`` or a new figure          | the figure     |
+| ``show_strip``    | a new figure, one panel per image           | the figure     |
+| ``plot_chain``    | a new figure, two rows of frames            | the figure     |
+
+The single-panel functions take ``ax`` so that a notebook can place them in its own layout;
+the multi-panel ones make their figure. Every plotting function returns its figure, so tests
+can call them headless.
 """
 from __future__ import annotations
 
@@ -11,13 +22,18 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from ._checks import int_at_least
 from .data import to_unit
 
-__all__ = ["image_grid", "show_images", "show_strip", "plot_points"]
+__all__ = ["image_grid", "show_images", "show_strip", "plot_points", "plot_schedules", "plot_chain"]
 
 
 def image_grid(images: Tensor, nrow: int = 8, padding: int = 1) -> Tensor:
     """Tile (B, C, H, W) images in [-1, 1] into one (H', W', C) array in [0, 1] for imshow."""
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a tensor (B, C, H, W) or (C, H, W); got {type(images).__name__}")
+    int_at_least("nrow", nrow, 1)
+    int_at_least("padding", padding, 0)
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4:
@@ -92,8 +108,6 @@ def plot_schedules(schedules: list, labels: list[str] | None = None, axes: list[
     return axes[0].figure
 
 
-__all__ += ["plot_schedules"]
-
 
 def plot_chain(x_ts: list[Tensor], x0_hats: list[Tensor], ts: list[int], lim: float = 2.0, size: float = 1.9) -> plt.Figure:
     """A sampling chain in two rows: the state x_t (top) and the model's x0_hat (bottom) at steps ``ts``.
@@ -115,5 +129,3 @@ def plot_chain(x_ts: list[Tensor], x0_hats: list[Tensor], ts: list[int], lim: fl
             ax.set_title(f"{name}, t={t}", fontsize=8)
     fig.tight_layout()
     return fig
-
-__all__ += ["plot_chain"]

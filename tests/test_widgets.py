@@ -202,3 +202,24 @@ def test_plot_schedules_checks_its_labels():
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
     with pytest.raises(ValueError, match="labels must have one entry per schedule"):
         dc.viz.plot_schedules([dc.linear_schedule()], labels=["a", "b"])
+
+
+def test_viz_functions_return_their_figure_and_single_panels_draw_on_a_given_ax():
+    import matplotlib.pyplot as plt
+
+    images = torch.zeros(4, 1, 8, 8)
+    points = torch.zeros(10, 2)
+    fig, axes = plt.subplots(1, 2)
+    assert dc.viz.show_images(images, ax=axes[0]) is fig
+    assert dc.viz.plot_points(points, ax=axes[1]) is fig
+    plt.close(fig)
+    for made in (
+        dc.viz.show_images(images),
+        dc.viz.plot_points(points),
+        dc.viz.plot_schedules([dc.linear_schedule(10)]),
+        dc.viz.show_strip(images, ["a", "b", "c", "d"]),
+        dc.viz.plot_chain([points, points], [points, points], [9, 0]),
+    ):
+        assert isinstance(made, plt.Figure)
+        plt.close(made)
+    assert dc.viz.image_grid(images, nrow=2).shape == (8 + 8 + 3, 8 + 8 + 3, 3)
