@@ -243,9 +243,9 @@ def save_checkpoint(
         for p in (weights_path, meta_path):
             if p.exists() or p.is_symlink():
                 raise FileExistsError(f"{p} already exists; pass overwrite=True to replace it, or choose another path")
-    for p in (weights_path, meta_path):
+    for p in (Path(path), weights_path, meta_path):
         if p.is_dir():
-            raise IsADirectoryError(f"{p} is a folder; choose another checkpoint path")
+            raise IsADirectoryError(f"{p} is a folder; give a checkpoint name inside it, e.g. {p / 'run'}")
     weights, meta = _serialise(model, schedule, sample_shape, record, weights_dtype, train_state)
     folder = weights_path.parent
     folder.mkdir(parents=True, exist_ok=True)

@@ -293,6 +293,8 @@ def _plan_train(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
                           minutes=args.minutes, precision=_precision(args) or "fp32",
                           out=Path(args.out if args.out is not None else args.preset), overwrite=args.overwrite,
                           commands=[f"{PROG} " + " ".join(argv)])
+    if plan.out.is_dir():
+        raise CLIError(f"--out {plan.out} is a folder; give a checkpoint name inside it, e.g. {plan.out / plan.preset}")
     if plan.precision == "fp16" and args.device.type != "cuda":
         raise CLIError(f"--precision fp16 needs a CUDA GPU; this run is on {args.device} (use bf16 or fp32)")
     for p in checkpoint_paths(plan.out):

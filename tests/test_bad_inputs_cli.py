@@ -1,0 +1,407 @@
+"""A table of bad inputs for every CLI command, for save_checkpoint/load_checkpoint and for
+train(): each with the exit status or exception type and a fragment of the message. A CLI
+failure is one ``ddpm-course: error:`` line, no traceback, and no file written; nothing hangs."""
+import json
+import math
+import os
+import signal
+
+import pytest
+import torch
+from torch.optim.swa_utils import AveragedModel
+
+import ddpm_course as dc
+from ddpm_course import cli
+from ddpm_course.checkpoint import load_checkpoint, save_checkpoint
+from ddpm_course.models import build_model
+from ddpm_course.train import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SCHEDULE = dc.linear_schedule(50)
+MLP = {"dim": 2, "hidden": 16, "depth": 1, "time_dim": 8, "num_classes": None}
+
+
+def _net():
+    torch.manual_seed(0)
+    return build_model("MLPDenoiser", MLP)
+
+
+@pytest.fixture
+def place(tmp_path):
+    """A folder with a checkpoint ``toy`` (no training state), an existing ``taken.png``,
+    ``taken`` checkpoint files, a sub-folder, a corrupt checkpoint and a FIFO."""
+    save_checkpoint(tmp_path / "toy", _net(), SCHEDULE, sample_shape=(2,))
+    save_checkpoint(tmp_path / "taken", _net(), SCHEDULE, sample_shape=(2,))
+    (tmp_path / "taken.png").write_bytes(b"keep me")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "corrupt.safetensors").write_bytes(b"\0" * 16)
+    (tmp_path / "corrupt.json").write_text('{"format": ')
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.json")
+        (tmp_path / "fifo.safetensors").write_bytes(b"")
+    return tmp_path
+
+
+def _no_cuda():
+    return not torch.cuda.is_available()
+
+
+T, S = ["train", "--preset", "toy2d", "--steps", "2", "--no-progress", "--device", "cpu"], ["sample", "--device", "cpu"]
+
+CLI_CASES = [
+    # (argv with {d} for the folder, exit status, fragment)
+    ([], 2, "required: COMMAND"),
+    (["fly"], 2, "invalid choice: 'fly'"),
+    (["train"], 1, "give --preset"),
+    (["train", "--preset", "imagenet"], 2, "invalid choice: 'imagenet'"),
+    ([*T, "--steps", "0"], 2, "--steps: must be an integer >= 1; got 0"),
+    ([*T, "--steps", "-3"], 2, "--steps: must be an integer >= 1"),
+    ([*T, "--steps", "1.5"], 2, "--steps: must be an integer >= 1; got '1.5'"),
+    ([*T, "--steps", "many"], 2, "--steps: must be an integer"),
+    ([*T, "--minutes", "inf"], 2, "--minutes: must be a finite number in (0, inf)"),
+    ([*T, "--minutes", "nan"], 2, "--minutes: must be a finite number"),
+    ([*T, "--minutes", "0"], 2, "--minutes: must be a finite number"),
+    ([*T, "--minutes", "-1"], 2, "--minutes: must be a finite number"),
+    ([*T, "--seed", "-1"], 2, "--seed: must be an integer >= 0"),
+    ([*T, "--seed", str(2**64)], 2, "--seed: must be an integer"),
+    ([*T, "--threads", "0"], 2, "--threads: must be an integer in [1, 1024]"),
+    ([*T, "--save-every", "0"], 2, "--save-every: must be a finite number"),
+    ([*T, "--save-every", "inf"], 2, "--save-every: must be a finite number"),
+    ([*T, "--device", "tpu"], 2, "--device: must be auto, cpu, cuda, cuda:N or mps"),
+    ([*T, "--device", ""], 2, "--device: must be auto"),
+    ([*T, "--precision", "fp8"], 2, "--precision: invalid choice"),
+    ([*T, "--precision", "fp16"], 1, "fp16 needs a CUDA GPU"),
+    ([*T, "--bf16", "--precision", "fp32"], 1, "contradict"),
+    ([*T, "--out", "{d}/missing/run"], 1, "does not exist; create it first"),
+    ([*T, "--out", "{d}/taken"], 1, "already exists; pass --overwrite"),
+    ([*T, "--out", "{d}/taken.json"], 1, "already exists; pass --overwrite"),
+    ([*T, "--out", "{d}/sub"], 1, "is a folder"),
+    ([*T, "--wings"], 2, "unrecognized arguments: --wings"),
+    (["train", "--resume", "{d}/nothing", "--device", "cpu"], 1, "does not exist"),
+    (["train", "--resume", "{d}/toy", "--device", "cpu"], 1, "no training state"),
+    (["train", "--resume", "{d}/corrupt", "--device", "cpu"], 1, "not valid JSON"),
+    ([*S, "--out", "{d}/a.txt"], 1, "must end in one of .png"),
+    ([*S, "--out", "{d}/taken"], 1, "must end in one of .png"),
+    ([*S, "--out", "{d}/noext"], 1, "must end in one of .png"),
+    ([*S, "--out", "{d}/sub"], 1, "is a folder"),
+    ([*S, "--out", "{d}/missing/a.png"], 1, "does not exist; create it first"),
+    ([*S, "--out", "{d}/taken.png"], 1, "already exists; pass --overwrite"),
+    ([*S], 2, "required: --out"),
+    ([*S, "--sampler", "heun", "--out", "{d}/a.png"], 2, "--sampler: invalid choice: 'heun'"),
+    ([*S, "--sampler", "euler", "--eta", "0.5", "--out", "{d}/a.png"], 1, "--eta does not apply to --sampler euler"),
+    ([*S, "--sampler", "dpm_solver", "--eta", "0", "--out", "{d}/a.png"], 1, "--eta does not apply"),
+    ([*S, "--sampler", "ddpm", "--steps", "3", "--out", "{d}/a.png"], 1, "--steps does not apply to --sampler ddpm"),
+    ([*S, "--sampler", "ddpm", "--spacing", "trailing", "--out", "{d}/a.png"], 1, "--spacing does not apply"),
+    ([*S, "--sampler", "ddim", "--eta", "-1", "--out", "{d}/a.png"], 2, "--eta: must be a finite number in [0, inf)"),
+    ([*S, "--sampler", "ddim", "--eta", "nan", "--out", "{d}/a.png"], 2, "--eta: must be a finite number"),
+    ([*S, "--spacing", "random", "--out", "{d}/a.png"], 2, "--spacing: invalid choice"),
+    ([*S, "--n", "0", "--out", "{d}/a.png"], 2, "--n: must be an integer in [1, 4096]"),
+    ([*S, "--n", "100000", "--out", "{d}/a.png"], 2, "--n: must be an integer in [1, 4096]"),
+    ([*S, "--steps", "0", "--out", "{d}/a.png"], 2, "--steps: must be an integer >= 1"),
+    ([*S, "--model", "{d}/toy", "--steps", "5000", "--out", "{d}/a.png"], 1, "steps"),
+    ([*S, "--model", "{d}/nothing", "--out", "{d}/a.png"], 1, "does not exist"),
+    ([*S, "--model", "{d}/corrupt", "--out", "{d}/a.png"], 1, "not valid JSON"),
+    ([*S, "--model", "{d}/fifo", "--out", "{d}/a.png"], 1, "FIFO"),
+]
+
+
+@pytest.mark.parametrize("argv, status, fragment", CLI_CASES, ids=[" ".join(c[0])[:60] for c in CLI_CASES])
+def test_cli_bad_input(place, capsys, argv, status, fragment):
+    if "fifo" in " ".join(argv) and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    before = sorted(p.name for p in place.iterdir())
+    with _no_hang(60):
+        code = cli.main([a.format(d=place) for a in argv])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == status, captured.err
+    assert len(lines) == 1 and lines[0].startswith("ddpm-course: error: "), lines
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in captured.err
+    assert sorted(p.name for p in place.iterdir()) == before  # nothing written, nothing left behind
+    assert (place / "taken.png").read_bytes() == b"keep me"
+
+
+class _no_hang:
+    """Fail (instead of hanging) when the body runs longer than ``seconds`` (POSIX)."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+
+    def __enter__(self):
+        if hasattr(signal, "SIGALRM"):
+            def timeout(signum, frame):
+                raise TimeoutError(f"hung for {self.seconds} s")
+
+            self.previous = signal.signal(signal.SIGALRM, timeout)
+            signal.alarm(self.seconds)
+
+    def __exit__(self, *exc):
+        if hasattr(signal, "SIGALRM"):
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+
+# ----------------------------------------------------------------------------- save_checkpoint
+
+
+def _save_case(tmp_path, **changes):
+    kwargs = {"path": tmp_path / "new", "model": _net(), "schedule": SCHEDULE, "sample_shape": (2,)}
+    kwargs.update(changes)
+    path = kwargs.pop("path")
+    return save_checkpoint(path, kwargs.pop("model"), kwargs.pop("schedule"), **kwargs)
+
+
+SAVE_CASES = [
+    ({"path": 5}, TypeError, "path must be a str"),
+    ({"path": None}, TypeError, "path must be a str"),
+    ({"model": "unet"}, TypeError, "model must be an nn.Module"),
+    ({"model": torch.nn.Linear(2, 2)}, TypeError, "registered architectures"),
+    ({"model": AveragedModel(_net())}, TypeError, "pass its .module"),
+    ({"schedule": [0.1, 0.2]}, TypeError, "schedule must be a Schedule"),
+    ({"sample_shape": ()}, ValueError, "sample_shape"),
+    ({"sample_shape": (0,)}, ValueError, "sample_shape"),
+    ({"sample_shape": (-2,)}, ValueError, "sample_shape"),
+    ({"sample_shape": (2.0,)}, ValueError, "sample_shape"),
+    ({"sample_shape": (True,)}, ValueError, "sample_shape"),
+    ({"sample_shape": "2"}, ValueError, "sample_shape"),
+    ({"sample_shape": None}, ValueError, "sample_shape"),
+    ({"sample_shape": (1, 1, 1, 1, 2)}, ValueError, "sample_shape"),
+    ({"weights_dtype": torch.int8}, ValueError, "weights_dtype"),
+    ({"weights_dtype": "float16"}, ValueError, "weights_dtype"),
+    ({"record": [1, 2]}, TypeError, "record must be a dict"),
+    ({"record": {"t": torch.zeros(2)}}, ValueError, "record['t']"),
+    ({"record": {"inf": math.inf}}, ValueError, "JSON has no NaN or infinity"),
+    ({"path": "{d}/toy"}, FileExistsError, "overwrite=True"),
+    ({"path": "{d}/toy.json"}, FileExistsError, "overwrite=True"),
+    ({"path": "{d}/sub/"}, IsADirectoryError, "is a folder"),
+    ({"path": "{d}/sub", "overwrite": True}, IsADirectoryError, "is a folder"),
+    ({"path": "{d}/dir", "overwrite": True}, IsADirectoryError, "is a folder"),
+]
+
+
+@pytest.mark.parametrize("changes, error, fragment", SAVE_CASES, ids=[str(c[0])[:50] for c in SAVE_CASES])
+def test_save_checkpoint_bad_input(place, changes, error, fragment):
+    (place / "dir.json").mkdir()
+    changes = {k: (v.format(d=place) if isinstance(v, str) and "{d}" in v else v) for k, v in changes.items()}
+    before = {p.name: p.read_bytes() for p in place.iterdir() if p.is_file() and p.suffix != ".json" or p.name == "toy.json"}
+    with pytest.raises(error) as info:
+        _save_case(place, **changes)
+    assert fragment in str(info.value)
+    after = {p.name: p.read_bytes() for p in place.iterdir() if p.is_file() and p.suffix != ".json" or p.name == "toy.json"}
+    assert after == before and not (place / "new.json").exists()
+
+
+# ----------------------------------------------------------------------------- load_checkpoint
+
+
+def _meta(tmp_path):
+    _, meta_path = save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    return meta_path, json.loads(meta_path.read_text())
+
+
+def _without(key):
+    def edit(meta):
+        del meta[key]
+        return meta
+
+    return edit
+
+
+def _set(path, value):
+    def edit(meta):
+        target = meta
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        return meta
+
+    return edit
+
+
+LOAD_JSON_CASES = [
+    # (an edit of the parsed JSON, or raw bytes for the file, fragment)
+    (b"5", "its JSON is int 5, not an object"),
+    (b"null", "its JSON is NoneType None"),
+    (b"[]", "its JSON is list"),
+    (b'"checkpoint"', "its JSON is str"),
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+    (b"", "is not valid JSON"),
+    (b'{"format": ', "is not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "is not valid JSON"),
+    (_without("betas"), None),
+    *[(_without(k), f"the field '{k}' is missing") for k in ("format", "arch", "config", "sample_shape", "schedule",
+                                                             "weights_sha256")],
+    (_set(("format",), "ddpm_course.checkpoint/99"), "this version reads"),
+    (_set(("format",), 1), "field 'format'"),
+    (_set(("arch",), "Transformer"), "field 'arch' must be one of"),
+    (_set(("arch",), None), "field 'arch'"),
+    (_set(("config",), [1, 2]), "field 'config' must be an object"),
+    (_set(("config",), {}), "cannot be built"),
+    (_set(("config", "hidden"), -4), "cannot be built"),
+    (_set(("config", "hidden"), 10**6), "more than max_parameters"),
+    (_set(("sample_shape",), []), "field 'sample_shape'"),
+    (_set(("sample_shape",), [0]), "field 'sample_shape'"),
+    (_set(("sample_shape",), [-2]), "field 'sample_shape'"),
+    (_set(("sample_shape",), [2.0]), "field 'sample_shape'"),
+    (_set(("sample_shape",), [True]), "field 'sample_shape'"),
+    (_set(("sample_shape",), "2"), "field 'sample_shape'"),
+    (_set(("sample_shape",), [10**9]), "field 'sample_shape'"),
+    (_set(("sample_shape",), [3]), "field 'sample_shape' [3] does not fit the MLPDenoiser"),
+    (_set(("sample_shape",), [1, 2]), "does not fit"),
+    (_set(("schedule",), [0.1]), "field 'schedule'"),
+    (_set(("schedule", "betas"), []), "field 'schedule.betas'"),
+    (_set(("schedule", "betas"), "0.1"), "field 'schedule.betas'"),
+    (_set(("schedule", "betas"), [0.1, 0.0]), "finite numbers strictly inside (0, 1)"),
+    (_set(("schedule", "betas"), [0.1, 1.0]), "strictly inside (0, 1)"),
+    (_set(("schedule", "betas"), [0.1, -0.2]), "strictly inside (0, 1)"),
+    (_set(("schedule", "betas"), [0.1, "0.2"]), "strictly inside (0, 1)"),
+    (_set(("schedule", "betas"), [0.1, None]), "strictly inside (0, 1)"),
+    (_set(("schedule", "betas"), [0.1, True]), "strictly inside (0, 1)"),
+    (_set(("schedule", "name"), 3), "field 'schedule.name'"),
+    (_set(("weights_sha256",), "abc"), "field 'weights_sha256'"),
+    (_set(("weights_sha256",), "0" * 64), "does not match the checksum"),
+    (_set(("weights_dtype",), "int8"), "field 'weights_dtype'"),
+    (_set(("record",), [1]), "field 'record' must be an object"),
+    (_set(("train_state",), 3), "field 'train_state' must be an object"),
+]
+
+
+@pytest.mark.parametrize("edit, fragment", LOAD_JSON_CASES, ids=[str(i) for i in range(len(LOAD_JSON_CASES))])
+def test_load_checkpoint_bad_json(tmp_path, edit, fragment):
+    meta_path, meta = _meta(tmp_path)
+    if isinstance(edit, bytes):
+        meta_path.write_bytes(edit)
+    else:
+        if fragment is None:  # betas sit inside "schedule"
+            del meta["schedule"]["betas"]
+            fragment = "field 'schedule.betas'"
+        else:
+            meta = edit(meta)
+        meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(tmp_path / "run")
+    assert fragment in str(info.value) and str(meta_path) in str(info.value)
+
+
+def test_load_checkpoint_refuses_nan_written_into_the_json(tmp_path):
+    meta_path, _ = _meta(tmp_path)
+    meta_path.write_text(meta_path.read_text().replace('"betas": [\n  ', '"betas": [\n  NaN, ', 1))
+    with pytest.raises(ValueError, match="NaN"):
+        load_checkpoint(tmp_path / "run")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+@pytest.mark.parametrize("which", ["json", "safetensors"])
+def test_load_checkpoint_refuses_a_fifo_without_hanging(tmp_path, which):
+    save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    (tmp_path / f"run.{which}").unlink()
+    os.mkfifo(tmp_path / f"run.{which}")
+    with _no_hang(30), pytest.raises(ValueError, match="is a FIFO, not a regular file"):
+        load_checkpoint(tmp_path / "run")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+@pytest.mark.parametrize("which", ["json", "safetensors"])
+def test_load_checkpoint_refuses_a_link_to_a_device(tmp_path, which):
+    save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    (tmp_path / f"run.{which}").unlink()
+    (tmp_path / f"run.{which}").symlink_to("/dev/zero")
+    with _no_hang(30), pytest.raises(ValueError, match="a device or other special file"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_load_checkpoint_other_bad_inputs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing")
+    with pytest.raises(TypeError, match="path must be a str"):
+        load_checkpoint(3.5)
+    save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    with pytest.raises(ValueError, match="more than max_parameters=10"):
+        load_checkpoint(tmp_path / "run", max_parameters=10)
+    with open(tmp_path / "run.safetensors", "ab") as f:  # 16 MB of padding on a 5 kB model
+        f.write(b"\0" * 16 * 2**20)
+    with pytest.raises(ValueError, match="far more than the MLPDenoiser"):
+        load_checkpoint(tmp_path / "run")
+
+
+def test_loading_never_unpickles_even_a_state_checkpoint(tmp_path, monkeypatch):
+    import pickle
+
+    result = train(_net(), SCHEDULE, dc.toy2d("mixture", n=64, generator=torch.Generator().manual_seed(0)), steps=2,
+                   batch_size=16, progress=False)
+    save_checkpoint(tmp_path / "run", result.final_model, SCHEDULE, sample_shape=(2,), train_state=result.state)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling during load")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (torch, "load")):
+        monkeypatch.setattr(module, name, refuse)
+    assert load_checkpoint(tmp_path / "run").train_state.scalars["step"] == 2
+
+
+# ----------------------------------------------------------------------------- train()
+
+
+def _points(n=64):
+    return dc.toy2d("mixture", n=n, generator=torch.Generator().manual_seed(0))
+
+
+TRAIN_CASES = [
+    ({}, ValueError, "give a budget"),
+    ({"steps": 0}, ValueError, "steps must be an integer >= 1"),
+    ({"steps": -1}, ValueError, "steps must be an integer >= 1"),
+    ({"steps": 1.5}, ValueError, "steps must be an integer >= 1"),
+    ({"steps": True}, ValueError, "steps must be an integer >= 1"),
+    ({"steps": "10"}, ValueError, "steps must be an integer >= 1"),
+    ({"minutes": math.inf}, ValueError, "minutes must be a finite number in (0"),
+    ({"minutes": math.nan}, ValueError, "minutes must be a finite number"),
+    ({"minutes": 0}, ValueError, "minutes must be a finite number"),
+    ({"minutes": "1"}, ValueError, "minutes must be a finite number"),
+    ({"minutes": 1e-9}, ValueError, "ended before the first step"),
+    ({"steps": 1, "batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
+    ({"steps": 1, "lr": 0}, ValueError, "lr must be a finite number"),
+    ({"steps": 1, "lr": math.nan}, ValueError, "lr must be a finite number"),
+    ({"steps": 1, "lr": math.inf}, ValueError, "lr must be a finite number"),
+    ({"steps": 1, "warmup_steps": -1}, ValueError, "warmup_steps must be an integer >= 0"),
+    ({"steps": 1, "lr_decay": "yes"}, TypeError, "lr_decay must be True or False"),
+    ({"steps": 1, "weight_decay": -0.1}, ValueError, "weight_decay must be a finite number"),
+    ({"steps": 1, "grad_clip": 0.0}, ValueError, "grad_clip must be a finite number"),
+    ({"steps": 1, "grad_clip": math.inf}, ValueError, "grad_clip must be a finite number"),
+    ({"steps": 1, "ema_decay": 1.0}, ValueError, "ema_decay must be a finite number in (0.0, 1.0)"),
+    ({"steps": 1, "ema_decay": 0}, ValueError, "ema_decay must be a finite number"),
+    ({"steps": 1, "ema_decay": math.nan}, ValueError, "ema_decay must be a finite number"),
+    ({"steps": 1, "optimizer": "sgd"}, ValueError, "optimizer must be one of 'adamw', 'adam'"),
+    ({"steps": 1, "optimizer": "adam", "weight_decay": 0.1}, ValueError, "weight_decay needs optimizer='adamw'"),
+    ({"steps": 1, "p_uncond": 1.0}, ValueError, "p_uncond must be a finite number"),
+    ({"steps": 1, "p_uncond": 0.5}, ValueError, "p_uncond > 0 needs a class-conditional model"),
+    ({"steps": 1, "generator": 5}, TypeError, "generator must be a torch.Generator or None"),
+    ({"steps": 1, "device": "tpu"}, ValueError, "device must be a torch device"),
+    ({"steps": 1, "precision": "fp8"}, ValueError, "precision must be one of"),
+    ({"steps": 1, "autocast_bf16": True, "precision": "fp16"}, ValueError, "autocast_bf16=True asks for precision"),
+    ({"steps": 1, "log_every": 0}, ValueError, "log_every must be an integer >= 1"),
+    ({"steps": 1, "resume": {"step": 3}}, TypeError, "resume must be a TrainState"),
+    ({"steps": 1, "checkpoint_every": 1.0}, ValueError, "go together"),
+    ({"steps": 1, "checkpoint_every": 0.0, "on_checkpoint": print}, ValueError, "checkpoint_every must be a finite"),
+    ({"steps": 1, "checkpoint_every": 1.0, "on_checkpoint": "save"}, TypeError, "on_checkpoint must be callable"),
+    ({"steps": 1, "data": [[0.0, 0.0]]}, TypeError, "data must be an ImageData or a tensor"),
+    ({"steps": 1, "data": torch.zeros(5, 2, dtype=torch.long)}, ValueError, "data must be a float tensor"),
+    ({"steps": 1, "data": torch.zeros(0, 2)}, ValueError, "N >= 1"),
+    ({"steps": 1, "data": torch.zeros(5)}, ValueError, "shape (N, ...)"),
+    ({"steps": 1, "data": torch.full((5, 2), math.nan)}, ValueError, "data holds NaN or infinite values"),
+    ({"steps": 1, "model": "mlp"}, TypeError, "model must be an nn.Module"),
+]
+if not torch.cuda.is_available():
+    TRAIN_CASES.append(({"steps": 1, "precision": "fp16"}, ValueError, "precision='fp16' needs a CUDA GPU"))
+
+
+@pytest.mark.parametrize("kwargs, error, fragment", TRAIN_CASES, ids=[str(c[0])[:50] for c in TRAIN_CASES])
+def test_train_bad_input(kwargs, error, fragment):
+    kwargs = dict(kwargs)
+    model, data = kwargs.pop("model", _net()), kwargs.pop("data", _points())
+    with pytest.raises(error) as info:
+        train(model, SCHEDULE, data, progress=False, **kwargs)
+    assert fragment in str(info.value)
+    if isinstance(model, torch.nn.Module):
+        assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), _net().state_dict().values(), strict=True))
