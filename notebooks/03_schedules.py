@@ -26,10 +26,9 @@
 # at how close the last state $x_T$ gets to pure noise, and at what changing $T$ does.
 
 # %%
-# On Colab only: install the course package (torch, matplotlib and ipywidgets are preinstalled there).
 import subprocess, sys
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/ddpm-course/ddpm-course"], check=True)
+if "google.colab" in sys.modules:  # Colab: install the course package (JupyterLab users did it once)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ddpm-course[colab]>=0.2"], check=True)
 
 # %% [markdown]
 # Parameters: the photo's side in pixels and how many digits to show.
@@ -124,8 +123,10 @@ for name, sch in (("linear", linear), ("cosine", cosine)):
 #   where $x_t$ is practically noise and little is left to learn.
 # * The cosine schedule keeps $\bar\alpha$ close to one for longer, falls through the middle
 #   almost linearly, and its log SNR is nearly a straight line in $t/T$ over most of the range
-#   (for small $s$, $\mathrm{SNR} = \cot^2\big(\frac{\pi}{2}\cdot\frac{u+s}{1+s}\big)$). Steps are spread more
-#   evenly over the noise levels that matter.
+#   ($\mathrm{SNR} \approx \cot^2\big(\frac{\pi}{2}\cdot\frac{u+s}{1+s}\big)$; only approximately, because
+#   $\bar\alpha = f(u)/f(0)$ and $f(0) = \cos^2\big(\frac{\pi}{2}\cdot\frac{s}{1+s}\big) \approx 0.99984$ is not
+#   quite 1, and the last step is clipped). Steps are spread more evenly over the noise levels
+#   that matter.
 #
 # ## How fast each destroys an image
 #
@@ -255,7 +256,8 @@ for name, sch in variants.items():
 #
 # The cosine schedule is defined through $t/T$, so it is the *same curve* at every $T$: at
 # shared time fractions, $T = 100$ and $T = 1000$ give the same $\bar\alpha$ (apart from the clipped
-# last step).
+# last step). In the plot below the $T = 100$ cosine is drawn as dots lying on the $T = 1000$
+# line, since the two curves coincide.
 
 # %%
 cos100 = dc.cosine_schedule(100)
@@ -266,6 +268,9 @@ print("cosine: alpha_bar at t/T = k/100 is the same for T = 100 and T = 1000 (k 
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
 _ = dc.viz.plot_schedules([*variants.values(), cos100, cosine], labels=[*variants, "cosine, T=100", "cosine, T=1000"], axes=axes)
+for ax in axes:  # the two cosine curves coincide: draw T=100 as dots on top of the T=1000 line
+    ax.lines[3].set(linestyle="none", marker="o", markersize=2.5, zorder=3)
+    ax.legend(fontsize=8)
 plt.show()
 
 last = torch.stack([dc.q_sample(sch, flower[None], sch.T - 1, noise=eps_flower[None])[0][0] for sch in variants.values()])
@@ -278,7 +283,9 @@ plt.show()
 # `dc.widgets.schedule_explorer()` puts the settings on sliders: the kind, $T$, the linear
 # endpoints and the cosine offset $s$. Behind it is a pure function,
 # `dc.widgets.schedule_stats(kind, T, beta_start, beta_end, s)`, which returns the schedule,
-# $\bar\alpha_T$, $\mathrm{SNR}_T$, the first (0-based) step where $\bar\alpha < 1/2$, and the
+# $\bar\alpha_T$, $\mathrm{SNR}_T$, the first step where $\bar\alpha < 1/2$ as a code index
+# (`half_step`, 0-based; we print it as a math step, `half_step + 1`, like every step in this
+# lesson), and the
 # worst-case KL of $x_T$ from $\mathcal{N}(0,1)$ per pixel (at $|x_0| = 1$, where
 # $\tfrac12(\bar\alpha_T x_0^2 - \bar\alpha_T - \log(1-\bar\alpha_T))$ peaks, giving $-\tfrac12\log(1-\bar\alpha_T)$).
 # We drive the sliders from code and check the results independently.
@@ -291,12 +298,14 @@ stats = explorer.result
 abar_T = np.prod(1 - np.linspace(beta_start_w.value, beta_end_w.value, 100))
 assert stats.schedule.T == 100 and math.isclose(stats.alpha_bar_T, abar_T, rel_tol=1e-12)
 assert math.isclose(stats.prior_kl, -0.5 * math.log(1 - abar_T), rel_tol=1e-12)
-print(f"linear, T=100: alpha_bar_T {stats.alpha_bar_T:.4f}, alpha_bar < 1/2 from t={stats.half_step}, worst KL per pixel {stats.prior_kl:.4f}")
+print(f"linear, T=100: alpha_bar_T {stats.alpha_bar_T:.4f}, alpha_bar < 1/2 from math step {stats.half_step + 1}, "
+      f"worst KL per pixel {stats.prior_kl:.4f}")
 
 kind_w.value = "cosine"
 stats = explorer.result
 assert math.isclose(stats.alpha_bar_T, cos100.alpha_bars[-1].item(), rel_tol=1e-12)
-print(f"cosine, T=100: alpha_bar_T {stats.alpha_bar_T:.3e}, alpha_bar < 1/2 from t={stats.half_step}, worst KL per pixel {stats.prior_kl:.3e}")
+print(f"cosine, T=100: alpha_bar_T {stats.alpha_bar_T:.3e}, alpha_bar < 1/2 from math step {stats.half_step + 1}, "
+      f"worst KL per pixel {stats.prior_kl:.3e}")
 
 beta_start_w.value = 0.05  # above beta_end: invalid for a linear schedule
 kind_w.value = "linear"
@@ -322,3 +331,48 @@ display(explorer)
 #   ($-\log\bar\alpha_T \approx \sum_t \beta_t$); the cosine schedule is the same curve at every $T$.
 #
 # Next, lesson 04 builds the network that will learn to predict the noise.
+#
+# ## Your turn
+#
+# Write each function, then run the cell under it: the check answers `correct`, a hint when it
+# recognises a classic mistake, or the first case where your answer differs. Steps are the
+# code's, 0-based (`t` of shape $(B,)$, several different steps per call, the edges included).
+# Reference answers are in `solutions/03_schedules.py`.
+#
+# **1. The cosine schedule from its formula.** Return $\bar\alpha$ at the code steps `t` for a
+# cosine schedule with `T` steps and offset `s`, as float64, without calling
+# `dc.cosine_schedule` (the checks leave out the last step, `t = T - 1`, whose $\beta$ is clipped).
+
+# %%
+def my_cosine_alpha_bar(t, T, s):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("03.cosine_alpha_bar", my_cosine_alpha_bar)
+
+# %% [markdown]
+# **2. The signal-to-noise ratio** $\mathrm{SNR}_t$ at the code steps `t` of any `schedule`
+# (without `schedule.snr`).
+
+# %%
+def my_snr(t, schedule):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("03.snr", my_snr)
+
+# %% [markdown]
+# **3. Two numbers.** (a) Under the linear schedule with $T = 1000$, from which **math step** on
+# is $\mathrm{SNR}_t$ below $0.01$? (b) What is the cosine schedule's ($T = 1000$, $s = 0.008$)
+# exact $\mathrm{SNR}$ at the **math's step 500**, and how far is the $\cot^2$ approximation
+# from it?
+
+# %%
+my_linear_snr_step = None  # your number here
+my_cosine_snr_500 = None  # your number here
+
+# %%
+print(dc.exercises.check("03.linear_snr_step", my_linear_snr_step))
+print(dc.exercises.check("03.cosine_snr_500", my_cosine_snr_500))
