@@ -376,18 +376,12 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 # ----------------------------------------------------------------------------- sample
 
-# which sampler takes which option (None = the option was not given)
-SAMPLER_OPTIONS = {
-    "ddpm": (),
-    "ddim": ("steps", "spacing", "eta"),
-    "euler": ("steps", "spacing"),
-    "dpm_solver": ("steps", "spacing"),
-}
-SAMPLERS = tuple(SAMPLER_OPTIONS)
+# the sampler options the command line offers; which sampler takes which comes from samplers.SAMPLERS
+SAMPLER_FLAGS = ("steps", "spacing", "eta", "variance", "order")
 
 
-def add_sample_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
-    from .samplers import SPACINGS
+def add_sample_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
+    from .samplers import SAMPLERS, SPACINGS, VARIANCES
 
     parser = subparsers.add_parser(
         "sample",
@@ -395,32 +389,38 @@ def add_sample_parser(subparsers: argparse._SubParsersAction, parents: Sequence[
         help="draw samples from a model into an image",
         description="Draw --n samples with one of the course's samplers and save them as an image "
         f"({', '.join(IMAGE_EXTENSIONS)}): an image grid for image models, a scatter plot for 2-D "
-        "models. Example: ddpm-course sample --model digits --sampler dpm_solver --steps 20 --n 64 --seed 0 --out grid.png",
+        "models. Example: ddpm-course sample --model digits --sampler dpm_solver --steps 20 --n 64 --seed 0 "
+        "--out grid.png",
     )
-    parser.add_argument("--model", default="digits", help="a shipped model (digits, toy2d) or a checkpoint path (default digits)")
-    parser.add_argument("--sampler", default="dpm_solver", choices=SAMPLERS, help="default dpm_solver")
-    parser.add_argument("--steps", type=_positive_int, default=None,
-                        help="network evaluations, for ddim, euler and dpm_solver (default: the sampler's; ddpm runs all T steps)")
-    parser.add_argument("--spacing", default=None, choices=SPACINGS, help="where the steps sit (default: the sampler's, as in diffusers)")
-    parser.add_argument("--eta", type=_finite(0.0), default=None, help="DDIM's noise knob, for --sampler ddim only (default 0)")
-    parser.add_argument("--n", type=_int_in(1, MAX_SAMPLES), default=64, help=f"how many samples, at most {MAX_SAMPLES} (default 64)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of the generator that draws all noise (default 0)")
-    parser.add_argument("--out", required=True, help=f"the image file to write; its extension says the format ({', '.join(IMAGE_EXTENSIONS)})")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out (refused otherwise)")
-    parser.add_argument("--device", type=_device, default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
-    parser.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
+    add = parser.add_argument
+    add("--model", default="digits", help="a shipped model (digits, toy2d) or a checkpoint path (default digits)")
+    add("--sampler", default="dpm_solver", choices=sorted(SAMPLERS), help="default dpm_solver")
+    add("--steps", type=_positive_int, default=None,
+        help="network evaluations, for ddim, euler and dpm_solver (default: the sampler's; ddpm runs all T steps)")
+    add("--spacing", default=None, choices=SPACINGS, help="where the steps sit (default: the sampler's, as in diffusers)")
+    add("--eta", type=_finite(0.0), default=None, help="DDIM's noise knob, for --sampler ddim only (default 0)")
+    add("--variance", default=None, choices=VARIANCES, help="DDPM's sigma_t^2: beta or posterior, for --sampler ddpm only")
+    add("--order", type=_int_in(1, 2), default=None, help="DPM-Solver++'s order, 1 or 2, for --sampler dpm_solver only")
+    add("--n", type=_int_in(1, MAX_SAMPLES), default=64, help=f"how many samples, at most {MAX_SAMPLES} (default 64)")
+    add("--seed", type=_seed, default=0, help="seed of the generator that draws all noise (default 0)")
+    add("--out", required=True, help=f"the image file to write; its extension says the format ({', '.join(IMAGE_EXTENSIONS)})")
+    add("--overwrite", action="store_true", help="replace an existing --out (refused otherwise)")
+    add("--device", type=_device, default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
+    add("--threads", type=_threads, default=None, help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
     parser.set_defaults(func=_run_sample)
     return parser
 
 
 def _sampler_options(args: argparse.Namespace) -> dict:
-    """The options given on the command line for the chosen sampler; refuses those it does not take."""
-    allowed = SAMPLER_OPTIONS[args.sampler]
-    given = {name: getattr(args, name) for name in ("steps", "spacing", "eta") if getattr(args, name) is not None}
-    wrong = [name for name in given if name not in allowed]
+    """The sampler options given on the command line; refuses those the chosen sampler does not take."""
+    from .samplers import SAMPLERS
+
+    takes = SAMPLERS[args.sampler].options
+    given = {name: getattr(args, name) for name in SAMPLER_FLAGS if getattr(args, name) is not None}
+    wrong = [name for name in given if name not in takes]
     if wrong:
-        takes = ", ".join(f"--{a}" for a in allowed) or "no options (it runs all T steps)"
-        raise CLIError(f"{', '.join('--' + w for w in wrong)} does not apply to --sampler {args.sampler}, which takes {takes}")
+        flags = ", ".join(f"--{a}" for a in SAMPLER_FLAGS if a in takes) or "none of the sampler options"
+        raise CLIError(f"{', '.join('--' + w for w in wrong)} does not apply to --sampler {args.sampler}, which takes {flags}")
     return given
 
 
@@ -446,11 +446,7 @@ def _draw(args: argparse.Namespace, loaded) -> torch.Tensor:
     shape = (args.n, *loaded.sample_shape)
     gen = torch.Generator().manual_seed(args.seed)
     options = _sampler_options(args)
-    sample = {
-        "ddpm": samplers.ddpm_sample, "ddim": samplers.ddim_sample,
-        "euler": samplers.euler_sample, "dpm_solver": samplers.dpm_solver_sample,
-    }[args.sampler]
-    return sample(model, schedule, shape, generator=gen, **options).detach().cpu().float()
+    return samplers.SAMPLERS[args.sampler](model, schedule, shape, generator=gen, **options).detach().cpu().float()
 
 
 def _save_figure(x: torch.Tensor, args: argparse.Namespace, out: Path) -> None:
