@@ -256,8 +256,9 @@ for name, sch in variants.items():
 #
 # The cosine schedule is defined through $t/T$, so it is the *same curve* at every $T$: at
 # shared time fractions, $T = 100$ and $T = 1000$ give the same $\bar\alpha$ (apart from the clipped
-# last step). In the plot below the $T = 100$ cosine is drawn as dots lying on the $T = 1000$
-# line, since the two curves coincide.
+# last step). In the plot below the $T = 100$ cosine is drawn as dots lying on the wide
+# $T = 1000$ line, since the two curves coincide; the rescaled linear $T = 100$ schedule (dashed)
+# nearly coincides with the linear $T = 1000$ one as well.
 
 # %%
 cos100 = dc.cosine_schedule(100)
@@ -268,8 +269,10 @@ print("cosine: alpha_bar at t/T = k/100 is the same for T = 100 and T = 1000 (k 
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
 _ = dc.viz.plot_schedules([*variants.values(), cos100, cosine], labels=[*variants, "cosine, T=100", "cosine, T=1000"], axes=axes)
-for ax in axes:  # the two cosine curves coincide: draw T=100 as dots on top of the T=1000 line
-    ax.lines[3].set(linestyle="none", marker="o", markersize=2.5, zorder=3)
+for ax in axes:  # two pairs of curves (nearly) coincide: keep both of each pair visible
+    ax.lines[2].set(linestyle="--")  # linear, T=100, betas x10, over linear, T=1000
+    ax.lines[3].set(linestyle="none", marker="o", markersize=2, zorder=3)  # cosine, T=100 as dots...
+    ax.lines[4].set(linewidth=4, alpha=0.5, zorder=1)  # ...on a wide cosine, T=1000 line
     ax.legend(fontsize=8)
 plt.show()
 
