@@ -47,7 +47,9 @@ from torch import nn
 
 from .schedules import Schedule
 
-__all__ = ["Checkpoint", "Pretrained", "save_checkpoint", "load_checkpoint", "checkpoint_paths", "pretrained", "PRETRAINED"]
+__all__ = [
+    "Checkpoint", "Pretrained", "save_checkpoint", "load_checkpoint", "checkpoint_paths", "pretrained", "PRETRAINED",
+]
 
 FORMAT = "ddpm_course.checkpoint/1"
 PRETRAINED = {
@@ -131,7 +133,9 @@ def _jsonable(value: Any, where: str = "record") -> Any:
     )
 
 
-def _serialise(model: nn.Module, schedule: Schedule, sample_shape, record, weights_dtype, train_state) -> tuple[bytes, bytes]:
+def _serialise(
+    model: nn.Module, schedule: Schedule, sample_shape, record, weights_dtype, train_state
+) -> tuple[bytes, bytes]:
     """Both files' bytes, built in memory: nothing is written unless everything serialises."""
     from safetensors.torch import save as safetensors_bytes
 
@@ -200,11 +204,17 @@ def _sync_folder(folder: Path) -> None:
 
 def _check_shape(sample_shape) -> tuple[int, ...]:
     if not isinstance(sample_shape, (tuple, list, torch.Size)):
-        raise ValueError(f"sample_shape must be a non-empty tuple of positive ints, e.g. (1, 16, 16); got {sample_shape!r}")
+        raise ValueError(
+            f"sample_shape must be a non-empty tuple of positive ints, e.g. (1, 16, 16); got {sample_shape!r}"
+        )
     shape = tuple(sample_shape)
-    ok = 1 <= len(shape) <= 4 and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape)
+    ok = 1 <= len(shape) <= 4 and all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape
+    )
     if not ok:
-        raise ValueError(f"sample_shape must be a non-empty tuple of positive ints, e.g. (1, 16, 16); got {sample_shape!r}")
+        raise ValueError(
+            f"sample_shape must be a non-empty tuple of positive ints, e.g. (1, 16, 16); got {sample_shape!r}"
+        )
     return tuple(int(s) for s in shape)
 
 
@@ -330,7 +340,8 @@ def _open_regular(path: Path):
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or other special file"
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or other special file"
+        kind = "a folder" if stat.S_ISDIR(mode) else kind
         raise ValueError(f"{path} is {kind}, not a regular file; a checkpoint is read from regular files only")
     return os.fdopen(fd, "rb")
 
@@ -356,9 +367,13 @@ def _read_json(meta_path: Path) -> Any:
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as err:
-        raise ValueError(f"{meta_path} is not UTF-8 text ({err.reason} at byte {err.start}); the checkpoint metadata is corrupt") from None
+        raise ValueError(
+            f"{meta_path} is not UTF-8 text ({err.reason} at byte {err.start}); the checkpoint metadata is corrupt"
+        ) from None
     except (ValueError, RecursionError) as err:
-        raise ValueError(f"{meta_path} is not valid JSON ({err}); the checkpoint metadata is corrupt or truncated") from None
+        raise ValueError(
+            f"{meta_path} is not valid JSON ({err}); the checkpoint metadata is corrupt or truncated"
+        ) from None
 
 
 class _Fields:
@@ -367,7 +382,10 @@ class _Fields:
     def __init__(self, meta: Any, path: Path):
         self.path = path
         if not isinstance(meta, dict):
-            raise ValueError(f"{path} is not a ddpm_course checkpoint: its JSON is {type(meta).__name__} {_short(meta)}, not an object")
+            raise ValueError(
+                f"{path} is not a ddpm_course checkpoint: its JSON is {type(meta).__name__} {_short(meta)}, not an "
+                "object"
+            )
         self.meta = meta
 
     def fail(self, field: str, rule: str, value: Any) -> None:
@@ -379,7 +397,8 @@ class _Fields:
                 raise ValueError(f"{self.path} is not a ddpm_course checkpoint: the field {field!r} is missing")
             return None
         value = self.meta[field]
-        if not isinstance(value, kinds) or isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+        allowed = kinds if isinstance(kinds, tuple) else (kinds,)
+        if not isinstance(value, allowed) or isinstance(value, bool) and bool not in allowed:
             self.fail(field, rule, value)
         return value
 
@@ -440,16 +459,22 @@ def _check_model_size(meta: dict[str, Any], meta_path: Path, max_parameters: int
         with torch.device("meta"):
             model = build_model(arch, config)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{meta_path} names an architecture that cannot be built: {arch!r} with {_short(config)} ({err})") from None
+        raise ValueError(
+            f"{meta_path} names an architecture that cannot be built: {arch!r} with {_short(config)} ({err})"
+        ) from None
     n = sum(p.numel() for p in model.parameters())
     if n > max_parameters:
-        raise ValueError(f"{meta_path} describes a {arch} with {n:,} parameters, more than max_parameters={max_parameters:,}")
+        raise ValueError(
+            f"{meta_path} describes a {arch} with {n:,} parameters, more than max_parameters={max_parameters:,}"
+        )
     state_bytes = sum(v.numel() * 4 for v in model.state_dict().values())
     copies = 6 if "train_state" in meta else 1
     return copies * state_bytes + 2**20 * (1 + 4 * copies)
 
 
-def _read_weights(weights_path: Path, meta: dict[str, Any], meta_path: Path, size_limit: int) -> dict[str, torch.Tensor]:
+def _read_weights(
+    weights_path: Path, meta: dict[str, Any], meta_path: Path, size_limit: int
+) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -480,7 +505,8 @@ def _check_sample_shape(model: nn.Module, meta: dict[str, Any], meta_path: Path)
         fits = False
     if not fits:
         raise ValueError(
-            f"{meta_path}: field 'sample_shape' {list(shape)} does not fit the {meta['arch']} described by 'config' {_short(meta['config'])}"
+            f"{meta_path}: field 'sample_shape' {list(shape)} does not fit the {meta['arch']} "
+            f"described by 'config' {_short(meta['config'])}"
         )
 
 
@@ -493,7 +519,8 @@ def _fit_weights(model: nn.Module, state: dict[str, torch.Tensor], meta: dict[st
         raise ValueError(
             f"the weights in {weights_path} do not fit a {meta['arch']} with config {_short(meta['config'])}: "
             f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
-            f"{len(wrong_shape)} with another shape (e.g. {wrong_shape[:3]}); the file was made for another architecture"
+            f"{len(wrong_shape)} with another shape (e.g. {wrong_shape[:3]}); "
+            "the file was made for another architecture"
         )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
@@ -516,7 +543,8 @@ def load_checkpoint(
     meta = _check_meta(_read_json(meta_path), meta_path)
     size_limit = _check_model_size(meta, meta_path, max_parameters)
     try:
-        schedule = Schedule.from_betas(torch.tensor(meta["schedule"]["betas"], dtype=torch.float64), name=meta["schedule"]["name"])
+        betas = torch.tensor(meta["schedule"]["betas"], dtype=torch.float64)
+        schedule = Schedule.from_betas(betas, name=meta["schedule"]["name"])
     except ValueError as err:
         raise ValueError(f"{meta_path}: field 'schedule.betas' does not make a schedule ({err})") from None
     model = build_model(meta["arch"], meta["config"]).eval()
@@ -553,7 +581,8 @@ def pretrained(name: str = "digits", device: torch.device | str = "cpu") -> Chec
     with resources.as_file(folder) as folder_path:
         if not (Path(folder_path) / f"{name}.safetensors").exists():
             raise FileNotFoundError(
-                f"the shipped model {name!r} is missing from {folder_path}; make it with: {PRETRAINED[name].split(': ', 1)[1]}"
+                f"the shipped model {name!r} is missing from {folder_path}; "
+                f"make it with: {PRETRAINED[name].split(': ', 1)[1]}"
             )
         ckpt = load_checkpoint(Path(folder_path) / name, device=device)
     ckpt.name = name

@@ -121,13 +121,21 @@ def _device(text: str) -> torch.device:
         if not torch.cuda.is_available():
             raise argparse.ArgumentTypeError(f"{text!r} asked for, but CUDA is not available here (try auto or cpu)")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+            count = torch.cuda.device_count()
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has {count} GPU(s)")
     elif device.type == "mps":
         if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r} asked for, but Apple's MPS is not available here (try auto or cpu)")
+            raise argparse.ArgumentTypeError(f"{text!r} asked for, but Apple's MPS is not available (try auto or cpu)")
     elif device.type != "cpu":
         raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}")
     return device
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=_device, default="auto",
+                        help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("--threads", type=_threads, default=None,
+                        help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
 
 
 def _set_threads(args: argparse.Namespace) -> None:
@@ -205,23 +213,26 @@ def add_train_parser(subparsers: argparse._SubParsersAction, parents: Sequence[a
     add = parser.add_argument
     add("--preset", choices=sorted(PRESETS), default=None,
         help="the recipe: data, model, schedule and optimiser settings (required unless --resume)")
-    add("--seed", type=_seed, default=None, help="seeds the model's initialisation and every random draw of training (default 0)")
-    add("--steps", type=_positive_int, default=None, help="optimiser steps to run (default: the preset's; reproducible)")
+    add("--seed", type=_seed, default=None,
+        help="seeds the model's initialisation and every random draw of training (default 0)")
+    add("--steps", type=_positive_int, default=None,
+        help="optimiser steps to run (default: the preset's; reproducible)")
     add("--minutes", type=_finite(0, low_open=True), default=None,
         help="wall-clock budget in minutes instead of steps (not reproducible: depends on the machine)")
     add("--out", default=None,
-        help="checkpoint path without extension (default: ./PRESET, or the --resume path); writes OUT.safetensors and OUT.json")
+        help="checkpoint path without extension (default: ./PRESET, or the --resume path); "
+        "writes OUT.safetensors and OUT.json")
     add("--overwrite", action="store_true", help="replace an existing checkpoint at --out (refused otherwise)")
     add("--save-every", type=_finite(0, low_open=True), default=None, metavar="MINUTES",
         help="keep the latest state at --out every so many minutes (atomically), so that --resume can continue it")
     add("--resume", default=None, metavar="PATH",
         help="continue the run saved at PATH (by --save-every or Ctrl-C): preset, seed and budget come from it")
-    add("--device", type=_device, default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
-    add("--threads", type=_threads, default=None, help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
+    _add_device_options(parser)
     add("--precision", choices=PRECISIONS, default=None,
         help="fp32 (default), bf16 autocast, or fp16 autocast with a gradient scaler (CUDA only)")
     add("--bf16", action="store_true", help="the same as --precision bf16 (helps on CPUs with AMX and on GPUs)")
-    add("--fp16-weights", action="store_true", help="store the weights as float16 (half the file; loading casts back to float32)")
+    add("--fp16-weights", action="store_true",
+        help="store the weights as float16 (half the file; loading casts back to float32)")
     add("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=_run_train)
     return parser
@@ -244,7 +255,10 @@ class _TrainPlan:
 
 def _same(option: str, given, saved) -> None:
     if given is not None and given != saved:
-        raise CLIError(f"{option} {given} differs from the resumed run's {saved}; a resumed run keeps its settings (drop {option})")
+        raise CLIError(
+            f"{option} {given} differs from the resumed run's {saved}; a resumed run keeps its settings (drop "
+            f"{option})"
+        )
 
 
 def _plan_resume(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
@@ -253,7 +267,9 @@ def _plan_resume(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
 
     ckpt = load_checkpoint(args.resume)
     if ckpt.train_state is None:
-        raise CLIError(f"{args.resume} holds no training state to resume (a finished run, or one saved without --save-every)")
+        raise CLIError(
+            f"{args.resume} holds no training state to resume (a finished run, or one saved without --save-every)"
+        )
     record, settings = ckpt.record, ckpt.train_state.scalars.get("settings", {})
     if record.get("preset") not in PRESETS:
         raise CLIError(f"{args.resume} does not name a preset in its record; it was not saved by {PROG} train")
@@ -264,7 +280,8 @@ def _plan_resume(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
     _same("--precision", _precision(args), settings.get("precision"))
     same_place = args.out is None or checkpoint_paths(args.out) == checkpoint_paths(args.resume)
     return _TrainPlan(
-        preset=record["preset"], seed=int(record.get("seed", 0)), steps=settings.get("steps"), minutes=settings.get("minutes"),
+        preset=record["preset"], seed=int(record.get("seed", 0)),
+        steps=settings.get("steps"), minutes=settings.get("minutes"),
         precision=settings.get("precision", "fp32"), out=Path(args.resume if args.out is None else args.out),
         overwrite=args.overwrite or same_place, resume=ckpt,
         commands=[*record.get("commands", [record.get("command")]), f"{PROG} " + " ".join(argv)],
@@ -342,8 +359,8 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if steps is None and minutes is None:
         steps, minutes = preset.steps, preset.minutes
     budget = " or ".join(b for b in (f"{steps} steps" if steps else "", f"{minutes} min" if minutes else "") if b)
-    print(f"preset {plan.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, {preset.schedule} schedule "
-          f"T={preset.T}; budget {budget}; {hardware_description(args.device)}")
+    print(f"preset {plan.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, "
+          f"{preset.schedule} schedule T={preset.T}; budget {budget}; {hardware_description(args.device)}")
 
     def save(result, status: str) -> tuple[Path, Path]:
         paths = save_checkpoint(
@@ -397,16 +414,18 @@ def add_sample_parser(subparsers: argparse._SubParsersAction, parents: Sequence[
     add("--sampler", default="dpm_solver", choices=sorted(SAMPLERS), help="default dpm_solver")
     add("--steps", type=_positive_int, default=None,
         help="network evaluations, for ddim, euler and dpm_solver (default: the sampler's; ddpm runs all T steps)")
-    add("--spacing", default=None, choices=SPACINGS, help="where the steps sit (default: the sampler's, as in diffusers)")
+    add("--spacing", default=None, choices=SPACINGS,
+        help="where the steps sit (default: the sampler's, as in diffusers)")
     add("--eta", type=_finite(0.0), default=None, help="DDIM's noise knob, for --sampler ddim only (default 0)")
-    add("--variance", default=None, choices=VARIANCES, help="DDPM's sigma_t^2: beta or posterior, for --sampler ddpm only")
+    add("--variance", default=None, choices=VARIANCES,
+        help="DDPM's sigma_t^2: beta or posterior, for --sampler ddpm only")
     add("--order", type=_int_in(1, 2), default=None, help="DPM-Solver++'s order, 1 or 2, for --sampler dpm_solver only")
     add("--n", type=_int_in(1, MAX_SAMPLES), default=64, help=f"how many samples, at most {MAX_SAMPLES} (default 64)")
     add("--seed", type=_seed, default=0, help="seed of the generator that draws all noise (default 0)")
-    add("--out", required=True, help=f"the image file to write; its extension says the format ({', '.join(IMAGE_EXTENSIONS)})")
+    add("--out", required=True,
+        help=f"the image file to write; its extension says the format ({', '.join(IMAGE_EXTENSIONS)})")
     add("--overwrite", action="store_true", help="replace an existing --out (refused otherwise)")
-    add("--device", type=_device, default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
-    add("--threads", type=_threads, default=None, help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
+    _add_device_options(parser)
     parser.set_defaults(func=_run_sample)
     return parser
 
@@ -420,7 +439,9 @@ def _sampler_options(args: argparse.Namespace) -> dict:
     wrong = [name for name in given if name not in takes]
     if wrong:
         flags = ", ".join(f"--{a}" for a in SAMPLER_FLAGS if a in takes) or "none of the sampler options"
-        raise CLIError(f"{', '.join('--' + w for w in wrong)} does not apply to --sampler {args.sampler}, which takes {flags}")
+        raise CLIError(
+            f"{', '.join('--' + w for w in wrong)} does not apply to --sampler {args.sampler}, which takes {flags}"
+        )
     return given
 
 
@@ -476,8 +497,8 @@ def _run_sample(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not torch.isfinite(x).all():
         raise CLIError(f"the samples contain NaN or infinite values; {args.model} may be damaged. Nothing was written")
     _save_figure(x, args, out)
-    print(f"wrote {args.n} samples from {args.model} ({args.sampler}{', ' + str(args.steps) + ' steps' if args.steps else ''}, "
-          f"seed {args.seed}) to {out}")
+    steps = f", {args.steps} steps" if args.steps else ""
+    print(f"wrote {args.n} samples from {args.model} ({args.sampler}{steps}, seed {args.seed}) to {out}")
     return 0
 
 

@@ -4,18 +4,18 @@ Ho et al. (2020), "Denoising Diffusion Probabilistic Models", Algorithm 1: repea
 {x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I), gradient step on |eps - eps_theta(x_t, t)|^2}.
 Around that loop sit the habits that make a small model train well and safely:
 
-| piece             | what it does                                                 | why                                   |
-|-------------------|--------------------------------------------------------------|---------------------------------------|
-| AdamW             | Adam with decoupled weight decay (Loshchilov & Hutter)       | the standard optimiser for U-Nets     |
-| warm-up           | lr grows linearly over ``warmup_steps``                      | Adam's early steps are noisy          |
-| cosine decay      | then lr falls to 0 along a half cosine over the budget       | small steps at the end settle weights |
-| gradient clipping | rescale the gradient to norm <= ``grad_clip``                | rare high-noise batches spike         |
-| EMA               | w_ema <- d * w_ema + (1 - d) * w, via torch.optim.swa_utils  | averaged weights sample better        |
-| budget            | stop after ``steps`` or after ``minutes``                    | a CPU lesson has minutes, not epochs  |
-| NaN guard         | a non-finite loss stops with the step and what to try        | silent NaNs waste the whole budget    |
-| Ctrl-C            | finishes the step, returns what was learned (``interrupted``) | an interrupt must not lose the EMA    |
-| state             | ``TrainResult.state`` continues the run (``resume=``)         | long runs survive a stop              |
-| precision         | fp32, bf16 autocast, or fp16 autocast with a GradScaler      | speed on GPUs                         |
+| piece             | what it does                                                  | why                           |
+|-------------------|---------------------------------------------------------------|-------------------------------|
+| AdamW             | Adam with decoupled weight decay (Loshchilov & Hutter)        | the optimiser for U-Nets      |
+| warm-up           | lr grows linearly over ``warmup_steps``                       | Adam's early steps are noisy  |
+| cosine decay      | then lr falls to 0 along a half cosine over the budget        | small last steps settle       |
+| gradient clipping | rescale the gradient to norm <= ``grad_clip``                 | high-noise batches spike      |
+| EMA               | w_ema <- d * w_ema + (1 - d) * w, via torch.optim.swa_utils   | averaged weights sample better|
+| budget            | stop after ``steps`` or after ``minutes``                     | a CPU lesson has minutes      |
+| NaN guard         | a non-finite loss stops with the step and what to try         | silent NaNs waste the budget  |
+| Ctrl-C            | finishes the step, returns what was learned (``interrupted``) | an interrupt keeps the EMA    |
+| state             | ``TrainResult.state`` continues the run (``resume=``)         | long runs survive a stop      |
+| precision         | fp32, bf16 autocast, or fp16 autocast with a GradScaler       | speed on GPUs                 |
 
 Randomness: batches, timesteps and noise all come from ``generator``; dropout uses the global
 RNG, which ``train`` seeds from ``generator`` inside ``torch.random.fork_rng`` (the caller's
@@ -126,7 +126,9 @@ def _check_settings(**kw: Any) -> _Settings:
     optimizer = one_of("optimizer", kw["optimizer"], OPTIMIZERS)
     weight_decay = finite_float("weight_decay", kw["weight_decay"], 0.0)
     if optimizer == "adam" and weight_decay != 0:
-        raise ValueError("weight_decay needs optimizer='adamw' (Adam's L2 penalty is not decoupled); set weight_decay=0 for 'adam'")
+        raise ValueError(
+            "weight_decay needs optimizer='adamw' (Adam's L2 penalty is not decoupled); set weight_decay=0 for 'adam'"
+        )
     return _Settings(
         steps=None if kw["steps"] is None else int_at_least("steps", kw["steps"], 1),
         minutes=None if kw["minutes"] is None else finite_float("minutes", kw["minutes"], 0.0, low_open=True),
@@ -161,11 +163,15 @@ def _check_data(data: ImageData | Tensor, model: nn.Module, p_uncond: float) -> 
     """The images (N, ...) and, for a class-conditional model, the labels (N,)."""
     images, labels = _as_tensors(data)
     if images.ndim < 2 or images.shape[0] < 1 or not images.is_floating_point():
-        raise ValueError(f"data must be a float tensor of shape (N, ...) with N >= 1; got {tuple(images.shape)}, {images.dtype}")
+        raise ValueError(
+            f"data must be a float tensor of shape (N, ...) with N >= 1; got {tuple(images.shape)}, {images.dtype}"
+        )
     finite = torch.isfinite(images.reshape(images.shape[0], -1)).all(dim=1)  # (N,)
     if not bool(finite.all()):
         first = int((~finite).nonzero()[0, 0])
-        raise ValueError(f"data holds NaN or infinite values ({int((~finite).sum())} examples, the first is example {first})")
+        raise ValueError(
+            f"data holds NaN or infinite values ({int((~finite).sum())} examples, the first is example {first})"
+        )
     num_classes = _num_classes(model)
     if num_classes is None:
         if p_uncond > 0:
@@ -174,10 +180,24 @@ def _check_data(data: ImageData | Tensor, model: nn.Module, p_uncond: float) -> 
     if labels is None:
         raise ValueError(f"the model is class-conditional (num_classes={num_classes}); pass an ImageData with labels")
     if labels.shape != images.shape[:1] or labels.is_floating_point():
-        raise ValueError(f"labels must be integers of shape (N,) = ({images.shape[0]},); got {tuple(labels.shape)}, {labels.dtype}")
+        raise ValueError(
+            f"labels must be integers of shape (N,) = ({images.shape[0]},); got {tuple(labels.shape)}, {labels.dtype}"
+        )
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels must lie in [0, {num_classes - 1}]; got values from {labels.min().item()} to {labels.max().item()}")
+        raise ValueError(
+            f"labels must lie in [0, {num_classes - 1}]; got values from {labels.min().item()} to "
+            f"{labels.max().item()}"
+        )
     return images, labels
+
+
+def _check_generator(generator: torch.Generator | None) -> torch.Generator:
+    generator = generator_or_none("generator", generator) or torch.Generator().manual_seed(0)
+    if generator.device.type != "cpu":
+        raise ValueError(
+            f"generator must be a CPU torch.Generator (noise is drawn on the CPU, then moved); got {generator.device}"
+        )
+    return generator
 
 
 def _check_device(model: nn.Module, device: torch.device | str | None, precision: str) -> torch.device:
@@ -191,8 +211,10 @@ def _check_device(model: nn.Module, device: torch.device | str | None, precision
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda'; got {device!r}") from err
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError(f"precision='fp16' needs a CUDA GPU (its GradScaler guards float16 gradients); on {device.type} "
-                         "use precision='bf16' or 'fp32'")
+        raise ValueError(
+            f"precision='fp16' needs a CUDA GPU (its GradScaler guards float16 gradients); on {device.type} "
+            "use precision='bf16' or 'fp32'"
+        )
     return device
 
 
@@ -320,7 +342,9 @@ def _unflatten_optimizer(scalars: dict[str, Any], tensors: dict[str, Tensor], op
     ``opt`` keeps tuples (Adam's betas)."""
     current = opt.state_dict()["param_groups"]
     if len(scalars["param_groups"]) != len(current):
-        raise ValueError(f"the optimiser had {len(scalars['param_groups'])} parameter groups; this one has {len(current)}")
+        raise ValueError(
+            f"the optimiser had {len(scalars['param_groups'])} parameter groups; this one has {len(current)}"
+        )
     groups = [
         {k: tuple(v) if isinstance(v, list) and isinstance(now.get(k), tuple) else v for k, v in saved.items()}
         for saved, now in zip(scalars["param_groups"], current, strict=True)
@@ -347,7 +371,9 @@ class _Run:
             self.opt: torch.optim.Optimizer = torch.optim.AdamW(self.params, lr=s.lr, weight_decay=s.weight_decay)
         else:
             self.opt = torch.optim.Adam(self.params, lr=s.lr)
-        self.ema = AveragedModel(model, multi_avg_fn=_ema_warmup_fn(s.ema_decay), use_buffers=True) if s.ema_decay else None
+        self.ema = None
+        if s.ema_decay is not None:
+            self.ema = AveragedModel(model, multi_avg_fn=_ema_warmup_fn(s.ema_decay), use_buffers=True)
         self.scaler = torch.amp.GradScaler(device.type) if s.precision == "fp16" else None
         self.batches = _Batches(images.shape[0], s.batch_size, generator)
         self.losses: list[float] = []
@@ -514,29 +540,13 @@ class _Run:
 
 
 def train(
-    model: nn.Module,
-    schedule: Schedule,
-    data: ImageData | Tensor,
-    *,
-    steps: int | None = None,
-    minutes: float | None = None,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    warmup_steps: int = 200,
-    lr_decay: bool = True,
-    weight_decay: float = 0.0,
-    grad_clip: float | None = 1.0,
-    ema_decay: float | None = 0.999,
-    optimizer: str = "adamw",
-    p_uncond: float = 0.0,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-    precision: str = "fp32",
-    autocast_bf16: bool = False,
-    progress: bool = True,
-    log_every: int = 25,
-    resume: TrainState | None = None,
-    checkpoint_every: float | None = None,
+    model: nn.Module, schedule: Schedule, data: ImageData | Tensor, *,
+    steps: int | None = None, minutes: float | None = None, batch_size: int = 128,
+    lr: float = 1e-3, warmup_steps: int = 200, lr_decay: bool = True, weight_decay: float = 0.0,
+    grad_clip: float | None = 1.0, ema_decay: float | None = 0.999, optimizer: str = "adamw",
+    p_uncond: float = 0.0, generator: torch.Generator | None = None, device: torch.device | str | None = None,
+    precision: str = "fp32", autocast_bf16: bool = False, progress: bool = True, log_every: int = 25,
+    resume: TrainState | None = None, checkpoint_every: float | None = None,
     on_checkpoint: Callable[[TrainResult], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` to predict the noise with L_simple; return a :class:`TrainResult`.
@@ -570,10 +580,8 @@ def train(
         then ends with the weights the uninterrupted run would have had (bit for bit on the CPU).
     checkpoint_every, on_checkpoint: call ``on_checkpoint(result_so_far)`` (its ``state`` set)
         every ``checkpoint_every`` minutes, e.g. to save the latest state to disk.
-
-    Ctrl-C (SIGINT, or a notebook's interrupt) finishes the current step and returns the result
-    so far with ``interrupted=True``; a second Ctrl-C stops at once. Either way the model and
-    the EMA are left in eval mode.
+    Ctrl-C (or a notebook's interrupt) finishes the step and returns the result so far with
+    ``interrupted=True``; a second one stops at once. The model and EMA end in eval mode.
     """
     if autocast_bf16:
         if precision not in ("fp32", "bf16"):
@@ -587,9 +595,7 @@ def train(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
     images, labels = _check_data(data, model, s.p_uncond)
-    generator = generator_or_none("generator", generator) or torch.Generator().manual_seed(0)
-    if generator.device.type != "cpu":
-        raise ValueError(f"generator must be a CPU torch.Generator (noise is drawn on the CPU, then moved); got {generator.device}")
+    generator = _check_generator(generator)
     device = _check_device(model, device, s.precision)
     model.to(device)
     run = _Run(model, schedule, images, labels, s, generator, device)
@@ -603,7 +609,9 @@ def _check_checkpointing(checkpoint_every: float | None, on_checkpoint: Callable
         raise ValueError("checkpoint_every and on_checkpoint go together: give both or neither")
     if on_checkpoint is not None and not callable(on_checkpoint):
         raise TypeError(f"on_checkpoint must be callable; got {type(on_checkpoint).__name__}")
-    return math.inf if checkpoint_every is None else 60.0 * finite_float("checkpoint_every", checkpoint_every, 0.0, low_open=True)
+    if checkpoint_every is None:
+        return math.inf
+    return 60.0 * finite_float("checkpoint_every", checkpoint_every, 0.0, low_open=True)
 
 
 def _loop(run: _Run, progress: bool, log_every: int, every_s: float, on_checkpoint) -> TrainResult:
