@@ -33,10 +33,9 @@
 # a formula checked against the code.
 
 # %%
-# On Colab only: install the course package (torch, matplotlib and ipywidgets are preinstalled there).
 import subprocess, sys
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/ddpm-course/ddpm-course"], check=True)
+if "google.colab" in sys.modules:  # Colab: install the course package (JupyterLab users did it once)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ddpm-course[colab]>=0.2"], check=True)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -466,8 +465,8 @@ print("train mode: two calls differ (dropout); eval mode: identical")
 # **Optional class labels.** With `num_classes=K`, a label embedding (a table of $K+1$ rows of
 # the time embedding's width) is added to the time embedding, so the label reaches every
 # block through the same per-channel bias. The extra row, label $K$, is the **null label**
-# "no class given": lesson 08 trains one network for both the conditional and the
-# unconditional task by sometimes replacing the label by it (classifier-free guidance).
+# "no class given": lesson 08, on guidance, trains one network for both the conditional and
+# the unconditional task by sometimes replacing the label by it (classifier-free guidance).
 
 # %%
 cond = UNet(UNetConfig(num_classes=10))
@@ -564,4 +563,47 @@ print("padded to 32x32:", tuple(four_levels(padded, torch.tensor([0, 1])).shape)
 #   pixel sees every other), dropout, an optional label embedding with a null label, and a zero
 #   output layer (the first prediction is the best constant).
 #
-# Lesson 05 trains both networks with L_simple and compares them.
+# Lesson 05 trains the course U-Net with $L_\text{simple}$. The article's `SimpleUNet` trains with the
+# same loop (`ddpm-course train --preset article-digits`); the README's training-budget table
+# compares the two recipes on the digits.
+#
+# ## Your turn
+#
+# Write each function, then run the cell under it: the check answers `correct`, a hint when it
+# recognises a classic mistake, or the first case where your answer differs. Reference answers
+# are in `solutions/04_unet.py`.
+#
+# **1. The sinusoidal embedding.** For integer steps `t` of shape $(B,)$ and an even `dim`, return
+# $e(t)$ of shape $(B, \text{dim})$, sines first, then cosines, with the frequencies of section 1
+# (without calling `sinusoidal_embedding`).
+
+# %%
+def my_embedding(t, dim):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("04.sinusoidal", my_embedding)
+
+# %% [markdown]
+# **2. Parameters of a convolution.** How many parameters (weights and biases) has a $k \times k$
+# `nn.Conv2d(c_in, c_out, k)`?
+
+# %%
+def my_conv_params(c_in, c_out, k):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("04.conv_params", my_conv_params)
+
+# %% [markdown]
+# **3. A number.** How many parameters has `SimpleUNet(SimpleUNetConfig(in_channels=1,
+# base_channels=32, time_dim=64))`? Count by hand as in section 2 (then check with
+# `count_parameters` if you like).
+
+# %%
+my_simple_unet_params = None  # your number here
+
+# %%
+dc.exercises.check("04.simple_unet_params", my_simple_unet_params)
