@@ -60,16 +60,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=700, help="optimiser steps (default 700)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
-    parser.add_argument("--out", default=None, help="checkpoint path without extension (default ddpm_course/pretrained/MODEL)")
+    parser.add_argument("--out", default=None,
+                        help="checkpoint path without extension (default ddpm_course/pretrained/MODEL)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = args.out or f"ddpm_course/pretrained/{args.model}"
     model, data = build(args.model, args.seed)
     schedule = linear_schedule(1000)
-    print(f"{args.model}: {count_parameters(model):,} parameters, {args.steps} steps, {hardware_description(torch.device('cpu'))}")
-    result = train(model, schedule, data, steps=args.steps, generator=torch.Generator().manual_seed(args.seed), progress=False,
-                   **SETTINGS)
+    hardware = hardware_description(torch.device("cpu"))
+    print(f"{args.model}: {count_parameters(model):,} parameters, {args.steps} steps, {hardware}")
+    result = train(model, schedule, data, steps=args.steps, generator=torch.Generator().manual_seed(args.seed),
+                   progress=False, **SETTINGS)
     tail = result.losses[-100:]
     record = {
         "command": "python benchmarks/train_guided.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         "images_per_second": round(result.images_per_second, 1),
         "final_loss": round(sum(tail) / len(tail), 5),
         "train_settings": SETTINGS,
-        "hardware": hardware_description(torch.device("cpu")),
+        "hardware": hardware,
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "note": "trained on a busy shared 2-CPU machine (other jobs running): the wall time is inflated",
     }

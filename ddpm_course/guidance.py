@@ -154,7 +154,8 @@ class ClassOracle:
         k = mixture.weights.shape[0]
         self.config = _OracleConfig(k)
         self._components = [
-            GaussianMixture(torch.ones(1, dtype=torch.float64), mixture.means[i : i + 1], mixture.covs[i : i + 1]) for i in range(k)
+            GaussianMixture(torch.ones(1, dtype=torch.float64), mixture.means[i : i + 1], mixture.covs[i : i + 1])
+            for i in range(k)
         ]
 
     def __call__(self, x_t: Tensor, t: Tensor, y: Tensor) -> Tensor:
@@ -216,12 +217,76 @@ def score_digits(samples: Tensor, labels: Tensor) -> GuidanceScore:
     from .metrics import digit_classifier, digit_features, frechet_distance
 
     if not isinstance(labels, Tensor) or labels.shape != (samples.shape[0],):
-        raise ValueError(f"labels must have shape (N,) = ({samples.shape[0]},); got {getattr(labels, 'shape', labels)!r}")
+        got = getattr(labels, "shape", labels)
+        raise ValueError(f"labels must have shape (N,) = ({samples.shape[0]},); got {got!r}")
     samples, labels = samples.detach().float().cpu().clamp(-1, 1), labels.cpu()
     real = digits(16, split="train")
     accuracy = (digit_classifier()(samples).argmax(1) == labels).double().mean().item()
     feats, real_feats = digit_features(samples), digit_features(real.images)
     classes = labels.unique()
     fd = sum(frechet_distance(feats[labels == c], real_feats[real.labels == c]) for c in classes) / len(classes)
-    spread = _spread(feats, labels) / _spread(real_feats[torch.isin(real.labels, classes)], real.labels[torch.isin(real.labels, classes)])
+    asked = torch.isin(real.labels, classes)  # the real digits of the requested classes
+    spread = _spread(feats, labels) / _spread(real_feats[asked], real.labels[asked])
     return GuidanceScore(accuracy=accuracy, fd_class=fd, spread=spread)
+
+
+# ----------------------------------------------------------------------------------------------
+# Lesson 08's explorer: choose the words and the scale, see the digits
+
+
+class PromptSamples(NamedTuple):
+    """What :func:`prompt_samples` returns: the prompt, the scale, images (n, 1, 16, 16) in
+    [-1, 1], their ink (n,), the digit the classifier reads (n,)."""
+
+    prompt: str
+    scale: float
+    images: Tensor
+    ink: Tensor
+    predicted: Tensor
+
+
+@torch.no_grad()
+def prompt_samples(model: nn.Module, schedule: Schedule, prompt: str, scale: float, n: int = 8, steps: int = 20,
+                   seed: int = 0) -> PromptSamples:
+    """``n`` digits for ``prompt`` ("thin seven") from a prompt model, guided at ``scale``,
+    with DPM-Solver++ in ``steps`` steps from noise drawn with ``seed``."""
+    from .metrics import digit_classifier
+    from .models.text import ink, prompt_ids
+    from .samplers import dpm_solver_sample
+
+    y = prompt_ids([prompt]).expand(n)  # (n,)
+    x = dpm_solver_sample(cfg(model, scale, y=y), schedule, (n, 1, 16, 16), steps=steps,
+                          generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
+    return PromptSamples(prompt, float(scale), x, ink(x), digit_classifier()(x).argmax(1))
+
+
+def prompt_explorer(model: nn.Module, schedule: Schedule, n: int = 8, steps: int = 20):
+    """Drop-downs for the stroke word and the digit, a slider for s: the digits of that prompt.
+
+    children: [stroke, digit, scale, output, picture]; ``.result`` is a :class:`PromptSamples`.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from .models.text import DIGIT_WORDS
+    from .viz import show_images
+    from .widgets import _to_png, interactive
+
+    picture = widgets.Image(format="png")
+
+    def view(stroke: str, digit: str, scale: float) -> PromptSamples:
+        prompt = " ".join(w for w in (stroke, digit) if w)
+        out = prompt_samples(model, schedule, prompt, scale, n=n, steps=steps)
+        fig, ax = plt.subplots(figsize=(0.8 * n, 1.3))
+        show_images(out.images, nrow=n, ax=ax, title=f"'{prompt}', s = {scale:g}: read as {out.predicted.tolist()}")
+        picture.value = _to_png(fig)
+        return out
+
+    explorer = interactive(
+        view,
+        stroke=widgets.Dropdown(options=["", "thin", "thick"], value="thin", description="stroke"),
+        digit=widgets.Dropdown(options=["", *DIGIT_WORDS], value="seven", description="digit"),
+        scale=widgets.FloatSlider(value=3.0, min=0.0, max=10.0, step=0.5, description="s", continuous_update=False),
+    )
+    explorer.children = (*explorer.children, picture)
+    return explorer

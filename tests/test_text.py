@@ -31,7 +31,8 @@ def test_tokenize_starts_every_prompt_and_masks_the_padding():
     tokens, mask = tokenize(["thin seven", "", "thick", "Nine"])
     assert tokens.shape == mask.shape == (4, MAX_TOKENS) and mask.dtype == torch.bool
     assert [[VOCAB[i] for i in row] for row in tokens.tolist()] == [
-        ["<start>", "thin", "seven"], ["<start>", "<pad>", "<pad>"], ["<start>", "thick", "<pad>"], ["<start>", "nine", "<pad>"],
+        ["<start>", "thin", "seven"], ["<start>", "<pad>", "<pad>"],
+        ["<start>", "thick", "<pad>"], ["<start>", "nine", "<pad>"],
     ]
     assert mask.tolist() == [[True, True, True], [True, False, False], [True, True, False], [True, True, False]]
 

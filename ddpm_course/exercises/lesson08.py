@@ -1,10 +1,10 @@
 """Lesson 08 (conditioning and guidance): the guidance rule, a guided model, and one number.
 
-| exercise             | the learner writes                                           | reference                         |
-|----------------------|--------------------------------------------------------------|-----------------------------------|
-| ``08.cfg_combine``   | ``my_cfg(eps_cond, eps_uncond, s) -> eps_guided``            | ``guidance.guided_eps``           |
-| ``08.guided_model``  | ``my_guided(model, x_t, t, y, s, null) -> eps_guided``       | ``guidance.cfg(model, s, null=null)`` |
-| ``08.scale_from_w``  | the scale s of a paper's guidance weight w = 0.3             | ``guidance.scale_from_w``         |
+| exercise             | the learner writes                                      | reference                        |
+|----------------------|---------------------------------------------------------|----------------------------------|
+| ``08.cfg_combine``   | ``my_cfg(eps_cond, eps_uncond, s) -> eps_guided``       | ``guidance.guided_eps``          |
+| ``08.guided_model``  | ``my_guided(model, x_t, t, y, s, null) -> eps_guided``  | ``cfg(model, s, null=null)``     |
+| ``08.scale_from_w``  | the scale s of a paper's guidance weight w = 0.3        | ``guidance.scale_from_w``        |
 
 ``model`` in the second exercise is a small fixed function of (x_t, t, y) with the model
 contract, whose null label is ``null``; the learner's answer may call it once on a doubled

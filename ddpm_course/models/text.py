@@ -117,7 +117,8 @@ def ink(images: Tensor) -> Tensor:
     The digits are light strokes on a dark background, so a thicker stroke means more ink.
     """
     if not isinstance(images, Tensor) or images.ndim != 4:
-        raise ValueError(f"images must have shape (N, C, H, W) in [-1, 1]; got {getattr(images, 'shape', type(images).__name__)}")
+        got = getattr(images, "shape", type(images).__name__)
+        raise ValueError(f"images must have shape (N, C, H, W) in [-1, 1]; got {got}")
     return ((images.detach().double().cpu() + 1) / 2).clamp(0, 1).mean(dim=(1, 2, 3))
 
 
@@ -177,7 +178,9 @@ class PromptEncoder(nn.Module):
             raise ValueError(f"heads must divide dim; got dim={dim}, heads={heads}")
         self.token = nn.Embedding(len(VOCAB), dim)
         self.position = nn.Embedding(MAX_TOKENS, dim)
-        self.layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True)
+        self.layer = nn.TransformerEncoderLayer(
+            dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
@@ -211,7 +214,9 @@ class PromptUNetConfig:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         self.unet_config()  # the U-Net's own checks of the shared fields
         if not self.attention_levels:
-            raise ValueError("attention_levels must name at least one level: the prompt is read by cross-attention there")
+            raise ValueError(
+                "attention_levels must name at least one level: the prompt is read by cross-attention there"
+            )
         int_at_least("text_dim", self.text_dim, 1)
         int_at_least("text_heads", self.text_heads, 1)
 
@@ -250,10 +255,13 @@ class PromptUNet(nn.Module):
     def encode(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """Prompt ids (B,) -> (token vectors (B, L, text_dim), mask (B, L))."""
         if not isinstance(y, Tensor) or y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
-            raise ValueError(f"y must be a (B,) integer tensor of prompt ids; got {getattr(y, 'shape', type(y).__name__)}")
+            got = getattr(y, "shape", type(y).__name__)
+            raise ValueError(f"y must be a (B,) integer tensor of prompt ids; got {got}")
         if y.numel() and (y.min() < 0 or y.max() > NULL_PROMPT):
-            raise ValueError(f"y must hold prompt ids in [0, {NULL_PROMPT}] (indices into PROMPTS; {NULL_PROMPT} is ''); "
-                             f"got values from {y.min().item()} to {y.max().item()}")
+            raise ValueError(
+                f"y must hold prompt ids in [0, {NULL_PROMPT}] (indices into PROMPTS; {NULL_PROMPT} is ''); "
+                f"got values from {y.min().item()} to {y.max().item()}"
+            )
         tokens, mask = self.prompt_tokens[y], self.prompt_mask[y]  # (B, L) each
         return self.encoder(tokens, mask), mask
 
@@ -303,7 +311,9 @@ def follows_stroke(images: Tensor, labels: Tensor, strokes: Sequence[str], refer
         amount = ink(real.images)
         reference = torch.stack([amount[real.labels == c].median() for c in range(len(DIGIT_WORDS))])
     if len(strokes) != images.shape[0] or any(s not in STROKE_WORDS for s in strokes):
-        raise ValueError(f"strokes must hold one of {STROKE_WORDS} per image ({images.shape[0]}); got {list(strokes)[:4]}...")
+        raise ValueError(
+            f"strokes must hold one of {STROKE_WORDS} per image ({images.shape[0]}); got {list(strokes)[:4]}..."
+        )
     below = ink(images) < reference[labels.cpu()]  # (N,)
     wants_thin = torch.tensor([s == "thin" for s in strokes])
     return below == wants_thin

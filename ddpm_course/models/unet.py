@@ -43,7 +43,9 @@ from torch import Tensor, nn
 from ._inputs import check_image, check_labels, check_t, int_at_least
 from .embeddings import TimeEmbedding
 
-__all__ = ["CrossAttention", "Downsample", "ResAttnBlock", "ResBlock", "SelfAttention", "UNet", "UNetConfig", "Upsample"]
+__all__ = [
+    "CrossAttention", "Downsample", "ResAttnBlock", "ResBlock", "SelfAttention", "UNet", "UNetConfig", "Upsample",
+]
 
 
 @dataclass(frozen=True)
@@ -81,19 +83,24 @@ class UNetConfig:
         int_at_least("num_res_blocks", self.num_res_blocks, 1)
         int_at_least("groups", self.groups, 1)
         if not self.channel_mults or any(m < 1 for m in self.channel_mults):
-            raise ValueError(f"channel_mults must be a non-empty tuple of positive integers; got {self.channel_mults!r}")
+            raise ValueError(
+                f"channel_mults must be a non-empty tuple of positive integers; got {self.channel_mults!r}"
+            )
         levels = len(self.channel_mults)
-        if any(not 0 <= i < levels for i in self.attention_levels) or len(set(self.attention_levels)) != len(self.attention_levels):
+        distinct = len(set(self.attention_levels)) == len(self.attention_levels)
+        if any(not 0 <= i < levels for i in self.attention_levels) or not distinct:
             raise ValueError(
                 f"attention_levels must be distinct indices into channel_mults, in [0, {levels - 1}]; "
                 f"got {self.attention_levels!r}"
             )
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+        is_number = isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+        if not is_number or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be a float in [0, 1); got {self.dropout!r}")
         if self.num_classes is not None:
             int_at_least("num_classes", self.num_classes, 1)
         if self.time_dim is not None and (
-            isinstance(self.time_dim, bool) or not isinstance(self.time_dim, int) or self.time_dim < 2 or self.time_dim % 2
+            isinstance(self.time_dim, bool) or not isinstance(self.time_dim, int)
+            or self.time_dim < 2 or self.time_dim % 2
         ):
             raise ValueError(f"time_dim must be None or an even integer >= 2; got {self.time_dim!r}")
         for m in self.channel_mults:
@@ -265,7 +272,9 @@ class UNet(nn.Module):
         if context_dim is not None:
             int_at_least("context_dim", context_dim, 1)
             if not config.attention_levels:
-                raise ValueError("context_dim needs at least one attention level: cross-attention follows self-attention")
+                raise ValueError(
+                    "context_dim needs at least one attention level: cross-attention follows self-attention"
+                )
         self.config = config
         self.context_dim = context_dim
         base, emb_dim, groups, p = config.base_channels, config.emb_dim, config.groups, config.dropout
@@ -290,9 +299,8 @@ class UNet(nn.Module):
 
         self.mid1 = ResBlock(ch, ch, emb_dim, p, groups)
         self.mid_attn = SelfAttention(ch, groups) if last in config.attention_levels else nn.Identity()
-        self.mid_cross = (
-            CrossAttention(ch, context_dim, groups) if context_dim is not None and last in config.attention_levels else None
-        )
+        cross_in_middle = context_dim is not None and last in config.attention_levels
+        self.mid_cross = CrossAttention(ch, context_dim, groups) if cross_in_middle else None
         self.mid2 = ResBlock(ch, ch, emb_dim, p, groups)
 
         # Decoder: one block per pushed skip, so num_res_blocks + 1 per level.
@@ -322,17 +330,32 @@ class UNet(nn.Module):
             if context is not None or mask is not None:
                 raise ValueError("context must be None: this UNet has no cross-attention (build it with context_dim)")
             return
-        if not isinstance(context, Tensor) or context.ndim != 3 or context.shape[0] != batch or context.shape[2] != self.context_dim:
+        ok = isinstance(context, Tensor) and context.ndim == 3
+        if not ok or context.shape[0] != batch or context.shape[2] != self.context_dim:
             got = tuple(context.shape) if isinstance(context, Tensor) else type(context).__name__
-            raise ValueError(f"context must be prompt tokens of shape (B, L, context_dim) = ({batch}, L, {self.context_dim}); got {got}")
+            raise ValueError(
+                f"context must be prompt tokens of shape (B, L, context_dim) = ({batch}, L, {self.context_dim}); "
+                f"got {got}"
+            )
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != context.shape[:2]:
             got = (tuple(mask.shape), mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__
-            raise ValueError(f"context_mask must be a bool tensor (B, L) = {tuple(context.shape[:2])}, True for real tokens; got {got}")
+            raise ValueError(
+                f"context_mask must be a bool tensor (B, L) = {tuple(context.shape[:2])}, True for real tokens; "
+                f"got {got}"
+            )
         if not bool(mask.any(dim=1).all()):
-            raise ValueError("context_mask must keep at least one token per sample (a start token): a row of padding only has no attention")
+            raise ValueError(
+                "context_mask must keep at least one token per sample (a start token): "
+                "a row of padding only has no attention"
+            )
 
     def forward(
-        self, x: Tensor, t: Tensor, y: Tensor | None = None, context: Tensor | None = None, context_mask: Tensor | None = None
+        self,
+        x: Tensor,
+        t: Tensor,
+        y: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
     ) -> Tensor:
         c = self.config
         check_image(x, c.in_channels, c.size_multiple, "UNet")
@@ -356,7 +379,8 @@ class UNet(nn.Module):
 
         for stage in self.up:
             if isinstance(stage, ResAttnBlock):
-                h = stage(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)  # input (B, ch + skip_ch, h, w)
+                h = torch.cat([h, skips.pop()], dim=1)  # (B, ch + skip_ch, h, w)
+                h = stage(h, emb, context, context_mask)
             else:
                 h = stage(h)
         return self.out_conv(F.silu(self.out_norm(h)))  # (B, in_channels, H, W)
