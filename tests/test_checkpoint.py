@@ -166,3 +166,38 @@ def test_shipped_digits_model_predicts_full_size_noise_at_high_noise_levels():
     for t in (999, 900, 600):
         scale = eps_scale(shipped.model, shipped.schedule, held_out, t, generator=torch.Generator().manual_seed(t))
         assert abs(scale - 1) < 0.01, (t, scale)
+
+
+def test_pretrained_is_a_checkpoint_with_a_name():
+    from ddpm_course.checkpoint import Checkpoint, Pretrained
+
+    shipped = dc.pretrained("toy2d")
+    assert Pretrained is Checkpoint and isinstance(shipped, Checkpoint)
+    assert shipped.name == "toy2d" and shipped.arch == "MLPDenoiser" and shipped.train_state is None
+    assert (shipped.image_size, shipped.sample_shape, shipped.schedule.T) == (None, (2,), 1000)
+
+
+def test_a_training_state_round_trips_bit_for_bit_next_to_float16_weights(tmp_path):
+    from ddpm_course.train import train
+
+    data = dc.toy2d("mixture", n=64, generator=torch.Generator().manual_seed(0))
+    model = models.MLPDenoiser(models.MLPConfig(dim=2, hidden=16, depth=2, time_dim=8, num_classes=None))
+    result = train(model, dc.linear_schedule(20), data, steps=3, batch_size=16, progress=False)
+    save_checkpoint(tmp_path / "run", result.final_model, dc.linear_schedule(20), sample_shape=(2,),
+                    weights_dtype=torch.float16, train_state=result.state)
+    loaded = load_checkpoint(tmp_path / "run").train_state
+    assert loaded.scalars == json.loads(json.dumps(result.state.scalars))
+    assert loaded.tensors.keys() == result.state.tensors.keys()
+    for name, tensor in result.state.tensors.items():
+        assert loaded.tensors[name].dtype == tensor.dtype and torch.equal(loaded.tensors[name], tensor), name
+
+
+def test_metadata_without_the_optional_fields_still_loads(tmp_path):
+    # files written before weights_dtype, record and train_state existed keep loading
+    _, meta_path = save_checkpoint(tmp_path / "run", _unet(), dc.linear_schedule(10), sample_shape=(1, 8, 8))
+    meta = json.loads(meta_path.read_text())
+    for optional in ("weights_dtype", "record"):
+        del meta[optional]
+    meta_path.write_text(json.dumps(meta))
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt.record == {} and ckpt.train_state is None

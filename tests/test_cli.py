@@ -45,7 +45,8 @@ def test_sample_out_without_extension_never_touches_the_png(tmp_path, toy_ckpt, 
     # must be the file written
     keep = tmp_path / "keep.png"
     keep.write_bytes(b"a learner's picture")
-    code = cli.main(["sample", "--model", str(toy_ckpt), "--steps", "2", "--n", "4", "--device", "cpu", "--out", str(tmp_path / "keep")])
+    code = cli.main(["sample", "--model", str(toy_ckpt), "--steps", "2", "--n", "4", "--device", "cpu",
+                     "--out", str(tmp_path / "keep")])
     assert code == 1 and "must end in one of" in _error_line(capsys)
     assert keep.read_bytes() == b"a learner's picture"
     assert not (tmp_path / "keep").exists()
@@ -64,7 +65,8 @@ def test_sample_checks_the_output_before_sampling(tmp_path, toy_ckpt, capsys, mo
 def test_sample_jpg_and_svg_are_written_under_their_own_names(tmp_path, toy_ckpt):
     for name in ("a.jpg", "b.svg"):
         out = tmp_path / name
-        assert cli.main(["sample", "--model", str(toy_ckpt), "--steps", "2", "--n", "4", "--device", "cpu", "--out", str(out)]) == 0
+        args = ["sample", "--model", str(toy_ckpt), "--steps", "2", "--n", "4", "--device", "cpu", "--out", str(out)]
+        assert cli.main(args) == 0
         assert out.stat().st_size > 0
     assert (tmp_path / "b.svg").read_text().lstrip().startswith("<?xml")
 
@@ -82,7 +84,8 @@ def test_train_writes_a_loadable_checkpoint_and_refuses_to_overwrite(tmp_path, c
     assert cli.main(args) == 0
     ckpt = load_checkpoint(out)
     assert ckpt.arch == "MLPDenoiser" and ckpt.sample_shape == (2,)
-    assert ckpt.record["steps"] == 5 and ckpt.record["preset"] == "toy2d" and "ddpm-course train" in ckpt.record["command"]
+    assert ckpt.record["steps"] == 5 and ckpt.record["preset"] == "toy2d"
+    assert "ddpm-course train" in ckpt.record["command"]
     before = (tmp_path / "toy.safetensors").read_bytes()
     capsys.readouterr()
     assert cli.main(args) == 1
@@ -93,8 +96,8 @@ def test_train_writes_a_loadable_checkpoint_and_refuses_to_overwrite(tmp_path, c
 def test_help_explains_every_option(capsys):
     assert cli.main(["train", "--help"]) == 0
     text = capsys.readouterr().out
-    for option in ["--preset", "--seed", "--steps", "--minutes", "--out", "--overwrite", "--device", "--threads", "--bf16",
-                   "--fp16-weights", "--debug"]:
+    for option in ["--preset", "--seed", "--steps", "--minutes", "--out", "--overwrite", "--device", "--threads",
+                   "--bf16", "--precision", "--fp16-weights", "--save-every", "--resume", "--debug"]:
         assert option in text
     for name in PRESETS:
         assert name in text
@@ -106,7 +109,8 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
     assert cli.main(args + ["--debug"]) == 1
     err = capsys.readouterr().err
-    assert "Traceback" in err and "FileNotFoundError" in err and err.strip().splitlines()[-1].startswith("ddpm-course: error:")
+    assert "Traceback" in err and "FileNotFoundError" in err
+    assert err.strip().splitlines()[-1].startswith("ddpm-course: error:")
 
 
 def test_the_installed_script_prints_one_line(tmp_path):
@@ -116,7 +120,8 @@ def test_the_installed_script_prints_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ddpm_course.cli", "sample", "--sampler", "euler", "--eta", "0.5",
                            "--out", str(tmp_path / "a.png")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "ddpm-course: error: --eta does not apply to --sampler euler, which takes --steps, --spacing"
+    expected = "ddpm-course: error: --eta does not apply to --sampler euler, which takes --steps, --spacing"
+    assert proc.stderr.strip() == expected
     assert not (tmp_path / "a.png").exists()
 
 

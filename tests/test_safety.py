@@ -100,7 +100,8 @@ def test_overwrite_failing_at_every_point_keeps_the_old_checkpoint(tmp_path, mon
         with monkeypatch.context() as m:
             Disk(m, fail_at=k, error=error)
             try:
-                save_checkpoint(folder / "run", new, SCHEDULE, sample_shape=(2,), record={"which": "new"}, overwrite=True)
+                save_checkpoint(folder / "run", new, SCHEDULE, sample_shape=(2,), record={"which": "new"},
+                                overwrite=True)
             except type(error):
                 failed = True
         ckpt = load_checkpoint(folder / "run")  # loadable, whatever happened
