@@ -98,9 +98,11 @@ def main_table(args: argparse.Namespace) -> None:
     print(f"oracle: 8-Gaussian ring (std 0.1), {args.n_oracle} points, float64; real-vs-real sliced W2 "
           f"{floors.mean():.4f} +- {floors.std():.4f} (10 pairs)")
     if digits is not None:
-        print(f"digits: shipped model, {args.n_digits} samples, Frechet distance on classifier features to the held-out split")
+        print(f"digits: shipped model, {args.n_digits} samples, Frechet distance on classifier features "
+              f"to the held-out split")
     print(f"device cpu, {torch.get_num_threads()} torch threads\n")
-    header = f"{'sampler':18s} {'steps':>5s} {'evals':>5s} | {'oracle SW2':>10s} {'s':>6s} | {'digits FD':>9s} {'/floor':>7s} {'s':>7s}"
+    header = (f"{'sampler':18s} {'steps':>5s} {'evals':>5s} | {'oracle SW2':>10s} {'s':>6s} | "
+              f"{'digits FD':>9s} {'/floor':>7s} {'s':>7s}")
     print(header)
     print("-" * len(header))
     plan = [("ddpm", 1000)] + [(name, n) for name in args.samplers for n in args.steps]
@@ -142,8 +144,10 @@ def sharp_ring_table(args: argparse.Namespace) -> None:
     for std in args.stds:
         mixture = ring_mixture(8, 1.0, std)
         model = mixture.as_model(schedule)
-        truth = mixture.nearest_mean_distance(mixture.sample(20 * args.n_oracle, torch.Generator().manual_seed(args.seed + 1)))
-        print(f"ring std {std}: truth median {truth.median():.4f}, mean {truth.mean():.4f}; each cell: median ratio / mean ratio")
+        truth_points = mixture.sample(20 * args.n_oracle, torch.Generator().manual_seed(args.seed + 1))
+        truth = mixture.nearest_mean_distance(truth_points)
+        print(f"ring std {std}: truth median {truth.median():.4f}, mean {truth.mean():.4f}; "
+              f"each cell: median ratio / mean ratio")
         print(f"  {'setting':28s}" + "".join(f"{n:>14d}" for n in args.steps))
         for label, (name, options) in settings.items():
             cells = []
@@ -158,14 +162,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", choices=["main", "sharp-ring"], default="main")
     parser.add_argument("--n-oracle", type=int, default=2000, help="points per oracle run (default 2000)")
-    parser.add_argument("--n-digits", type=int, default=128, help="digits per run; 0 skips the digits columns (default 128)")
+    parser.add_argument("--n-digits", type=int, default=128,
+                        help="digits per run; 0 skips the digits columns (default 128)")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 100])
     parser.add_argument("--samplers", nargs="+", default=["ddim", "euler", "dpm_solver", "dpm_solver_logsnr"],
                         choices=[name for name in RUNS if name != "ddpm"])
-    parser.add_argument("--stds", type=float, nargs="+", default=[0.1, 0.05, 0.02], help="ring widths for --table sharp-ring")
+    parser.add_argument("--stds", type=float, nargs="+", default=[0.1, 0.05, 0.02],
+                        help="ring widths for --table sharp-ring")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: these tensors are small, and extra threads slow down on a busy machine)")
+                        help="torch CPU threads (default 1: these tensors are small, "
+                             "and extra threads slow down on a busy machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with torch.no_grad():

@@ -40,15 +40,20 @@ class ArgumentTypeError(TypeError, ValueError):
 
 
 def _is_int(value: object) -> bool:
-    import numpy as np  # numpy integers (from a numpy index, say) are integers too
+    """An int, a NumPy integer or a 0-d integer tensor (``for t in timesteps(...)`` gives those); not a bool."""
+    import numpy as np
 
+    if isinstance(value, torch.Tensor):
+        return value.ndim == 0 and not value.dtype.is_floating_point and not value.is_complex() and (
+            value.dtype != torch.bool)
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
 
 
 def int_at_least(name: str, value: object, low: int, *, even: bool = False, hint: str = "") -> int:
     """``value`` must be an integer (not a bool) >= ``low`` (and even, if asked); ``hint`` is added
     to the message in brackets."""
-    message = f"{name} must be {'an even' if even else 'an'} integer >= {low}{f' ({hint})' if hint else ''}; got {value!r}"
+    kind = "an even integer" if even else "an integer"
+    message = f"{name} must be {kind} >= {low}{f' ({hint})' if hint else ''}; got {value!r}"
     if not _is_int(value):
         raise ArgumentTypeError(message)
     if value < low or (even and value % 2):  # type: ignore[operator]

@@ -162,5 +162,6 @@ def torchvision_images(
     labels = torch.as_tensor(ds.targets, dtype=torch.long)
     images = images.float() / 127.5 - 1.0  # [0, 255] -> [-1, 1]
     if size is not None and size != images.shape[-1]:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(-1, 1)
+        images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        images = images.clamp(-1, 1)
     return ImageData(images.contiguous(), labels)

@@ -38,6 +38,16 @@ def noise_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return torch.randn(x.shape, generator=generator, dtype=draw).to(device=x.device, dtype=out)
 
 
+def _steps_and_noise(
+    schedule: Schedule, x: Tensor, name: str, t: Tensor | int, noise: Tensor | None, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """What q_step and q_sample check: x (B, ...) finite, t as (B,) long steps, noise of x's shape (drawn if None)."""
+    batch_tensor(name, x, finite=True)
+    t = check_timesteps(schedule, t, batch=x.shape[0])
+    noise = noise_like(x, generator) if noise is None else same_shape("noise", noise, x, name)
+    return t, noise
+
+
 def q_step(
     schedule: Schedule,
     x_prev: Tensor,
@@ -49,9 +59,7 @@ def q_step(
 
     x_prev: (B, ...); t: (B,) 0-based steps or an int; returns x_t: (B, ...).
     """
-    batch_tensor("x_prev", x_prev, finite=True)
-    t = check_timesteps(schedule, t, batch=x_prev.shape[0])
-    noise = noise_like(x_prev, generator) if noise is None else same_shape("noise", noise, x_prev, "x_prev")
+    t, noise = _steps_and_noise(schedule, x_prev, "x_prev", t, noise, generator)
     return broadcast(schedule.alphas.sqrt(), t, x_prev) * x_prev + broadcast(schedule.betas.sqrt(), t, x_prev) * noise
 
 
@@ -67,9 +75,7 @@ def q_sample(
     x0: (B, ...); t: (B,) 0-based steps or an int. Returns ``(x_t, noise)``, both (B, ...):
     the noise is what a noise-predicting network is trained to recover.
     """
-    batch_tensor("x0", x0, finite=True)
-    t = check_timesteps(schedule, t, batch=x0.shape[0])
-    noise = noise_like(x0, generator) if noise is None else same_shape("noise", noise, x0, "x0")
+    t, noise = _steps_and_noise(schedule, x0, "x0", t, noise, generator)
     abar = broadcast(schedule.alpha_bars, t, x0)  # (B, 1, ..., 1)
     return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise, noise
 
@@ -87,7 +93,9 @@ def q_posterior(schedule: Schedule, x0: Tensor, x_t: Tensor, t: Tensor | int) ->
     batch_tensor("x_t", x_t, finite=True)
     same_shape("x_t", x_t, x0, "x0")
     t = check_timesteps(schedule, t, batch=x0.shape[0])
-    mean = broadcast(schedule.posterior_mean_coef_x0, t, x0) * x0 + broadcast(schedule.posterior_mean_coef_xt, t, x_t) * x_t
+    coef_x0 = broadcast(schedule.posterior_mean_coef_x0, t, x0)  # (B, 1, ..., 1)
+    coef_xt = broadcast(schedule.posterior_mean_coef_xt, t, x_t)
+    mean = coef_x0 * x0 + coef_xt * x_t
     return mean, broadcast(schedule.posterior_variance, t, x0)
 
 

@@ -44,7 +44,9 @@ class GaussianMixture:
 
     def __post_init__(self) -> None:
         try:
-            w, m, c = (torch.as_tensor(v, dtype=torch.float64).detach().cpu() for v in (self.weights, self.means, self.covs))
+            w, m, c = (
+                torch.as_tensor(v, dtype=torch.float64).detach().cpu() for v in (self.weights, self.means, self.covs)
+            )
         except (TypeError, ValueError, RuntimeError) as err:
             raise ArgumentTypeError(f"weights, means and covs must be tensors of numbers: {err}") from err
         if w.ndim != 1 or m.ndim != 2 or c.ndim != 3 or not (w.shape[0] == m.shape[0] == c.shape[0]):
@@ -78,7 +80,8 @@ class GaussianMixture:
         """The mixture's covariance, (d, d): within-component plus between-component spread."""
         mu = self.mean()
         centred = self.means - mu  # (K, d)
-        return torch.einsum("k,kij->ij", self.weights, self.covs) + torch.einsum("k,ki,kj->ij", self.weights, centred, centred)
+        within = torch.einsum("k,kij->ij", self.weights, self.covs)
+        return within + torch.einsum("k,ki,kj->ij", self.weights, centred, centred)
 
     def sample(self, n: int, generator: torch.Generator | None = None, return_labels: bool = False):
         """Draw n points, (n, d) float64 (and their component labels (n,) if asked)."""

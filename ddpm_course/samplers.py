@@ -207,7 +207,9 @@ def _check_state(
 
 def _no_history(rule: str, history: Sequence[Evaluation]) -> None:
     if len(history):
-        raise ValueError(f"{rule} is a single-step rule and uses no history; pass history=() (got {len(history)} entries)")
+        raise ValueError(
+            f"{rule} is a single-step rule and uses no history; pass history=() (got {len(history)} entries)"
+        )
 
 
 def _abar(schedule: Schedule, t: int) -> float:
@@ -462,7 +464,9 @@ def start_state(
     try:
         device = None if device is None else torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}") from err
+        raise ValueError(
+            f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}"
+        ) from err
     model_device, model_dtype = device_and_dtype(model)
     device = model_device if device is None else device
     if isinstance(shape, Tensor):

@@ -42,7 +42,9 @@ def image_grid(images: Tensor, nrow: int = 8, padding: int = 1) -> Tensor:
     return grid.permute(1, 2, 0)  # (H', W', 3)
 
 
-def show_images(images: Tensor, nrow: int = 8, title: str | None = None, ax: plt.Axes | None = None, size: float = 4.0) -> plt.Figure:
+def show_images(
+    images: Tensor, nrow: int = 8, title: str | None = None, ax: plt.Axes | None = None, size: float = 4.0
+) -> plt.Figure:
     """Show a batch of images as one grid."""
     if ax is None:
         _, ax = plt.subplots(figsize=(size, size))
@@ -67,7 +69,9 @@ def show_strip(images: Tensor, labels: list[str], title: str | None = None, size
     return fig
 
 
-def plot_points(points: Tensor, ax: plt.Axes | None = None, title: str | None = None, lim: float = 2.0, **style) -> plt.Figure:
+def plot_points(
+    points: Tensor, ax: plt.Axes | None = None, title: str | None = None, lim: float = 2.0, **style
+) -> plt.Figure:
     """Scatter (n, 2) points on a square canvas."""
     if ax is None:
         _, ax = plt.subplots(figsize=(3.5, 3.5))
@@ -109,7 +113,9 @@ def plot_schedules(schedules: list, labels: list[str] | None = None, axes: list[
 
 
 
-def plot_chain(x_ts: list[Tensor], x0_hats: list[Tensor], ts: list[int], lim: float = 2.0, size: float = 1.9) -> plt.Figure:
+def plot_chain(
+    x_ts: list[Tensor], x0_hats: list[Tensor], ts: list[int], lim: float = 2.0, size: float = 1.9
+) -> plt.Figure:
     """A sampling chain in two rows: the state x_t (top) and the model's x0_hat (bottom) at steps ``ts``.
 
     Each frame is (B, 2) points, drawn as a scatter, or (B, C, H, W) images, drawn as a grid.

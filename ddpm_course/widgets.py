@@ -176,7 +176,9 @@ def make_schedule(kind: str, T: int, beta_start: float = 1e-4, beta_end: float =
     return cosine_schedule(T, s)
 
 
-def schedule_stats(kind: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02, s: float = 0.008) -> ScheduleStats:
+def schedule_stats(
+    kind: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02, s: float = 0.008
+) -> ScheduleStats:
     """Build a schedule and summarise it (beta_start/beta_end apply to "linear", s to "cosine").
 
     For a pixel x_0 and the last step, q(x_T | x_0) = N(sqrt(abar) x_0, 1 - abar), whose KL to
@@ -192,6 +194,13 @@ def schedule_stats(kind: str, T: int, beta_start: float = 1e-4, beta_end: float 
         snr_T=schedule.snr[-1].item(),
         half_step=int(below[0].item()) if below.numel() else schedule.T,
         prior_kl=-0.5 * math.log1p(-alpha_bar_T),
+    )
+
+
+def _log_slider(value: float, low: float, high: float, description: str) -> widgets.FloatLogSlider:
+    """A base-10 log slider from 10**low to 10**high in steps of 0.1 in the exponent."""
+    return widgets.FloatLogSlider(
+        value=value, base=10, min=low, max=high, step=0.1, description=description, continuous_update=False
     )
 
 
@@ -230,9 +239,9 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
         view,
         kind=widgets.Dropdown(options=list(SCHEDULE_KINDS), value=kind, description="kind"),
         T=widgets.IntSlider(value=T, min=1, max=4000, step=1, description="T", continuous_update=False),
-        beta_start=widgets.FloatLogSlider(value=1e-4, base=10, min=-6, max=-0.5, step=0.1, description="beta_start", continuous_update=False),
-        beta_end=widgets.FloatLogSlider(value=0.02, base=10, min=-4, max=-0.01, step=0.1, description="beta_end", continuous_update=False),
-        s=widgets.FloatLogSlider(value=0.008, base=10, min=-4, max=0, step=0.1, description="s (cosine)", continuous_update=False),
+        beta_start=_log_slider(1e-4, -6, -0.5, "beta_start"),
+        beta_end=_log_slider(0.02, -4, -0.01, "beta_end"),
+        s=_log_slider(0.008, -4, 0, "s (cosine)"),
     )
     explorer.children = (*explorer.children, message, picture)
     return explorer

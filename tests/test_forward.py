@@ -64,7 +64,8 @@ def test_posterior_matches_bayes_rule_on_a_grid():
         w = torch.softmax(log_lik + log_prior, dim=0)
         grid_mean = (w * grid).sum().item()
         grid_var = (w * (grid - grid_mean) ** 2).sum().item()
-        mean, var = dc.q_posterior(s, torch.tensor([[x0]], dtype=torch.float64), torch.tensor([[x_t]], dtype=torch.float64), t)
+        as_batch = {"dtype": torch.float64}
+        mean, var = dc.q_posterior(s, torch.tensor([[x0]], **as_batch), torch.tensor([[x_t]], **as_batch), t)
         assert mean.item() == pytest.approx(grid_mean, abs=1e-6)
         assert var.item() == pytest.approx(grid_var, rel=1e-5)
 
@@ -74,7 +75,8 @@ def test_posterior_matches_regression_on_simulated_pairs():
     s = dc.linear_schedule()
     t, n = 300, 200_000
     g = _gen(3)
-    x0 = torch.rand(n, 1, generator=g, dtype=torch.float64) * 2 - 1  # any data law works: the posterior is linear in (x0, x_t)
+    # any data law works: the posterior is linear in (x0, x_t)
+    x0 = torch.rand(n, 1, generator=g, dtype=torch.float64) * 2 - 1
     x_prev, _ = dc.q_sample(s, x0, t - 1, generator=g)
     x_t = dc.q_step(s, x_prev, t, generator=g)
     design = torch.cat([x0, x_t], dim=1)  # (n, 2)

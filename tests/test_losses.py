@@ -1,4 +1,5 @@
-"""L_simple against a hand computation, the ELBO weights against Gaussian KLs, the loss-by-t and eps-scale diagnostics."""
+"""L_simple against a hand computation, the ELBO weights against Gaussian KLs, the loss-by-t and
+eps-scale diagnostics."""
 from __future__ import annotations
 
 import math
@@ -129,7 +130,7 @@ def test_elbo_weights_match_the_kl_between_gaussians(variance, sched):
         sigma2 = (schedule.posterior_variance if variance == "posterior" else schedule.betas)[t]
         q = Normal(mean, var.sqrt())
 
-        def kl(eps_hat):
+        def kl(eps_hat, q=q, x_t=x_t, t=t, sigma2=sigma2):
             return kl_divergence(q, Normal(_eps_model_mean(schedule, x_t, t, eps_hat), sigma2.sqrt())).sum()
 
         excess = kl(eps + delta) - kl(eps)

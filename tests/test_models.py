@@ -112,9 +112,12 @@ def test_simple_unet_shapes(channels, size, base):
         (UNetConfig(base_channels=8, groups=4), (2, 1, 16, 16)),
         (UNetConfig(base_channels=8, groups=4), (2, 1, 28, 28)),  # 28 is divisible by 4
         (UNetConfig(base_channels=8, groups=4), (1, 1, 32, 16)),
-        (UNetConfig(in_channels=3, base_channels=8, channel_mults=(1, 2, 2, 2), attention_levels=(2, 3), groups=4), (2, 3, 32, 32)),
-        (UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=2, attention_levels=(), groups=8), (3, 1, 16, 16)),
-        (UNetConfig(in_channels=4, base_channels=16, channel_mults=(1,), attention_levels=(0,), time_dim=32), (2, 4, 5, 7)),
+        (UNetConfig(in_channels=3, base_channels=8, channel_mults=(1, 2, 2, 2), attention_levels=(2, 3), groups=4),
+         (2, 3, 32, 32)),
+        (UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=2, attention_levels=(), groups=8),
+         (3, 1, 16, 16)),
+        (UNetConfig(in_channels=4, base_channels=16, channel_mults=(1,), attention_levels=(0,), time_dim=32),
+         (2, 4, 5, 7)),
     ],
 )
 def test_unet_shapes(config, shape):
@@ -234,7 +237,9 @@ def test_res_block_matches_diffusers_resnet_block(cin, cout):
     for m in ours.modules():  # non-trivial norms, so the copy of every tensor matters
         if isinstance(m, nn.GroupNorm):
             nn.init.normal_(m.weight), nn.init.normal_(m.bias)
-    pairs = [("norm1", "norm1"), ("conv1", "conv1"), ("emb_proj", "time_emb_proj"), ("norm2", "norm2"), ("conv2", "conv2")]
+    pairs = [
+        ("norm1", "norm1"), ("conv1", "conv1"), ("emb_proj", "time_emb_proj"), ("norm2", "norm2"), ("conv2", "conv2"),
+    ]
     if cin != cout:
         pairs.append(("skip", "conv_shortcut"))
     with torch.no_grad():
@@ -279,7 +284,8 @@ def test_simple_unet_receptive_field(pixel):
 
 @pytest.fixture(scope="module")
 def small_unet():
-    return UNet(UNetConfig(base_channels=8, channel_mults=(1, 2, 2, 2), attention_levels=(3,), groups=4, num_classes=10))
+    config = UNetConfig(base_channels=8, channel_mults=(1, 2, 2, 2), attention_levels=(3,), groups=4, num_classes=10)
+    return UNet(config)
 
 
 @pytest.mark.parametrize(

@@ -83,16 +83,19 @@ def test_noised_mixture_matches_q_sample_moments():
     mix, t = skewed_mixture(), 400
     abar = SCHEDULE.alpha_bars[t].item()
     n = 200_000
-    x_t, _ = q_sample(SCHEDULE, mix.sample(n, torch.Generator().manual_seed(4)), t, generator=torch.Generator().manual_seed(5))
+    x0 = mix.sample(n, torch.Generator().manual_seed(4))
+    x_t, _ = q_sample(SCHEDULE, x0, t, generator=torch.Generator().manual_seed(5))
     noised = mix.noised(abar)
-    torch.testing.assert_close(x_t.mean(0), noised.mean(), atol=5 * noised.cov().diagonal().max().sqrt().item() / math.sqrt(n), rtol=0)
+    five_se = 5 * noised.cov().diagonal().max().sqrt().item() / math.sqrt(n)
+    torch.testing.assert_close(x_t.mean(0), noised.mean(), atol=five_se, rtol=0)
     torch.testing.assert_close(torch.cov(x_t.T), noised.cov(), atol=0.01, rtol=0)
 
 
 def test_nearest_mean_distance():
     mix = ring_mixture(4, radius=2.0, std=0.1)
     x = torch.tensor([[2.0, 0.0], [0.0, 1.5], [0.1, 0.1]], dtype=torch.float64)
-    torch.testing.assert_close(mix.nearest_mean_distance(x), torch.tensor([0.0, 0.5, math.hypot(1.9, 0.1)], dtype=torch.float64))
+    expected = torch.tensor([0.0, 0.5, math.hypot(1.9, 0.1)], dtype=torch.float64)
+    torch.testing.assert_close(mix.nearest_mean_distance(x), expected)
 
 
 # ----------------------------------------------------------------------------- DDPM reproduces the mixture
@@ -141,7 +144,11 @@ def test_ddpm_1000_sliced_w2_is_at_the_real_vs_real_level(ddpm_samples):
         return sliced_wasserstein(a, b, n_projections=128, generator=torch.Generator().manual_seed(proj))
 
     real_vs_real = torch.tensor(
-        [sw(mix.sample(N, torch.Generator().manual_seed(100 + 2 * i)), mix.sample(N, torch.Generator().manual_seed(101 + 2 * i))) for i in range(20)]
+        [
+            sw(mix.sample(N, torch.Generator().manual_seed(100 + 2 * i)),
+               mix.sample(N, torch.Generator().manual_seed(101 + 2 * i)))
+            for i in range(20)
+        ]
     )
     fake = torch.tensor([sw(x, mix.sample(N, torch.Generator().manual_seed(200 + i))) for i in range(5)])
     margin = real_vs_real.mean() + 3 * real_vs_real.std()
@@ -186,7 +193,8 @@ def test_dpm_solver_default_squeezes_sharp_modes_and_logsnr_levels_fix_it():
     truth = ring.nearest_mean_distance(ring.sample(20_000, torch.Generator().manual_seed(31))).median()
 
     def ratio(**options):
-        return (ring.nearest_mean_distance(samplers.dpm_solver_sample(model, SCHEDULE, x_T, steps=50, **options)).median() / truth).item()
+        out = samplers.dpm_solver_sample(model, SCHEDULE, x_T, steps=50, **options)
+        return (ring.nearest_mean_distance(out).median() / truth).item()
 
     # The last evaluation sits at t = 20 (sigma 0.08 > 0.05): E[x0|x_t] shrinks by 0.05 / sqrt(0.05^2 + 0.08^2) = 0.53.
     assert ratio() < 0.6

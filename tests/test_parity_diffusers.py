@@ -140,7 +140,8 @@ def test_ddpm_step_parity(model, variance_type, ours, spacing, steps):
         eps = model(x_ours, t)
         noise = peek_noise(gen, x_ours.shape) if t > 0 else None
         x_before = x_ours
-        x_ours = samplers.ddpm_step(schedule, x_ours, t, eps, noise if t_prev >= 0 else None, t_prev=t_prev, variance=ours).x_prev
+        step_noise = noise if t_prev >= 0 else None
+        x_ours = samplers.ddpm_step(schedule, x_ours, t, eps, step_noise, t_prev=t_prev, variance=ours).x_prev
         x_theirs = sched.step(eps, t, x_before, generator=gen).prev_sample
         if t_prev < 0 and t > 0:
             # Step to the data from t > 0 (trailing): diffusers still adds noise there.
@@ -174,7 +175,10 @@ def test_ddpm_sample_matches_diffusers_loop(model, variance_type, ours):
 
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])
-@pytest.mark.parametrize("spacing, steps", [("leading", 50), ("leading", 7), ("trailing", 50), ("trailing", 7), ("linspace", 50), ("leading", 1000)])
+@pytest.mark.parametrize(
+    "spacing, steps",
+    [("leading", 50), ("leading", 7), ("trailing", 50), ("trailing", 7), ("linspace", 50), ("leading", 1000)],
+)
 def test_ddim_step_parity(model, eta, spacing, steps):
     sched = DDIMScheduler(**COMMON, clip_sample=False, set_alpha_to_one=True, timestep_spacing=spacing)
     sched.set_timesteps(steps)
@@ -191,7 +195,10 @@ def test_ddim_step_parity(model, eta, spacing, steps):
         torch.testing.assert_close(x_ours, x_theirs, atol=ATOL, rtol=0, msg=f"t={t}")
 
 
-@pytest.mark.parametrize("spacing, steps, follows_list", [("leading", 50, True), ("trailing", 50, True), ("trailing", 7, False), ("linspace", 50, False)])
+@pytest.mark.parametrize(
+    "spacing, steps, follows_list",
+    [("leading", 50, True), ("trailing", 50, True), ("trailing", 7, False), ("linspace", 50, False)],
+)
 def test_ddim_previous_step_rule(spacing, steps, follows_list):
     """Known difference: diffusers' DDIM goes to t - T // steps, the next listed step only for
     leading spacing and for trailing when steps divides T. Our loops follow the list."""
@@ -242,9 +249,13 @@ def test_euler_step_parity(model, spacing, steps):
 # ----------------------------------------------------------------------------- DPM-Solver++
 
 
-@pytest.mark.parametrize("spacing, steps", [("linspace", 20), ("linspace", 10), ("leading", 20), ("trailing", 20), ("linspace", 100)])
+@pytest.mark.parametrize(
+    "spacing, steps", [("linspace", 20), ("linspace", 10), ("leading", 20), ("trailing", 20), ("linspace", 100)]
+)
 def test_dpm_solver_step_parity(model, spacing, steps):
-    sched = DPMSolverMultistepScheduler(**COMMON, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing=spacing)
+    sched = DPMSolverMultistepScheduler(
+        **COMMON, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing=spacing
+    )
     sched.set_timesteps(steps)
     schedule = same_tables(sched)
     ts = [int(v) for v in sched.timesteps]

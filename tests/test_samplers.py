@@ -48,7 +48,8 @@ ALL = {
 
 def test_ddim_eta1_over_all_steps_is_ddpm_with_posterior_variance():
     model = gaussian_eps()
-    ddpm = samplers.ddpm_sample(model, SCHEDULE, start(), generator=torch.Generator().manual_seed(5), variance="posterior")
+    ddpm = samplers.ddpm_sample(model, SCHEDULE, start(), generator=torch.Generator().manual_seed(5),
+                                variance="posterior")
     ddim = samplers.ddim_sample(model, SCHEDULE, start(), steps=T, eta=1.0, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(ddim, ddpm, atol=1e-10, rtol=0)
 
@@ -103,7 +104,8 @@ def test_point_mass_data_is_solved_exactly_by_every_ode_sampler():
         samplers.ddim_sample(model, SCHEDULE, start(), steps=3),
         samplers.euler_sample(model, SCHEDULE, start(), steps=3),
         samplers.dpm_solver_sample(model, SCHEDULE, start(), steps=3),
-        samplers.dpm_solver_sample(model, SCHEDULE, start(), steps=3, spacing="logsnr", lower_order_final=1, drop_t0=False),
+        samplers.dpm_solver_sample(model, SCHEDULE, start(), steps=3, spacing="logsnr", lower_order_final=1,
+                                   drop_t0=False),
     ):
         torch.testing.assert_close(out, c.expand(64, 2), atol=1e-9, rtol=0)
 
@@ -154,7 +156,8 @@ def test_logsnr_spacing_is_uniform_in_log_snr():
 
 def test_dpm_solver_timesteps_drop_t0():
     assert samplers.dpm_solver_timesteps(SCHEDULE, 20)[-1] == 50
-    assert samplers.dpm_solver_timesteps(SCHEDULE, 20, drop_t0=False).tolist() == samplers.timesteps(SCHEDULE, 20, "linspace").tolist()
+    kept = samplers.dpm_solver_timesteps(SCHEDULE, 20, drop_t0=False)
+    assert kept.tolist() == samplers.timesteps(SCHEDULE, 20, "linspace").tolist()
 
 
 # ----------------------------------------------------------------------------- loop contract
@@ -342,15 +345,60 @@ def test_oracle_works_as_a_model_with_every_sampler():
 # their own), computed with that old code on x_T = randn(4, 2, float64, seed 0) and the
 # Gaussian stand-in above (or the ring oracle): the one loop must reproduce them bit for bit.
 OLD_IMPLEMENTATION = {
-    'ddpm_beta': ('torch.float64', [[0.3593087527841216, -0.17472844407646715], [0.6716596113337333, -0.14961162162564615], [0.18174486085268712, -0.2729333804208542], [0.897475523331674, -0.33964495988677806]]),
-    'ddpm_posterior': ('torch.float64', [[0.3665451038771306, -0.18938874917206783], [0.6615178400233627, -0.14538477246032216], [0.18512825478915673, -0.27949392371751103], [0.8972308369255833, -0.33865586891644134]]),
-    'ddim': ('torch.float64', [[0.7602441797148485, -0.3301933296684052], [0.3709415422696327, -0.2399933858167024], [0.4854645559525628, -0.4458570501547084], [0.6411809007172775, -0.21177830016029123]]),
-    'ddim_eta_half_trailing': ('torch.float64', [[0.6891068367338326, -0.29515671719765496], [0.4354640409121839, -0.30605966850949373], [0.43026024343569197, -0.3499078069482423], [0.6481362687033646, -0.2620639126274836]]),
-    'euler': ('torch.float64', [[0.7504197519749664, -0.3285267180270647], [0.386423601270234, -0.24419019112536042], [0.4935020850463894, -0.43667175734529196], [0.6390961413007434, -0.21780921760271568]]),
-    'dpm_solver': ('torch.float64', [[0.752435724853624, -0.3289090420842753], [0.38356118312562604, -0.24344221049397996], [0.4920747664571672, -0.43850347527108957], [0.6396201200966638, -0.21670767085760378]]),
-    'dpm_solver_logsnr_lof2': ('torch.float64', [[0.9104848701167346, -0.3588826548721071], [0.15915204254127976, -0.18480168972379335], [0.3801752040012816, -0.5821073181601909], [0.6806992445769161, -0.13034811544124492]]),
-    'oracle_dpm_solver_karras': ('torch.float64', [[1.2525526719087383, -0.06916362846838771], [-1.310103372565094, 0.11047454208800936], [-0.8690848929643389, -0.9381306820694094], [0.6435039726629045, 0.9185028324388367]]),
-    'oracle_ddpm_drawn_f32': ('torch.float32', [[1.0961600542068481, 0.047504693269729614], [0.08888432383537292, -1.0451972484588623], [0.6831610202789307, 0.7002376914024353], [-0.20530617237091064, -1.0607038736343384]]),
+    'ddpm_beta': ('torch.float64', [
+        [0.3593087527841216, -0.17472844407646715],
+        [0.6716596113337333, -0.14961162162564615],
+        [0.18174486085268712, -0.2729333804208542],
+        [0.897475523331674, -0.33964495988677806],
+    ]),
+    'ddpm_posterior': ('torch.float64', [
+        [0.3665451038771306, -0.18938874917206783],
+        [0.6615178400233627, -0.14538477246032216],
+        [0.18512825478915673, -0.27949392371751103],
+        [0.8972308369255833, -0.33865586891644134],
+    ]),
+    'ddim': ('torch.float64', [
+        [0.7602441797148485, -0.3301933296684052],
+        [0.3709415422696327, -0.2399933858167024],
+        [0.4854645559525628, -0.4458570501547084],
+        [0.6411809007172775, -0.21177830016029123],
+    ]),
+    'ddim_eta_half_trailing': ('torch.float64', [
+        [0.6891068367338326, -0.29515671719765496],
+        [0.4354640409121839, -0.30605966850949373],
+        [0.43026024343569197, -0.3499078069482423],
+        [0.6481362687033646, -0.2620639126274836],
+    ]),
+    'euler': ('torch.float64', [
+        [0.7504197519749664, -0.3285267180270647],
+        [0.386423601270234, -0.24419019112536042],
+        [0.4935020850463894, -0.43667175734529196],
+        [0.6390961413007434, -0.21780921760271568],
+    ]),
+    'dpm_solver': ('torch.float64', [
+        [0.752435724853624, -0.3289090420842753],
+        [0.38356118312562604, -0.24344221049397996],
+        [0.4920747664571672, -0.43850347527108957],
+        [0.6396201200966638, -0.21670767085760378],
+    ]),
+    'dpm_solver_logsnr_lof2': ('torch.float64', [
+        [0.9104848701167346, -0.3588826548721071],
+        [0.15915204254127976, -0.18480168972379335],
+        [0.3801752040012816, -0.5821073181601909],
+        [0.6806992445769161, -0.13034811544124492],
+    ]),
+    'oracle_dpm_solver_karras': ('torch.float64', [
+        [1.2525526719087383, -0.06916362846838771],
+        [-1.310103372565094, 0.11047454208800936],
+        [-0.8690848929643389, -0.9381306820694094],
+        [0.6435039726629045, 0.9185028324388367],
+    ]),
+    'oracle_ddpm_drawn_f32': ('torch.float32', [
+        [1.0961600542068481, 0.047504693269729614],
+        [0.08888432383537292, -1.0451972484588623],
+        [0.6831610202789307, 0.7002376914024353],
+        [-0.20530617237091064, -1.0607038736343384],
+    ]),
 }
 
 
@@ -371,7 +419,8 @@ def _pinned_runs():
         "dpm_solver": lambda: samplers.dpm_solver_sample(model, SCHEDULE, x_T, steps=10),
         "dpm_solver_logsnr_lof2": lambda: samplers.dpm_solver_sample(
             model, SCHEDULE, x_T, steps=12, spacing="logsnr", lower_order_final=2, drop_t0=False),
-        "oracle_dpm_solver_karras": lambda: samplers.dpm_solver_sample(oracle, SCHEDULE, x_T, steps=8, spacing="karras"),
+        "oracle_dpm_solver_karras": lambda: samplers.dpm_solver_sample(
+            oracle, SCHEDULE, x_T, steps=8, spacing="karras"),
         "oracle_ddpm_drawn_f32": lambda: samplers.ddpm_sample(oracle, SCHEDULE, (4, 2), generator=g(3)),
     }
 
@@ -444,7 +493,8 @@ def test_a_non_finite_state_stops_the_sampler_and_names_the_step():
     def blows_up(x, t):
         return base(x, t) * (float("nan") if int(t[0]) < 500 else 1.0)
 
-    with pytest.raises(samplers.NonFiniteSampleError, match=r"at step 5 of 10 \(t=444 -> t_prev=333\).*already non-finite"):
+    match = r"at step 5 of 10 \(t=444 -> t_prev=333\).*already non-finite"
+    with pytest.raises(samplers.NonFiniteSampleError, match=match):
         samplers.ddim_sample(blows_up, SCHEDULE, start(4), steps=10, spacing="linspace")
     out = samplers.ddim_sample(blows_up, SCHEDULE, start(4), steps=10, spacing="linspace", check_finite=False)
     assert torch.isnan(out).all()
@@ -503,3 +553,13 @@ def test_a_moved_schedule_still_gives_every_spacing(device):
     moved = SCHEDULE.to(device)
     for spacing in samplers.SPACINGS:
         assert samplers.timesteps(moved, 20, spacing).tolist() == samplers.timesteps(SCHEDULE, 20, spacing).tolist()
+
+
+def test_steps_from_a_timesteps_tensor_are_accepted_by_the_step_rules():
+    x, e = start(4), start(4, seed=1)
+    ts = samplers.timesteps(SCHEDULE, 5)  # iterating gives 0-d integer tensors
+    for t, t_prev in zip(ts, [*ts[1:], torch.tensor(-1)]):
+        assert torch.equal(samplers.ddim_step(SCHEDULE, x, t, e, t_prev=t_prev).x_prev,
+                           samplers.ddim_step(SCHEDULE, x, int(t), e, t_prev=int(t_prev)).x_prev)
+    with pytest.raises(TypeError, match="t must be an integer"):
+        samplers.ddim_step(SCHEDULE, x, torch.tensor(5.0), e)

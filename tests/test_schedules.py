@@ -1,4 +1,5 @@
 """Schedules: closed forms, agreement with diffusers, and clear errors on bad input."""
+import dataclasses
 import math
 
 import pytest
@@ -14,7 +15,8 @@ from ddpm_course.schedules import Schedule, broadcast, check_timesteps
     [
         (lambda: dc.linear_schedule(), dict(beta_schedule="linear", beta_start=1e-4, beta_end=0.02)),
         (lambda: dc.cosine_schedule(), dict(beta_schedule="squaredcos_cap_v2")),
-        (lambda: dc.linear_schedule(T=50, beta_start=1e-3, beta_end=0.2), dict(num_train_timesteps=50, beta_start=1e-3, beta_end=0.2)),
+        (lambda: dc.linear_schedule(T=50, beta_start=1e-3, beta_end=0.2),
+         dict(num_train_timesteps=50, beta_start=1e-3, beta_end=0.2)),
     ],
     ids=["linear", "cosine", "linear-short"],
 )
@@ -50,14 +52,18 @@ def test_derived_tables_follow_their_definitions():
         assert s.alpha_bars_prev[t].item() == pytest.approx(abar_prev, rel=1e-12)
         assert s.snr[t].item() == pytest.approx(abar / (1 - abar), rel=1e-12)
         beta = s.betas[t].item()
-        assert s.posterior_variance[t].item() == pytest.approx(beta * (1 - abar_prev) / (1 - abar), rel=1e-12, abs=1e-300)
+        expected = beta * (1 - abar_prev) / (1 - abar)
+        assert s.posterior_variance[t].item() == pytest.approx(expected, rel=1e-12, abs=1e-300)
     assert s.posterior_variance[0].item() == 0.0  # x_{t-1} at t=0 is the data itself
 
 
 def test_cosine_alpha_bar_follows_the_cosine_until_the_cap():
     T, s_off = 1000, 0.008
     s = dc.cosine_schedule(T=T, s=s_off)
-    f = lambda u: math.cos((u + s_off) / (1 + s_off) * math.pi / 2) ** 2
+
+    def f(u):
+        return math.cos((u + s_off) / (1 + s_off) * math.pi / 2) ** 2
+
     for t in (0, 10, 500, 900, 990):
         assert s.alpha_bars[t].item() == pytest.approx(f((t + 1) / T) / f(0), rel=1e-9)
     assert s.betas.max().item() == pytest.approx(0.999)  # the last beta is clipped
@@ -69,7 +75,7 @@ def test_schedule_is_float64_and_to_returns_a_new_one():
     s32 = s.to(dtype=torch.float32)
     assert s32 is not s and s32.betas.dtype == torch.float32 and s.betas.dtype == torch.float64
     assert s32.T == 20 and s32.name == "linear"
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.name = "other"  # frozen
 
 

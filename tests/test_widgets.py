@@ -167,7 +167,8 @@ def test_schedule_sliders_give_the_cosine_schedule_stats():
     assert stats.snr_T == pytest.approx(snr_T, rel=1e-9)
     assert stats.half_step == half
     # the pure function is what the slider stores
-    direct = W.schedule_stats("cosine", 500, explorer.children[2].value, explorer.children[3].value, explorer.children[4].value)
+    beta_start, beta_end, s = (explorer.children[i].value for i in (2, 3, 4))
+    direct = W.schedule_stats("cosine", 500, beta_start, beta_end, s)
     assert stats[1:] == direct[1:]
     assert torch.equal(stats.schedule.alpha_bars, direct.schedule.alpha_bars)
 
