@@ -74,7 +74,8 @@ def model_spec(model: nn.Module) -> tuple[str, dict]:
         if type(model) is model_cls:
             config = dataclasses.asdict(model.config)
             return arch, {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
-    hint = " (a wrapper such as an EMA AveragedModel: pass its .module)" if isinstance(getattr(model, "module", None), nn.Module) else ""
+    wrapped = isinstance(getattr(model, "module", None), nn.Module)
+    hint = " (a wrapper such as an EMA AveragedModel: pass its .module)" if wrapped else ""
     raise TypeError(
         f"model must be one of the registered architectures {sorted(ARCHITECTURES)}; "
         f"got {type(model).__name__}{hint}"
