@@ -376,6 +376,7 @@ class ModelReport:
     """Every measure of the table for one model; the sample measures are from the main run."""
 
     name: str
+    network: nn.Module  # the main run's sampling network: G, the VAE, or the DDPM's noise predictor
     parameters: int
     samples: Tensor  # (n_samples, d), main run
     counts: Tensor  # (K,)
@@ -449,6 +450,7 @@ class _Fitted:
     """A trained model seen through what the comparison needs."""
 
     sample: Callable[[int, torch.Generator], Tensor]  # (n, generator) -> (n, d)
+    network: nn.Module  # what sampling runs: G, the VAE, the noise predictor
     losses: list[float]
     parameters: int
     passes_per_sample: int
@@ -466,12 +468,12 @@ def _fit(name: str, data: Tensor, budget: Budget, seed: int, lr: float) -> _Fitt
     if name == "GAN":
         res = train_gan(data, config=GANConfig(dim=d, hidden=budget.hidden), steps=budget.steps,
                         batch_size=budget.batch_size, lr=lr, generator=g)
-        return _Fitted(lambda n, gen: gan_sample(res.generator, n, gen), res.d_losses,
+        return _Fitted(lambda n, gen: gan_sample(res.generator, n, gen), res.generator, res.d_losses,
                        _count(res.generator, res.discriminator), 1, None)
     if name == "VAE":
         res = train_vae(data, config=VAEConfig(dim=d, hidden=budget.hidden), steps=budget.steps,
                         batch_size=budget.batch_size, lr=lr, generator=g)
-        return _Fitted(lambda n, gen: vae_sample(res.model, n, gen), res.losses, _count(res.model), 1,
+        return _Fitted(lambda n, gen: vae_sample(res.model, n, gen), res.model, res.losses, _count(res.model), 1,
                        lambda x, gen: vae_negative_elbo(res.model, x.float(), gen).detach().double())
     from .models import MLPConfig, MLPDenoiser
     from .samplers import ddpm_sample
@@ -484,7 +486,7 @@ def _fit(name: str, data: Tensor, budget: Budget, seed: int, lr: float) -> _Fitt
     res = train(model, schedule, data, steps=budget.steps, batch_size=budget.batch_size, lr=lr, warmup_steps=0,
                 lr_decay=False, grad_clip=None, ema_decay=None, optimizer="adam", generator=g, progress=False)
     net = res.final_model
-    return _Fitted(lambda n, gen: ddpm_sample(net, schedule, (n, d), generator=gen),
+    return _Fitted(lambda n, gen: ddpm_sample(net, schedule, (n, d), generator=gen), net,
                    res.losses, _count(net), budget.T, lambda x, gen: ddpm_nll_bound(net, schedule, x, gen))
 
 
@@ -514,7 +516,8 @@ def _model_report(name: str, data: Tensor, real: Tensor, mixture: GaussianMixtur
         x_eval = mixture.sample(budget.n_likelihood, generator=torch.Generator().manual_seed(20_000))
         nll = float(fitted.nll(x_eval, torch.Generator().manual_seed(20_001)).mean())
     return ModelReport(
-        name=name, parameters=fitted.parameters, samples=x, counts=counts, modes_covered=runs[0].modes_covered,
+        name=name, network=fitted.network, parameters=fitted.parameters, samples=x, counts=counts,
+        modes_covered=runs[0].modes_covered,
         high_quality=float(counts.sum()) / x.shape[0], precision=runs[0].precision, recall=runs[0].recall,
         nearest_mode_distance=float(mixture.nearest_mean_distance(x).mean()),
         passes_per_sample=fitted.passes_per_sample, seconds_per_1000=1000 * seconds / budget.n_samples,

@@ -155,7 +155,7 @@ def test_compare_on_a_tiny_budget_returns_every_measure():
         assert 0 <= m.modes_covered <= 8 and 0 <= m.high_quality <= 1
         assert 0 <= m.precision <= 1 and 0 <= m.recall <= 1
         assert m.nearest_mode_distance > 0 and m.seconds_per_1000 > 0
-        assert m.parameters > 1000
+        assert m.parameters > 1000 and isinstance(m.network, torch.nn.Module)
         assert len(m.runs) == 2 and all(len(r.losses) == 300 and r.roughness >= 0 for r in m.runs)
         assert m.passes_per_sample == (50 if name == "DDPM" else 1)
         assert (m.nll_bound is None) == (name == "GAN")

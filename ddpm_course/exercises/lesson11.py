@@ -1,0 +1,123 @@
+"""Lesson 11 (why diffusion): counting covered modes, the non-saturating GAN loss, and one number.
+
+| exercise                  | the learner writes                                       | reference               |
+|---------------------------|----------------------------------------------------------|-------------------------|
+| ``11.modes_covered``      | ``my_modes_covered(x, means, radius, min_count) -> int`` | ``compare.mode_counts`` |
+| ``11.generator_loss``     | ``my_generator_loss(fake_logits)``: mean -log D(G(z))    | ``gan.generator_loss``  |
+| ``11.d_loss_equilibrium`` | the discriminator's loss when D(x) = 1/2 everywhere      | 2 log 2                 |
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..compare import mode_counts
+from ..gan import generator_loss
+from ..oracle import GaussianMixture, ring_mixture
+from . import Case, FunctionExercise, Mistake, NumberExercise, register
+
+RING = ring_mixture()
+
+
+def _modes_covered(x: Tensor, means: Tensor, radius: float, min_count: int) -> int:
+    k = means.shape[0]
+    std = radius / 3.0  # mode_counts measures the radius in stds of the components
+    mixture = GaussianMixture(torch.full((k,), 1.0 / k, dtype=torch.float64), means,
+                              (std**2) * torch.eye(means.shape[1], dtype=torch.float64).expand(k, -1, -1).clone())
+    return int((mode_counts(x, mixture, radius=3.0) >= min_count).sum())
+
+
+def _nearest(x: Tensor, means: Tensor) -> tuple[Tensor, Tensor]:
+    d = torch.cdist(x.double(), means.double()).min(dim=1)
+    return d.values, d.indices  # (n,), (n,)
+
+
+def _covered(x, means, radius, min_count, use_radius=True, strict=False, threshold=None):
+    dist, idx = _nearest(x, means)
+    keep = dist <= radius if use_radius else torch.ones_like(dist, dtype=torch.bool)
+    counts = torch.bincount(idx[keep], minlength=means.shape[0])
+    need = min_count if threshold is None else threshold
+    return int((counts > need).sum() if strict else (counts >= need).sum())
+
+
+def _within(x, means, radius, min_count):  # how many samples are close to a mode, not how many modes
+    dist, _ = _nearest(x, means)
+    return int((dist <= radius).sum())
+
+
+def _ring_cases(generator: torch.Generator) -> list[Case]:
+    x, labels = RING.sample(400, generator=generator, return_labels=True)
+    collapsed = x[labels < 3]  # three modes only
+    strays = torch.cat([collapsed, RING.means[5:8] + 0.01])  # one stray on each of three more modes
+    between = torch.cat([x[:200], 0.6 * RING.means[[0, 1, 2, 3, 4]]])  # five points far from every mode
+    few = x[:40]  # about five per mode: min_count decides
+    return [
+        Case((x, RING.means, 0.3, 5), {}, "400 ring samples, radius 0.3, min_count 5"),
+        Case((strays, RING.means, 0.3, 5), {}, "three modes plus one stray on three others, min_count 5"),
+        Case((strays, RING.means, 0.3, 1), {}, "the same with min_count 1"),
+        Case((between, RING.means, 0.3, 1), {}, "200 samples plus five points inside the ring, min_count 1"),
+        Case((few, RING.means, 0.3, 5), {}, "40 samples, min_count 5"),
+        Case((few, RING.means, 0.3, 6), {}, "40 samples, min_count 6"),
+        Case((x, RING.means, 0.05, 10), {}, "a tight radius 0.05, min_count 10"),
+    ]
+
+
+register(FunctionExercise(
+    name="11.modes_covered",
+    reference=_modes_covered,
+    cases=_ring_cases,
+    mistakes=(
+        Mistake("count only samples within radius of their nearest centre: a sample far from every mode "
+                "covers nothing", lambda x, m, r, c: _covered(x, m, r, c, use_radius=False)),
+        Mistake("a mode needs at least min_count samples (>=), not more than min_count",
+                lambda x, m, r, c: _covered(x, m, r, c, strict=True)),
+        Mistake("min_count matters: one or two strays on a mode do not cover it",
+                lambda x, m, r, c: _covered(x, m, r, c, threshold=1)),
+        Mistake("return the number of modes that are covered, not the number of samples near a mode", _within),
+    ),
+    rtol=0.0,
+    atol=0.0,
+))
+
+
+def _logit_cases(generator: torch.Generator) -> list[Case]:
+    return [
+        Case((torch.randn(16, generator=generator, dtype=torch.float64),), {}, "16 random logits"),
+        Case((torch.tensor([-3.0, 0.0, 3.0], dtype=torch.float64),), {}, "logits [-3, 0, 3]"),
+        Case((torch.tensor([-800.0, -20.0], dtype=torch.float64),), {}, "D sure of the fakes: logits [-800, -20]"),
+    ]
+
+
+register(FunctionExercise(
+    name="11.generator_loss",
+    reference=lambda logits: generator_loss(logits, "non_saturating"),
+    cases=_logit_cases,
+    mistakes=(
+        Mistake("that is the minimax loss mean log(1 - D(G(z))), which saturates when D wins; the "
+                "non-saturating loss is mean -log D(G(z))", lambda logit: (1 - torch.sigmoid(logit)).log().mean()),
+        Mistake("the sign: G wants D(G(z)) near 1, so it minimises -log D(G(z))",
+                lambda logit: torch.sigmoid(logit).log().mean()),
+        Mistake("right formula, but sigmoid underflows to 0 for very negative logits and log(0) = -inf: "
+                "compute -log D from the logits, softplus(-l) (or -F.logsigmoid(l))",
+                lambda logit: (-torch.sigmoid(logit).log()).mean()),
+        Mistake("average over the batch (mean), not the sum", lambda logit: F.softplus(-logit).sum()),
+    ),
+    rtol=1e-9,
+    atol=1e-12,
+))
+
+
+register(NumberExercise(
+    name="11.d_loss_equilibrium",
+    answer=lambda: 2 * math.log(2),
+    mistakes=(
+        Mistake("the loss has two terms, -log D(x) on real points and -log(1 - D(G(z))) on generated ones; "
+                "each is log 2 at D = 1/2", lambda: math.log(2)),
+        Mistake("the course's losses are in nats (natural log): 2 ln 2, not 2 log2 2", lambda: 2.0),
+        Mistake("that is D's output at equilibrium, not its loss", lambda: 0.5),
+    ),
+    rtol=1e-3,
+))
