@@ -11,6 +11,7 @@ has a mode, parameters and so a device and dtype of its own.
 | ``device_and_dtype``  | (device, dtype) of a module's first floating parameter or buffer    |
 | ``call_model``        | the call with or without ``y``, x_t cast to the model's dtype, output checked |
 | ``eval_mode``         | a context: the module in eval mode inside, its previous mode after  |
+| ``num_classes``       | a conditional model's class count (its null label), None otherwise  |
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["device_and_dtype", "call_model", "eval_mode"]
+__all__ = ["device_and_dtype", "call_model", "eval_mode", "num_classes"]
 
 
 def device_and_dtype(model: Callable) -> tuple[torch.device | None, torch.dtype | None]:
@@ -64,3 +65,11 @@ def eval_mode(model: Callable) -> Iterator[None]:
     finally:
         if was_training:
             model.train()
+
+
+def num_classes(model: Callable) -> int | None:
+    """``model.config.num_classes``: the class count of a conditional model, which is also its null
+    label ("no label", for classifier-free guidance); None for an unconditional model or a callable
+    without a config."""
+    value = getattr(getattr(model, "config", None), "num_classes", None)
+    return None if value is None else int(value)

@@ -31,23 +31,13 @@ import torch
 from torch import Tensor
 
 from ._checks import batch_tensor, finite_float, generator_or_none, int_in_range, one_of
-from ._model import call_model, eval_mode
+from ._model import call_model, eval_mode, num_classes
 from .forward import noise_like, q_sample
 from .schedules import Schedule, check_step, check_timesteps
 
 __all__ = ["l_simple", "elbo_weights", "loss_by_t", "LossByT", "eps_scale"]
 
 Model = Callable[..., Tensor]
-
-
-def _null_label(model: Model) -> int:
-    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
-    if num_classes is None:
-        raise ValueError(
-            "p_uncond > 0 needs a class-conditional model (model.config.num_classes set), "
-            "whose null label num_classes stands for 'no label'"
-        )
-    return num_classes
 
 
 def l_simple(
@@ -81,7 +71,12 @@ def l_simple(
         noise = noise_like(x0, generator)
     x_t, noise = q_sample(schedule, x0, t, noise=noise)
     if p_uncond > 0:
-        null = _null_label(model)
+        null = num_classes(model)
+        if null is None:
+            raise ValueError(
+                "p_uncond > 0 needs a class-conditional model (model.config.num_classes set), "
+                "whose null label num_classes stands for 'no label'"
+            )
         if y is None:
             raise ValueError("p_uncond > 0 needs labels y (B,) to drop; got y=None")
         drop = (torch.rand(batch, generator=generator) < p_uncond).to(y.device)  # (B,)
