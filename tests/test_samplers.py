@@ -34,13 +34,20 @@ def start(n=64, seed=0, dtype=torch.float64):
     return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-ALL = {
-    "ddpm": lambda model, shape, **kw: samplers.ddpm_sample(model, SCHEDULE, shape, **kw),
-    "ddim": lambda model, shape, **kw: samplers.ddim_sample(model, SCHEDULE, shape, steps=10, **kw),
-    "ddim_eta1": lambda model, shape, **kw: samplers.ddim_sample(model, SCHEDULE, shape, steps=10, eta=1.0, **kw),
-    "euler": lambda model, shape, **kw: samplers.euler_sample(model, SCHEDULE, shape, steps=10, **kw),
-    "dpm_solver": lambda model, shape, **kw: samplers.dpm_solver_sample(model, SCHEDULE, shape, steps=10, **kw),
+SETTINGS = {  # test id: (registry name, options)
+    "ddpm": ("ddpm", {}),
+    "ddim": ("ddim", {"steps": 10}),
+    "ddim_eta1": ("ddim", {"steps": 10, "eta": 1.0}),
+    "euler": ("euler", {"steps": 10}),
+    "dpm_solver": ("dpm_solver", {"steps": 10}),
 }
+
+
+def _runner(name, options):
+    return lambda model, shape, **kw: samplers.SAMPLERS[name](model, SCHEDULE, shape, **options, **kw)
+
+
+ALL = {key: _runner(name, options) for key, (name, options) in SETTINGS.items()}
 
 
 # ----------------------------------------------------------------------------- identities
