@@ -33,9 +33,10 @@ uses. One loop, :func:`chain`, walks the (t, t_prev) pairs and calls a rule;
     check_finite=True, device=None, dtype=None)``
 
 - ``shape`` is a tuple (x_T is drawn from ``generator`` on the CPU, then moved to the model's
-  device and dtype: those of its weights for an ``nn.Module`` (float32 at least), else
-  ``device``/``dtype``, else the CPU and float32) or a starting x_T tensor (copied, keeping its dtype; moved to that
-  device). A module whose weights have another dtype than the chain gets x_t cast to it.
+  device and dtype: those of its weights for an ``nn.Module``, at least float32; else
+  ``device``/``dtype``; else the CPU and float32) or a starting x_T tensor (copied, keeping
+  its dtype, moved to the model's device). A module whose weights have another dtype than the
+  chain gets x_t cast to its dtype at each call (a float32 chain around a bfloat16 network).
 - ``callback(i, t, x_t, x0_hat)`` is called after each network evaluation.
 - ``y`` (B,) class labels, passed on as ``model(x_t, t, y)``; None calls ``model(x_t, t)``.
 - ``check_finite``: stop with :class:`NonFiniteSampleError`, naming the step, as soon as the
