@@ -54,6 +54,8 @@ __all__ = [
 FORMAT = "ddpm_course.checkpoint/1"
 PRETRAINED = {
     "digits": "the course U-Net on 16x16 digits (EMA weights): ddpm-course train --preset digits",
+    "digits-flow": "the course U-Net on 16x16 digits trained by flow matching (velocity, input t * 999; sample with "
+    "ddpm_course.flow.flow_sample): python -m ddpm_course.flow --out ddpm_course/pretrained/digits-flow --steps 450",
     "toy2d": "an MLP noise predictor on the 2-D ring mixture: ddpm-course train --preset toy2d",
     "digits-cond": "a small U-Net on 16x16 digits with labels and a learned null label, for guidance: "
     "python benchmarks/train_guided.py digits-cond",
@@ -64,7 +66,8 @@ PRETRAINED = {
 }
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TRAIN_STATE_PREFIX = "train_state."
-MAX_PARAMETERS = 500_000_000  # a model the JSON describes must be smaller than this to be built
+MAX_PARAMETERS = 100_000_000  # a model the JSON describes must be smaller than this to be built
+MAX_SAMPLE_ELEMENTS = 2**24  # the largest sample_shape (C * H * W) a checkpoint may describe
 MAX_JSON_BYTES = 64 * 2**20
 _CHUNK = 2**20
 
@@ -249,6 +252,8 @@ def save_checkpoint(
     if record is not None and not isinstance(record, dict):
         raise TypeError(f"record must be a dict or None; got {type(record).__name__}")
     sample_shape = _check_shape(sample_shape)
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False; got {overwrite!r}")
     if not overwrite:
         for p in (weights_path, meta_path):
             if p.exists() or p.is_symlink():
@@ -427,6 +432,8 @@ def _check_meta(meta: Any, meta_path: Path) -> dict[str, Any]:
     shape = f.get("sample_shape", list, "a list of 1 to 4 positive integers, e.g. [1, 16, 16]")
     if not 1 <= len(shape) <= 4 or not all(_is_int(s) and 1 <= s <= 2**16 for s in shape):
         f.fail("sample_shape", "a list of 1 to 4 positive integers (each <= 65536), e.g. [1, 16, 16]", shape)
+    if math.prod(shape) > MAX_SAMPLE_ELEMENTS:
+        f.fail("sample_shape", f"a shape of at most {MAX_SAMPLE_ELEMENTS} elements in all", shape)
     schedule = f.get("schedule", dict, 'an object {"name": ..., "betas": [...]}')
     if not isinstance(schedule.get("name"), str):
         f.fail("schedule.name", "a string", schedule.get("name"))
@@ -458,7 +465,7 @@ def _check_model_size(meta: dict[str, Any], meta_path: Path, max_parameters: int
     try:
         with torch.device("meta"):
             model = build_model(arch, config)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, RuntimeError, OverflowError, IndexError, KeyError, AttributeError) as err:
         raise ValueError(
             f"{meta_path} names an architecture that cannot be built: {arch!r} with {_short(config)} ({err})"
         ) from None
@@ -522,6 +529,11 @@ def _fit_weights(model: nn.Module, state: dict[str, torch.Tensor], meta: dict[st
             f"{len(wrong_shape)} with another shape (e.g. {wrong_shape[:3]}); "
             "the file was made for another architecture"
         )
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(
+            f"the weights in {weights_path} hold NaN or infinite values ({len(bad)} tensors, e.g. {bad[:3]})"
+        )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
@@ -538,6 +550,12 @@ def load_checkpoint(
     from .models import build_model
 
     weights_path, meta_path = checkpoint_paths(path)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda'; got {device!r}") from None
+    if isinstance(max_parameters, bool) or not isinstance(max_parameters, int) or max_parameters < 1:
+        raise ValueError(f"max_parameters must be an integer >= 1; got {max_parameters!r}")
     for p in (weights_path, meta_path):
         _open_regular(p).close()  # missing or special files are reported before anything is read
     meta = _check_meta(_read_json(meta_path), meta_path)

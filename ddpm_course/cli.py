@@ -270,7 +270,9 @@ def _plan_resume(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
         raise CLIError(
             f"{args.resume} holds no training state to resume (a finished run, or one saved without --save-every)"
         )
-    record, settings = ckpt.record, ckpt.train_state.scalars.get("settings", {})
+    record, settings = ckpt.record, ckpt.train_state.scalars.get("settings")
+    if not isinstance(settings, dict):
+        raise CLIError(f"{args.resume}: its training state has no settings; it was not saved by {PROG} train")
     if record.get("preset") not in PRESETS:
         raise CLIError(f"{args.resume} does not name a preset in its record; it was not saved by {PROG} train")
     _same("--preset", args.preset, record["preset"])
@@ -416,7 +418,8 @@ def add_sample_parser(subparsers: argparse._SubParsersAction, parents: Sequence[
         help="network evaluations, for ddim, euler and dpm_solver (default: the sampler's; ddpm runs all T steps)")
     add("--spacing", default=None, choices=SPACINGS,
         help="where the steps sit (default: the sampler's, as in diffusers)")
-    add("--eta", type=_finite(0.0), default=None, help="DDIM's noise knob, for --sampler ddim only (default 0)")
+    add("--eta", type=_finite(0.0, 1.0), default=None,
+        help="DDIM's noise knob in [0, 1] (1: DDPM's noise), for --sampler ddim only (default 0)")
     add("--variance", default=None, choices=VARIANCES,
         help="DDPM's sigma_t^2: beta or posterior, for --sampler ddpm only")
     add("--order", type=_int_in(1, 2), default=None, help="DPM-Solver++'s order, 1 or 2, for --sampler dpm_solver only")

@@ -210,6 +210,10 @@ def _check_device(model: nn.Module, device: torch.device | str | None, precision
         device = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda'; got {device!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} asked for, but CUDA is not available here")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device} asked for, but Apple's MPS is not available here")
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(
             f"precision='fp16' needs a CUDA GPU (its GradScaler guards float16 gradients); on {device.type} "
@@ -476,10 +480,20 @@ class _Run:
                 self.scaler.load_state_dict(sc["scaler"])
             self.generator.set_state(t["rng.generator"])
             self.global_rng = {k: t[k] for k in ("rng.cpu", "rng.cuda") if k in t}
-            self.batches.order, self.batches.cursor = t["data.order"].long(), int(sc["cursor"])
-            self.losses, self.step, self.seconds_before = t["losses"].tolist(), int(sc["step"]), float(sc["seconds"])
-        except (KeyError, RuntimeError, TypeError) as err:
+            self._restore_counters(sc, t)
+        except (KeyError, RuntimeError, TypeError, AttributeError, IndexError) as err:
             raise ValueError(f"resume: the saved state does not fit this run ({type(err).__name__}: {err})") from None
+
+    def _restore_counters(self, sc: dict[str, Any], t: dict[str, Tensor]) -> None:
+        order, cursor, step = t["data.order"].long(), sc["cursor"], sc["step"]
+        if order.ndim != 1 or (order.numel() and (order.min() < 0 or order.max() >= self.batches.n)):
+            raise ValueError(f"resume: the saved data order is not a list of indices into {self.batches.n} examples")
+        if not (isinstance(cursor, int) and 0 <= cursor <= order.numel() and isinstance(step, int) and step >= 0):
+            raise ValueError(f"resume: the saved cursor {cursor!r} or step {step!r} is out of range")
+        if t["losses"].shape != (step,):
+            raise ValueError(f"resume: the saved losses hold {t['losses'].numel()} values for {step} steps")
+        self.batches.order, self.batches.cursor = order, cursor
+        self.losses, self.step, self.seconds_before = t["losses"].tolist(), step, float(sc["seconds"])
 
     def _check_compatible(self, sc: dict[str, Any]) -> None:
         if sc.get("version") != STATE_VERSION:
@@ -594,6 +608,10 @@ def train(
     every_s = _check_checkpointing(checkpoint_every, on_checkpoint)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a Schedule (e.g. dc.linear_schedule(1000)); got {type(schedule).__name__}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("model has no trainable parameters (none with requires_grad=True)")
     images, labels = _check_data(data, model, s.p_uncond)
     generator = _check_generator(generator)
     device = _check_device(model, device, s.precision)

@@ -93,7 +93,12 @@ CLI_CASES = [
     ([*S, "--sampler", "dpm_solver", "--eta", "0", "--out", "{d}/a.png"], 1, "--eta does not apply"),
     ([*S, "--sampler", "ddpm", "--steps", "3", "--out", "{d}/a.png"], 1, "--steps does not apply to --sampler ddpm"),
     ([*S, "--sampler", "ddpm", "--spacing", "trailing", "--out", "{d}/a.png"], 1, "--spacing does not apply"),
-    ([*S, "--sampler", "ddim", "--eta", "-1", "--out", "{d}/a.png"], 2, "--eta: must be a finite number in [0, inf)"),
+    ([*S, "--sampler", "ddim", "--eta", "-1", "--out", "{d}/a.png"], 2, "--eta: must be a finite number in [0, 1]"),
+    ([*S, "--sampler", "ddim", "--eta", "1.5", "--out", "{d}/a.png"], 2, "--eta: must be a finite number in [0, 1]"),
+    ([*S, "--model", "", "--out", "{d}/a.png"], 1, "must name a checkpoint file"),
+    ([*S, "--out", ""], 1, "is a folder"),
+    ([*S, "--out", "{d}/" + "x" * 300 + ".png"], 1, "File name too long"),
+    ([*T, "--out", ""], 1, "is a folder"),
     ([*S, "--sampler", "ddim", "--eta", "nan", "--out", "{d}/a.png"], 2, "--eta: must be a finite number"),
     ([*S, "--spacing", "random", "--out", "{d}/a.png"], 2, "--spacing: invalid choice"),
     ([*S, "--sampler", "ddim", "--variance", "beta", "--out", "{d}/a.png"], 1,
@@ -183,6 +188,7 @@ SAVE_CASES = [
     ({"path": "{d}/sub/"}, IsADirectoryError, "is a folder"),
     ({"path": "{d}/sub", "overwrite": True}, IsADirectoryError, "is a folder"),
     ({"path": "{d}/dir", "overwrite": True}, IsADirectoryError, "is a folder"),
+    ({"overwrite": "yes"}, TypeError, "overwrite must be True or False"),
 ]
 
 
@@ -257,6 +263,9 @@ LOAD_JSON_CASES = [
     (_set(("sample_shape",), [True]), "field 'sample_shape'"),
     (_set(("sample_shape",), "2"), "field 'sample_shape'"),
     (_set(("sample_shape",), [10**9]), "field 'sample_shape'"),
+    (_set(("sample_shape",), [4096, 4096, 4]), "at most 16777216 elements"),
+    (_set(("config", "hidden"), 10**30), "cannot be built"),
+    (_set(("config", "hidden"), "16"), "cannot be built"),
     (_set(("sample_shape",), [3]), "field 'sample_shape' [3] does not fit the MLPDenoiser"),
     (_set(("sample_shape",), [1, 2]), "does not fit"),
     (_set(("schedule",), [0.1]), "field 'schedule'"),
@@ -322,6 +331,10 @@ def test_load_checkpoint_refuses_a_link_to_a_device(tmp_path, which):
 
 
 def test_load_checkpoint_other_bad_inputs(tmp_path):
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        load_checkpoint(tmp_path / "nothing", device="tpu")
+    with pytest.raises(ValueError, match="max_parameters must be an integer >= 1"):
+        load_checkpoint(tmp_path / "nothing", max_parameters=0)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "nothing")
     with pytest.raises(TypeError, match="path must be a str"):
@@ -400,18 +413,57 @@ TRAIN_CASES = [
     ({"steps": 1, "data": torch.zeros(5)}, ValueError, "shape (N, ...)"),
     ({"steps": 1, "data": torch.full((5, 2), math.nan)}, ValueError, "data holds NaN or infinite values"),
     ({"steps": 1, "model": "mlp"}, TypeError, "model must be an nn.Module"),
+    ({"steps": 1, "model": torch.nn.Identity()}, ValueError, "no trainable parameters"),
+    ({"steps": 1, "schedule": [0.1, 0.2]}, TypeError, "schedule must be a Schedule"),
 ]
 if not torch.cuda.is_available():
     TRAIN_CASES.append(({"steps": 1, "precision": "fp16"}, ValueError, "precision='fp16' needs a CUDA GPU"))
+    TRAIN_CASES.append(({"steps": 1, "device": "cuda"}, ValueError, "CUDA is not available"))
 
 
 @pytest.mark.parametrize("kwargs, error, fragment", TRAIN_CASES, ids=[str(c[0])[:50] for c in TRAIN_CASES])
 def test_train_bad_input(kwargs, error, fragment):
     kwargs = dict(kwargs)
     model, data = kwargs.pop("model", _net()), kwargs.pop("data", _points())
+    schedule = kwargs.pop("schedule", SCHEDULE)
     with pytest.raises(error) as info:
-        train(model, SCHEDULE, data, progress=False, **kwargs)
+        train(model, schedule, data, progress=False, **kwargs)
     assert fragment in str(info.value)
     if isinstance(model, torch.nn.Module):
         fresh = _net().state_dict().values()
         assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), fresh))
+
+
+def test_load_checkpoint_refuses_non_finite_weights(tmp_path):
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    weights, meta_path = save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    state = load_file(weights)
+    name = next(iter(state))
+    state[name].view(-1)[0] = math.nan
+    save_file(state, weights)
+    meta = json.loads(meta_path.read_text())
+    meta["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=f"hold NaN or infinite values.*{name}"):
+        load_checkpoint(tmp_path / "run")
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda s: s.tensors.__setitem__("data.order", torch.tensor([0, 99])), "not a list of indices"),
+    (lambda s: s.scalars.__setitem__("cursor", -1), "out of range"),
+    (lambda s: s.scalars.__setitem__("step", "2"), "out of range"),
+    (lambda s: s.tensors.__setitem__("losses", torch.zeros(7, dtype=torch.float64)), "losses hold 7 values"),
+    (lambda s: s.tensors.pop("rng.generator"), "does not fit this run"),
+    (lambda s: s.tensors.pop(next(k for k in s.tensors if k.startswith("model."))), "does not fit this run"),
+    (lambda s: s.scalars.__setitem__("version", 99), "state version 99"),
+    (lambda s: s.scalars["optimizer"].__setitem__("param_groups", []), "parameter groups"),
+])
+def test_train_refuses_a_damaged_state(damage, fragment):
+    data = _points()
+    state = train(_net(), SCHEDULE, data, steps=2, batch_size=16, progress=False).state
+    damage(state)
+    with pytest.raises(ValueError, match=fragment):
+        train(_net(), SCHEDULE, data, steps=2, batch_size=16, progress=False, resume=state)
