@@ -80,9 +80,11 @@ def _time_column(t: Tensor | float, x: Tensor) -> Tensor:
     if t.ndim == 0:
         t = t.expand(x.shape[0])
     if t.ndim != 1 or t.shape[0] != x.shape[0]:
-        raise ValueError(f"t must be a float or a (B,) = ({x.shape[0]},) tensor of times in [0, 1]; got shape {tuple(t.shape)}")
+        raise ValueError(f"t must be a float or a (B,) = ({x.shape[0]},) tensor of times in [0, 1]; "
+                         f"got shape {tuple(t.shape)}")
     if torch.any((t < 0) | (t > 1)) or not torch.isfinite(t).all():
-        raise ValueError(f"t must lie in [0, 1] (0 = data, 1 = noise); got values from {t.min().item():.4g} to {t.max().item():.4g}")
+        raise ValueError(f"t must lie in [0, 1] (0 = data, 1 = noise); "
+                         f"got values from {t.min().item():.4g} to {t.max().item():.4g}")
     return t.reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
 
 
@@ -140,7 +142,10 @@ def flow_matching_loss(
 
 
 def flow_time(abar: Tensor | float) -> Tensor | float:
-    """The straight-path time with DDPM's signal-to-noise ratio abar / (1 - abar): sqrt(1-abar) / (sqrt(abar) + sqrt(1-abar))."""
+    """The straight-path time with DDPM's signal-to-noise ratio abar / (1 - abar).
+
+    ((1 - t) / t)^2 = abar / (1 - abar) gives t = sqrt(1 - abar) / (sqrt(abar) + sqrt(1 - abar)).
+    """
     if isinstance(abar, Tensor):
         return (1 - abar).sqrt() / (abar.sqrt() + (1 - abar).sqrt())
     return math.sqrt(1 - abar) / (math.sqrt(abar) + math.sqrt(1 - abar))
@@ -277,7 +282,8 @@ def flow_sample(
 def _as_images(data: ImageData | Tensor) -> Tensor:
     images = data.images if isinstance(data, ImageData) else data
     if not isinstance(images, Tensor) or images.ndim < 2 or images.shape[0] < 1:
-        raise ValueError(f"data must be an ImageData or a tensor of shape (N, ...) with N >= 1; got {getattr(images, 'shape', images)!r}")
+        got = getattr(images, "shape", images)
+        raise ValueError(f"data must be an ImageData or a tensor of shape (N, ...) with N >= 1; got {got!r}")
     return images
 
 
@@ -333,7 +339,8 @@ def train_flow(
             loss = flow_matching_loss(model, x0, generator=generator)
             if not math.isfinite(loss.item()):
                 bar.close()
-                raise NonFiniteLossError(_non_finite_message("the loss", loss.item(), step, opt.param_groups[0]["lr"], x0))
+                lr_now = opt.param_groups[0]["lr"]
+                raise NonFiniteLossError(_non_finite_message("the loss", loss.item(), step, lr_now, x0))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None:
@@ -349,7 +356,8 @@ def train_flow(
     bar.close()
     model.eval()
     ema_model = ema.module.eval() if ema is not None else None
-    return TrainResult(model, ema_model, losses, steps, seconds, steps * batch_size / seconds if seconds > 0 else float("nan"))
+    per_second = steps * batch_size / seconds if seconds > 0 else float("nan")
+    return TrainResult(model, ema_model, losses, steps, seconds, per_second)
 
 
 def _main(argv: list[str] | None = None) -> None:
@@ -393,12 +401,14 @@ def _main(argv: list[str] | None = None) -> None:
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps,
         "ema_decay": args.ema_decay,
         "seed": args.seed, "train_seconds": round(result.seconds, 1), "final_loss": round(sum(tail) / len(tail), 5),
-        "hardware": f"{platform.processor() or platform.machine()}, {args.threads} torch threads, torch {torch.__version__}",
+        "hardware": f"{platform.processor() or platform.machine()}, {args.threads} torch threads, "
+                    f"torch {torch.__version__}",
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
     }
     paths = save_checkpoint(args.out, result.final_model, linear_schedule(), sample_shape=(1, 16, 16), record=record,
                             weights_dtype=torch.float16, overwrite=args.overwrite)
-    print(f"wrote {paths[0]} and {paths[1]}: {args.steps} steps in {result.seconds:.0f} s, final loss {record['final_loss']}")
+    print(f"wrote {paths[0]} and {paths[1]}: {args.steps} steps in {result.seconds:.0f} s, "
+          f"final loss {record['final_loss']}")
 
 
 if __name__ == "__main__":

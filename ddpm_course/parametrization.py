@@ -67,7 +67,8 @@ def _scale(value: Scale, x_t: Tensor, name: str) -> Scale:
         if value.ndim == 1 and value.shape[0] in (1, x_t.shape[0]):
             value = value.reshape(-1, *([1] * (x_t.ndim - 1)))  # (B, 1, ..., 1)
         if torch.any(value <= 0):
-            raise ValueError(f"{name} must be > 0 (the path is singular where {name} = 0); got min {value.min().item():.3g}")
+            raise ValueError(f"{name} must be > 0 (the path is singular where {name} = 0); "
+                             f"got min {value.min().item():.3g}")
         return value.to(device=x_t.device, dtype=x_t.dtype)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0 or a tensor of them; got {value!r}")
@@ -83,7 +84,8 @@ def to_eps(kind: str, value: Tensor, x_t: Tensor, alpha: Scale, sigma: Scale) ->
     """The noise estimate eps that ``value`` (an estimate of ``kind``) stands for at x_t. Shapes (B, ...)."""
     _check_kind("kind", kind)
     if not isinstance(value, Tensor) or not isinstance(x_t, Tensor) or value.shape != x_t.shape:
-        raise ValueError(f"value and x_t must be tensors of the same shape (B, ...); got {getattr(value, 'shape', value)!r} "
+        raise ValueError("value and x_t must be tensors of the same shape (B, ...); "
+                         f"got {getattr(value, 'shape', value)!r} "
                          f"and {getattr(x_t, 'shape', x_t)!r}")
     a, s = _scale(alpha, x_t, "alpha"), _scale(sigma, x_t, "sigma")
     if kind == "eps":
@@ -134,7 +136,8 @@ def tweedie_x0(x_t: Tensor, score: Tensor, alpha: Scale, sigma: Scale) -> Tensor
     equals ``convert(score, "score", "x0", x_t, alpha, sigma)``.
     """
     if not isinstance(score, Tensor) or not isinstance(x_t, Tensor) or score.shape != x_t.shape:
-        raise ValueError(f"score and x_t must be tensors of the same shape (B, ...); got {getattr(score, 'shape', score)!r} "
+        raise ValueError("score and x_t must be tensors of the same shape (B, ...); "
+                         f"got {getattr(score, 'shape', score)!r} "
                          f"and {getattr(x_t, 'shape', x_t)!r}")
     a, s = _scale(alpha, x_t, "alpha"), _scale(sigma, x_t, "sigma")
     return (x_t + s * s * score) / a

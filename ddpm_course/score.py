@@ -56,7 +56,8 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> Tensor:
 
 def _check_sigmas(sigmas: Tensor) -> Tensor:
     if not isinstance(sigmas, Tensor) or sigmas.ndim != 1 or sigmas.numel() < 1 or not torch.all(sigmas > 0):
-        raise ValueError(f"sigmas must be a (L,) tensor of positive noise levels; got {getattr(sigmas, 'shape', sigmas)!r}")
+        got = getattr(sigmas, "shape", sigmas)
+        raise ValueError(f"sigmas must be a (L,) tensor of positive noise levels; got {got!r}")
     if sigmas.numel() > 1 and not torch.all(sigmas[1:] < sigmas[:-1]):
         raise ValueError("sigmas must be strictly decreasing (sigma_1 > ... > sigma_L)")
     return sigmas.double().cpu()
@@ -85,7 +86,8 @@ def dsm_loss(
     sigma = sigmas[level.cpu()].to(device=x0.device, dtype=x0.dtype).reshape(-1, *([1] * (x0.ndim - 1)))  # (B, 1)
     z_hat = model(x0 + sigma * noise, level.to(x0.device))
     if z_hat.shape != x0.shape:
-        raise ValueError(f"the model must return z_hat with the shape of x0 {tuple(x0.shape)}; got {tuple(z_hat.shape)}")
+        raise ValueError(f"the model must return z_hat with the shape of x0 {tuple(x0.shape)}; "
+                         f"got {tuple(z_hat.shape)}")
     return (z_hat - noise).pow(2).mean()
 
 

@@ -29,7 +29,7 @@ def test_path_and_target():
 
 
 def test_ddpm_correspondence():
-    """A DDPM sample at step s, rescaled by 1 / (sqrt(abar) + sqrt(1 - abar)), is the straight path at flow_time(abar)."""
+    """A DDPM sample at step s, divided by sqrt(abar) + sqrt(1 - abar), is the straight path at flow_time(abar)."""
     schedule = linear_schedule()
     gen = torch.Generator().manual_seed(1)
     x0, eps = torch.randn(2, 8, 2, generator=gen, dtype=torch.float64)
@@ -129,3 +129,19 @@ def test_bad_input():
         flow.flow_sample(model.train(), (4, 2))
     with pytest.raises(ValueError, match="steps"):
         flow.train_flow(model, torch.zeros(10, 2), steps=0)
+
+
+def test_shipped_model_loads_and_says_how_it_was_made():
+    from pathlib import Path
+
+    import ddpm_course as dc
+    from ddpm_course.checkpoint import PRETRAINED
+
+    shipped = dc.pretrained("digits-flow")
+    weights = Path(dc.__file__).parent / "pretrained" / "digits-flow.safetensors"
+    assert weights.stat().st_size < 5 * 2**20
+    assert shipped.sample_shape == (1, 16, 16)
+    assert shipped.record["command"] in PRETRAINED["digits-flow"]
+    assert "flow matching" in shipped.record["objective"]
+    x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert flow.flow_sample(shipped.model, x, steps=2).shape == x.shape

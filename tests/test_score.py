@@ -93,7 +93,7 @@ def test_one_small_noise_level_gets_the_mode_weights_wrong():
 
 
 def test_train_dsm_approaches_the_exact_minimum():
-    """The DSM loss cannot reach 0 (z is not a function of x~); training closes most of the gap to the exact score's loss."""
+    """DSM cannot reach 0 (z is not a function of x~); training closes most of the gap to the exact score's loss."""
     ring = ring_mixture()
     sigmas = S.geometric_sigmas(1.0, 0.05, 4)
     points = ring.sample(2048, torch.Generator().manual_seed(7))
