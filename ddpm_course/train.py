@@ -307,12 +307,14 @@ class _CtrlC:
     def __init__(self, say: Callable[[str], None]):
         self.requested = False
         self.say = say
+        self.installed = False
         self.previous: Any = None
 
     def __enter__(self) -> _CtrlC:
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._handle)
+            self.installed = True
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
@@ -322,8 +324,8 @@ class _CtrlC:
         self.say("Ctrl-C: stopping after this step (press it again to stop at once)")
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        if self.installed:  # a handler set outside Python reads as None: Python's own is the nearest
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.default_int_handler)
 
 
 # ----------------------------------------------------------------------------- saving and restoring a run

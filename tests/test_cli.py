@@ -128,3 +128,14 @@ def test_the_installed_script_prints_one_line(tmp_path):
 def test_auto_device_is_the_best_available():
     assert cli._device("auto") == dc.pick_device()
     assert cli._device("cpu") == torch.device("cpu")
+
+
+def test_ctrl_c_while_sampling_exits_130_and_writes_nothing(tmp_path, toy_ckpt, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_draw", interrupted)
+    out = tmp_path / "a.png"
+    assert cli.main(["sample", "--model", str(toy_ckpt), "--device", "cpu", "--out", str(out)]) == 130
+    assert _error_line(capsys) == "ddpm-course: error: interrupted"
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["toy.json", "toy.safetensors"]
