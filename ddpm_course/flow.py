@@ -36,9 +36,11 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from ._checks import finite_float, generator_or_none, int_at_least, one_of
+from ._model import eval_mode
 from .data import ImageData
 from .forward import noise_like
 from .oracle import GaussianMixture
+from .samplers import Step, chain, start_state
 
 # train() is hard-wired to L_simple; train_flow reuses its schedule, EMA and error helpers so both loops behave alike
 from .train import (
@@ -242,6 +244,19 @@ def flow_timesteps(steps: int) -> Tensor:
     return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
 
 
+def _rule(model: Model, method: str) -> Callable[..., Step]:
+    """A step rule for ``samplers.chain``: (x, t, u, noise, t_prev=t_next, history=()) -> Step(x_next, x0_hat).
+
+    x0_hat = x - t u is where the straight line through x with slope u meets t = 0.
+    """
+
+    def rule(x: Tensor, t: float, u: Tensor, noise: Tensor | None, *, t_prev: float, history: tuple) -> Step:
+        x_next = euler_step(x, t, t_prev, u) if method == "euler" else heun_step(model, x, t, t_prev, u)
+        return Step(x_next, x - t * u)
+
+    return rule
+
+
 @torch.no_grad()
 def flow_sample(
     model: Model,
@@ -255,25 +270,22 @@ def flow_sample(
     """Integrate dx/dt = u_theta(x, t) from t = 1 (x_1 ~ N(0, I)) to t = 0 in ``steps`` steps.
 
     shape: (B, ...) for fresh noise drawn from ``generator`` on the CPU, or a starting x_1 tensor.
-    method: "euler" (``steps`` evaluations) or "heun" (2 * ``steps``). ``callback(i, t, x, x0_hat)``
-    sees each state before its step, with x0_hat = x - t u (the straight-line guess of the data).
-    Returns x_0: (B, ...).
+    method: "euler" (``steps`` evaluations) or "heun" (2 * ``steps``). It runs the course's one
+    sampling loop, ``samplers.chain``, over the pairs (t, t_next) of :func:`flow_timesteps` with
+    float times and a velocity in place of a noise prediction; ``callback(i, t, x, x0_hat)``
+    sees each state before its step, x0_hat = x - t u. A module is run in eval mode and put
+    back. Returns x_0: (B, ...).
     """
     one_of("method", method, METHODS)
-    if isinstance(model, nn.Module) and model.training:
-        raise ValueError("the model is in training mode (dropout); call model.eval() before sampling")
-    if isinstance(shape, Tensor):
-        x = shape.detach().clone()
-    else:
-        device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
-        x = noise_like(torch.empty(tuple(shape), device=device), generator_or_none("generator", generator))
-    ts = flow_timesteps(steps).tolist()
-    for i, (t, t_next) in enumerate(pairwise(ts)):
-        u = _predict(model, x, torch.full((x.shape[0],), t, dtype=torch.float64, device=x.device)).to(x.dtype)
-        if callback is not None:
-            callback(i, t, x, x - t * u)
-        x = euler_step(x, t, t_next, u) if method == "euler" else heun_step(model, x, t, t_next, u)
-    return x
+    x = start_state(model, shape, generator_or_none("generator", generator))
+
+    def predict(x_t: Tensor, t: float) -> Tensor:
+        t_batch = torch.full((x_t.shape[0],), t, dtype=torch.float64, device=x_t.device)  # (B,)
+        return _predict(model, x_t, t_batch).to(x_t.dtype)
+
+    pairs = list(pairwise(flow_timesteps(steps).tolist()))
+    with eval_mode(model):
+        return chain(x, pairs, predict, _rule(model, method), callback=callback)
 
 
 # ----------------------------------------------------------------------------- training
