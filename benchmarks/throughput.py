@@ -70,7 +70,9 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=DTYPES[precision], enabled=precision != "fp32")
 
 
-def train_step_fn(model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str) -> Callable[[], None]:
+def train_step_fn(
+    model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str
+) -> Callable[[], None]:
     """One optimiser step on a fixed batch (fp16 on a GPU goes through a GradScaler)."""
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -88,7 +90,9 @@ def train_step_fn(model: torch.nn.Module, device: torch.device, batch: int, size
     return step
 
 
-def sample_step_fn(model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str) -> Callable[[], None]:
+def sample_step_fn(
+    model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str
+) -> Callable[[], None]:
     """One network evaluation as a sampler makes it (eval mode, inference mode)."""
     model.to(device).eval()
     x, _, t = _batch(device, batch, size)

@@ -36,7 +36,9 @@ def score(model: torch.nn.Module, schedule, n: int, seed: int, batch: int = 100)
     model.eval()
     g = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    chunks = [samplers.ddpm_sample(model, schedule, (min(batch, n - i), 1, 16, 16), generator=g) for i in range(0, n, batch)]
+    chunks = [
+        samplers.ddpm_sample(model, schedule, (min(batch, n - i), 1, 16, 16), generator=g) for i in range(0, n, batch)
+    ]
     seconds = time.perf_counter() - start
     return digits_fd(torch.cat(chunks).clamp(-1, 1), generator=torch.Generator().manual_seed(seed + 1)), seconds
 
@@ -64,14 +66,15 @@ def main() -> None:
 
     print(f"budget {args.minutes} min on {args.threads} threads per recipe, seed {args.seed}, "
           f"{args.n_samples} samples with 1000 DDPM steps")
-    print(f"{'recipe':16s} {'steps':>6s} {'img/s':>6s} {'loss':>7s} {'FD':>8s} {'floor':>7s} {'ratio':>6s} {'sample min':>10s}")
+    print(f"{'recipe':16s} {'steps':>6s} {'img/s':>6s} {'loss':>7s} {'FD':>8s} {'floor':>7s} {'ratio':>6s} "
+          f"{'sample min':>10s}")
     for name in args.recipes:
         run = build_preset(name, seed=args.seed)
         settings = run.preset.train_kwargs()
         if settings["warmup_steps"] > 0:
             settings["warmup_steps"] = args.warmup
-        result = train(run.model, run.schedule, run.data, minutes=args.minutes, generator=torch.Generator().manual_seed(args.seed),
-                       progress=False, **settings)
+        result = train(run.model, run.schedule, run.data, minutes=args.minutes,
+                       generator=torch.Generator().manual_seed(args.seed), progress=False, **settings)
         s, secs = score(result.final_model, run.schedule, args.n_samples, args.seed)
         tail = result.losses[-100:]
         print(f"{name:16s} {result.steps:>6d} {result.images_per_second:>6.0f} {sum(tail) / len(tail):>7.4f} "

@@ -23,7 +23,9 @@ def test_pair_in_sync_with_outputs(source):
     assert paired.exists(), f"{paired.name} is missing: jupytext --set-formats ipynb,py:percent {source.name}"
     from_py = jupytext.read(source)
     from_ipynb = nbformat.read(paired, as_version=4)
-    assert _cells(from_py) == _cells(from_ipynb), f"{source.name} and {paired.name} differ: run jupytext --sync and re-execute"
+    assert _cells(from_py) == _cells(from_ipynb), (
+        f"{source.name} and {paired.name} differ: run jupytext --sync and re-execute"
+    )
     code = [c for c in from_ipynb.cells if c.cell_type == "code"]
     assert code and all(c.execution_count is not None for c in code), f"{paired.name} is not fully executed"
     assert any(c.outputs for c in code), f"{paired.name} has no stored outputs"

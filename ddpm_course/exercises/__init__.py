@@ -34,7 +34,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["Case", "Mistake", "FunctionExercise", "NumberExercise", "Verdict", "check", "register", "names", "EXERCISES"]
+__all__ = [
+    "Case", "Mistake", "FunctionExercise", "NumberExercise", "Verdict", "check", "register", "names", "EXERCISES",
+]
 
 NOT_ATTEMPTED = "not attempted yet"
 CORRECT = "correct"
@@ -134,7 +136,8 @@ class FunctionExercise:
                 if mistake is not None:
                     where = f"({type(err).__name__} for {case.label})"
                     return Verdict(self.name, "mistake", f"not yet: {mistake.hint} {where}")
-                return Verdict(self.name, "wrong", f"your function raised {type(err).__name__}: {err} (case: {case.label})")
+                message = f"your function raised {type(err).__name__}: {err} (case: {case.label})"
+                return Verdict(self.name, "wrong", message)
         expected = [_call(self.reference, case) for case in cases]
         if all(_close(g, e, self.rtol, self.atol) for g, e in zip(got, expected)):
             return Verdict(self.name, "correct", CORRECT)
@@ -195,7 +198,8 @@ class NumberExercise:
         for mistake in self.mistakes:
             if _close(number, mistake.impl(), self.rtol, self.atol):
                 return Verdict(self.name, "mistake", f"not yet: {mistake.hint}")
-        return Verdict(self.name, "wrong", f"not yet: {number:.6g} is not the answer (checked to a relative {self.rtol:g})")
+        message = f"not yet: {number:.6g} is not the answer (checked to a relative {self.rtol:g})"
+        return Verdict(self.name, "wrong", message)
 
 
 EXERCISES: dict[str, FunctionExercise | NumberExercise] = {}
