@@ -57,12 +57,19 @@ UNLISTED = {
     "03.snr": [lambda t, s: s.alpha_bars[t], lambda t, s: s.alpha_bars[t].log()],
     "03.linear_snr_step": [1000, 500],
     "03.cosine_snr_500": [1.0, 0.0],
-    "04.sinusoidal": [lambda t, d: torch.zeros(len(t), d), lambda t, d: torch.sin(t[:, None].float().expand(len(t), d))],
+    "04.sinusoidal": [lambda t, d: torch.zeros(len(t), d),
+                      lambda t, d: torch.sin(t[:, None].float().expand(len(t), d))],
     "04.conv_params": [lambda ci, co, k: ci * co, lambda ci, co, k: (ci + 1) * co * k * k],
     "04.simple_unet_params": [808_131, 0],
     "05.l_simple": [lambda m, x0, t, n, s: torch.zeros(()), lambda m, x0, t, n, s: (n - m(x0 + n, t)).pow(2).mean()],
     "05.elbo_weight": [lambda t, s: torch.ones(len(t), dtype=torch.float64), lambda t, s: s.betas[t]],
     "05.ema_start": [0.0, math.exp(-499 * 0.005)],
+    "06.ddpm_step": [lambda x, t, e, z, s: x - e, lambda x, t, e, z, s: dc.predict_x0(s, x, t, e)],
+    "06.ddpm_loop": [lambda m, x, n, s: x, lambda m, x, n, s: x - m(x, torch.full((x.shape[0],), s.T - 1))],
+    "06.std_ratio": [1.0, 0.5],
+    "07.ddim_step": [lambda x, t, tp, e, eta, z, s: x, lambda x, t, tp, e, eta, z, s: x - e],
+    "07.dpm2m_step": [lambda x, t, tp, e, tl, x0l, s: x0l, lambda x, t, tp, e, tl, x0l, s: x - e],
+    "07.shrink": [1.0, 0.894],
 }
 
 
