@@ -442,8 +442,9 @@ def _sampler_options(args: argparse.Namespace) -> dict:
     wrong = [name for name in given if name not in takes]
     if wrong:
         flags = ", ".join(f"--{a}" for a in SAMPLER_FLAGS if a in takes) or "none of the sampler options"
+        verb = "does" if len(wrong) == 1 else "do"
         raise CLIError(
-            f"{', '.join('--' + w for w in wrong)} does not apply to --sampler {args.sampler}, which takes {flags}"
+            f"{', '.join('--' + w for w in wrong)} {verb} not apply to --sampler {args.sampler}, which takes {flags}"
         )
     return given
 

@@ -91,6 +91,8 @@ CLI_CASES = [
     ([*S, "--sampler", "heun", "--out", "{d}/a.png"], 2, "--sampler: invalid choice: 'heun'"),
     ([*S, "--sampler", "euler", "--eta", "0.5", "--out", "{d}/a.png"], 1, "--eta does not apply to --sampler euler"),
     ([*S, "--sampler", "dpm_solver", "--eta", "0", "--out", "{d}/a.png"], 1, "--eta does not apply"),
+    ([*S, "--sampler", "euler", "--eta", "0", "--variance", "beta", "--out", "{d}/a.png"], 1,
+     "--eta, --variance do not apply to --sampler euler"),
     ([*S, "--sampler", "ddpm", "--steps", "3", "--out", "{d}/a.png"], 1, "--steps does not apply to --sampler ddpm"),
     ([*S, "--sampler", "ddpm", "--spacing", "trailing", "--out", "{d}/a.png"], 1, "--spacing does not apply"),
     ([*S, "--sampler", "ddim", "--eta", "-1", "--out", "{d}/a.png"], 2, "--eta: must be a finite number in [0, 1]"),
