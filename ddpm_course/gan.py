@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -68,7 +69,8 @@ class GANConfig:
         int_at_least("depth", self.depth, 1)
 
 
-def _mlp(d_in: int, hidden: int, depth: int, d_out: int, act: type[nn.Module]) -> nn.Sequential:
+def _mlp(d_in: int, hidden: int, depth: int, d_out: int, act: Callable[[], nn.Module]) -> nn.Sequential:
+    """Linear -> act, ``depth`` times at width ``hidden``, then a Linear to ``d_out``."""
     layers: list[nn.Module] = [nn.Linear(d_in, hidden), act()]
     for _ in range(depth - 1):
         layers += [nn.Linear(hidden, hidden), act()]
