@@ -5,11 +5,13 @@
 | ``ddpm-course train`` | trains a preset recipe (see ``train.PRESETS``) and saves a checkpoint |
 | ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into an image  |
 
-Each subcommand is one ``add_<name>_parser(subparsers)`` function that registers its options
-and sets ``func`` to its ``_run_<name>(args, argv)``; :func:`main` parses and dispatches. Every
-argument and the output location are checked before any long work starts, and every failure
-is one line ``ddpm-course: error: ...`` and a non-zero exit status (``--debug`` shows the
-traceback). The shipped models are made by
+Each subcommand is one ``add_<name>_parser(subparsers, parents)`` function that registers its
+options (``parents`` brings ``--debug``) and sets ``func`` to its ``_run_<name>(args, argv)``,
+listed in :data:`COMMANDS`; :func:`main` parses and dispatches. A ``_run_<name>`` checks every
+argument and the output location (:func:`check_output`) before any long work, and raises
+:class:`CLIError` (or ValueError/TypeError/OSError) for the user's mistakes: each failure is one
+line ``ddpm-course: error: ...`` and a non-zero exit status (``--debug`` shows the traceback).
+The shipped models are made by
 
     ddpm-course train --preset digits --threads 1 --fp16-weights --out ddpm_course/pretrained/digits
     ddpm-course train --preset toy2d --threads 1 --out ddpm_course/pretrained/toy2d --no-progress
@@ -509,14 +511,18 @@ def _run_sample(args: argparse.Namespace, argv: Sequence[str]) -> int:
 # ----------------------------------------------------------------------------- entry point
 
 
+# one entry per subcommand, in the order ``ddpm-course --help`` lists them
+COMMANDS = (add_train_parser, add_sample_parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ddpm-course`` parser with one subparser per command."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser = _Parser(prog=PROG, description="Train and use the DDPM course's models.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_train_parser(subparsers, parents=[common])
-    add_sample_parser(subparsers, parents=[common])
+    for add_parser in COMMANDS:
+        add_parser(subparsers, parents=[common])
     return parser
 
 
