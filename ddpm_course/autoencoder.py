@@ -76,7 +76,10 @@ class VAEConfig:
         int_at_least("groups", self.groups, 1)
         for m in self.channel_mults:
             if (self.base_channels * m) % self.groups:
-                raise ValueError(f"groups={self.groups} must divide every level's channels base_channels * mult = {self.base_channels * m}")
+                raise ValueError(
+                    f"groups={self.groups} must divide every level's channel count "
+                    f"base_channels * mult = {self.base_channels * m}"
+                )
 
     @property
     def factor(self) -> int:
@@ -197,7 +200,9 @@ def kl_divergence(mean: Tensor, logvar: Tensor) -> Tensor:
     one-dimensional Gaussians; the entries are independent, so the KLs add.
     """
     if mean.shape != logvar.shape or mean.ndim < 2:
-        raise ValueError(f"mean and logvar must have the same shape (B, ...); got {tuple(mean.shape)} and {tuple(logvar.shape)}")
+        raise ValueError(
+            f"mean and logvar must have the same shape (B, ...); got {tuple(mean.shape)} and {tuple(logvar.shape)}"
+        )
     kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
     return kl.flatten(1).sum(1)
 
@@ -295,7 +300,9 @@ def train_vae(
         idx = torch.randint(0, images.shape[0], (batch_size,), generator=generator)  # (B,)
         loss = vae_loss(vae, images[idx], kl_weight, generator)
         if not math.isfinite(loss.total.item()):
-            raise FloatingPointError(f"the VAE loss became {loss.total.item()} at step {step}; try a lower lr (say {lr / 10:.3g})")
+            raise FloatingPointError(
+                f"the VAE loss became {loss.total.item()} at step {step}; try a lower lr (say {lr / 10:.3g})"
+            )
         opt.zero_grad(set_to_none=True)
         loss.total.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), grad_clip)
@@ -317,7 +324,8 @@ def encode_dataset(vae: VAE, images: Tensor, generator: torch.Generator | None =
     """Sampled, unscaled latents of every image, ``draws`` independent samples each: (draws * N, c, h, w)."""
     draws = int_at_least("draws", draws, 1)
     vae._check_images(images)
-    out = [vae.latent(images[i : i + batch_size], generator) for _ in range(draws) for i in range(0, len(images), batch_size)]
+    starts = range(0, len(images), batch_size)
+    out = [vae.latent(images[i : i + batch_size], generator) for _ in range(draws) for i in starts]
     return torch.cat(out)
 
 
@@ -368,7 +376,9 @@ def load_latent(path: str | None = None, device: torch.device | str = "cpu") -> 
     unet, vae = load_checkpoint(path, device), load_checkpoint(f"{path}-vae", device)
     if not isinstance(vae.model, VAE):
         raise TypeError(f"{path}-vae holds a {vae.arch}, not a VAE")
-    return LatentPipeline(vae.model, unet.model, unet.schedule, unet.sample_shape, vae.sample_shape, unet.record, vae.record)
+    return LatentPipeline(
+        vae.model, unet.model, unet.schedule, unet.sample_shape, vae.sample_shape, unet.record, vae.record
+    )
 
 
 # ----------------------------------------------------------------------------- the shipped model
@@ -381,11 +391,13 @@ def _parse(argv: list[str] | None):
         "Train the shipped latent diffusion model on 32x32 digits (train split): a VAE (OUT-vae), the same "
         "VAE with the full ELBO weight as a stand-alone generator (OUT-elbo-vae), and the course U-Net on "
         "the first VAE's scaled latents (OUT)."))
-    p.add_argument("--out", required=True, help="checkpoint path of the latent U-Net; the VAEs go to OUT-vae and OUT-elbo-vae")
-    p.add_argument("--vae-steps", type=int, default=200, help="AdamW steps of each VAE (default 200)")
-    p.add_argument("--unet-steps", type=int, default=1000, help="steps of the latent U-Net (default 1000)")
+    p.add_argument("--out", required=True,
+                   help="checkpoint path of the latent U-Net; the VAEs go to OUT-vae and OUT-elbo-vae")
+    p.add_argument("--vae-steps", type=int, default=150, help="AdamW steps of each VAE (default 150)")
+    p.add_argument("--unet-steps", type=int, default=800, help="steps of the latent U-Net (default 800)")
     p.add_argument("--kl-weight", type=float, default=1e-3, help="beta of the latent VAE (default 1e-3: a small KL)")
-    p.add_argument("--elbo-kl-weight", type=float, default=1.0, help="beta of the stand-alone VAE (default 1: the ELBO)")
+    p.add_argument("--elbo-kl-weight", type=float, default=1.0,
+                   help="beta of the stand-alone VAE (default 1: the ELBO)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace existing checkpoints")
@@ -398,8 +410,9 @@ def _vae_record(run: VAETrainResult, vae: VAE, kl_weight: float, batch_size: int
         mean, logvar = vae.encode(test)
         mse = (vae.decode(mean) - test).square().mean().item()
         kl = kl_divergence(mean, logvar).mean().item()
-    return {"steps": run.steps, "batch_size": batch_size, "kl_weight": kl_weight, "train_seconds": round(run.seconds, 1),
-            "weights": "ema", "test_mse_of_mean": round(mse, 6), "test_kl": round(kl, 2),
+    return {"steps": run.steps, "batch_size": batch_size, "kl_weight": kl_weight,
+            "train_seconds": round(run.seconds, 1), "weights": "ema",
+            "test_mse_of_mean": round(mse, 6), "test_kl": round(kl, 2),
             "scale_factor": float(vae.scale_factor)}
 
 
@@ -422,10 +435,13 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"a checkpoint among {targets} exists; pass --overwrite to replace it")
     torch.set_num_threads(args.threads)
     train_x, test_x = digits(32, split="train").images, digits(32, split="test").images
-    vb, common = 32, {"command": "python -m " + " ".join(["ddpm_course.autoencoder", *sys.argv[1:]]), "seed": args.seed,
-                      "hardware": f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), torch {torch.__version__}",
-                      "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "data": "digits 32x32, train split"}
-    vaes = {}
+    cpu = platform.processor() or platform.machine()
+    vb, common = 32, {
+        "command": "python -m " + " ".join(["ddpm_course.autoencoder", *sys.argv[1:]]), "seed": args.seed,
+        "hardware": f"{cpu}, {args.threads} torch thread(s), torch {torch.__version__}",
+        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "data": "digits 32x32, train split",
+    }
+    vaes, schedule = {}, linear_schedule(1000)  # the VAEs' checkpoints carry the schedule of the latent model
     for name, beta in (("vae", args.kl_weight), ("elbo-vae", args.elbo_kl_weight)):
         torch.manual_seed(args.seed)
         run = train_vae(VAE(), train_x, steps=args.vae_steps, batch_size=vb, kl_weight=beta,
@@ -433,19 +449,17 @@ def main(argv: list[str] | None = None) -> None:
         vae = run.final_model
         vae.scale_factor.fill_(estimate_scale_factor(vae, train_x, torch.Generator().manual_seed(args.seed + 1)))
         vaes[name] = (vae, _vae_record(run, vae, beta, vb, test_x))
+        save_checkpoint(f"{out}-{name}", vae, schedule, sample_shape=(1, 32, 32), overwrite=args.overwrite,
+                        record={**common, **vaes[name][1], "role": name})
         print(f"{name}: {vaes[name][1]}")
     vae = vaes["vae"][0]
     latents = encode_dataset(vae, train_x, torch.Generator().manual_seed(args.seed + 2), draws=4) * vae.scale_factor
-    schedule = linear_schedule(1000)
     torch.manual_seed(args.seed)
     unet = build_model("UNet", LATENT_UNET_CONFIG)
     settings = {"batch_size": 64, "lr": 1e-3, "warmup_steps": 50, "ema_decay": 0.995}
     run = train(unet, schedule, latents, steps=args.unet_steps, generator=torch.Generator().manual_seed(args.seed),
                 progress=not args.no_progress, **settings)
     print(f"latent U-Net: {run.steps} steps in {run.seconds:.0f} s, final loss {sum(run.losses[-50:]) / 50:.4f}")
-    for name, (model, record) in vaes.items():
-        save_checkpoint(f"{out}-{name}", model, schedule, sample_shape=(1, 32, 32), overwrite=args.overwrite,
-                        record={**common, **record, "role": name})
     record = {**common, "steps": run.steps, "train_seconds": round(run.seconds, 1), "weights": "ema",
               "final_loss": round(sum(run.losses[-50:]) / 50, 5), "train_settings": settings,
               "data": f"scaled latents of {out}-vae (4 draws per train image, scale {float(vae.scale_factor):.5f})",
@@ -455,5 +469,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {out}, {out}-vae, {out}-elbo-vae")
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # run the package's copy, so its VAE is the class the model registry knows
+    from ddpm_course.autoencoder import main as _main
+
+    _main()

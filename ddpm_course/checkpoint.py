@@ -62,7 +62,8 @@ PRETRAINED = {
     "digits-prompt": "a small U-Net reading prompts ('thin seven') through cross-attention: "
     "python benchmarks/train_guided.py digits-prompt",
     "digits-latent": "the course U-Net on 8x8x4 latents of 32x32 digits, decoded by the VAE digits-latent-vae "
-    "(load both with ddpm_course.autoencoder.load_latent): python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent",
+    "(load both with ddpm_course.autoencoder.load_latent): "
+    "python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent",
 }
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TRAIN_STATE_PREFIX = "train_state."

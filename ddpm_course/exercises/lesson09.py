@@ -1,12 +1,12 @@
 """Lesson 09 (latent diffusion): the VAE's KL term, the reparameterised latent, the scale factor, a cost.
 
-| exercise              | the learner writes                                         | reference                              |
-|-----------------------|------------------------------------------------------------|----------------------------------------|
-| ``09.kl_term``        | ``my_kl(mean, logvar) -> (B,)``                            | ``autoencoder.kl_divergence``          |
-| ``09.reparameterise`` | ``my_latent(mean, logvar, eps) -> z``                      | mean + exp(logvar / 2) * eps            |
-| ``09.scale_factor``   | ``my_scale_factor(latents) -> float``                      | 1 / std of every entry                  |
-| ``09.pass_ratio``     | how many times cheaper a U-Net pass is on a 64x64x4 latent | positions: 512 * 512 / (64 * 64) = 64   |
-|                       | than on a 512x512x3 image, cost proportional to H * W      |                                        |
+| exercise              | the learner writes                                         | reference                     |
+|-----------------------|------------------------------------------------------------|-------------------------------|
+| ``09.kl_term``        | ``my_kl(mean, logvar) -> (B,)``                            | ``autoencoder.kl_divergence`` |
+| ``09.reparameterise`` | ``my_latent(mean, logvar, eps) -> z``                      | mean + exp(logvar / 2) * eps  |
+| ``09.scale_factor``   | ``my_scale_factor(latents) -> float``                      | 1 / std of every entry        |
+| ``09.pass_ratio``     | how many times cheaper a U-Net pass is on a 64x64x4 latent | 512 * 512 / (64 * 64) = 64    |
+|                       | than on a 512x512x3 image, cost proportional to H * W      |                               |
 
 ``mean``, ``logvar`` and ``eps`` are float64 tensors (B, c, h, w); the KL is summed over every
 latent entry of an image. The scale factor may be returned as a float or a 0-d tensor.
