@@ -2,8 +2,8 @@
 
 The article's comparison table claims that diffusion models cover the data's modes (GANs
 drop some), give sharp samples (VAEs blur), train stably (GANs oscillate) and pay for it
-with slow sampling (one network pass for a GAN or a VAE, many for a DDPM), and that they
-give a likelihood (a bound, like the VAE's ELBO). On a Gaussian mixture each of these is a
+with slow sampling (one network pass for a GAN or a VAE, many for a DDPM); its text credits
+VAEs with a likelihood, which a DDPM gives too (a bound). On a Gaussian mixture each of these is a
 number, because the modes and the density are known exactly (``oracle.py``):
 
 | measure            | code                                | what it is                                            |
@@ -55,6 +55,7 @@ __all__ = [
     "ModelReport",
     "RunReport",
     "VAEConfig",
+    "VAEResult",
     "compare",
     "ddpm_nll_bound",
     "grid_mixture",
