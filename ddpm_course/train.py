@@ -365,7 +365,7 @@ def _unflatten_optimizer(scalars: dict[str, Any], tensors: dict[str, Tensor], op
 class _Run:
     """The moving parts of one training run: model, optimiser, EMA, batches and counters.
 
-    ``step()`` is Algorithm 1's loop body; ``state()``/``restore()`` save and reload all of it.
+    ``one_step()`` is Algorithm 1's loop body; ``state()``/``restore()`` save and reload all of it.
     """
 
     def __init__(self, model: nn.Module, schedule: Schedule, images: Tensor, labels: Tensor | None, s: _Settings,
@@ -529,7 +529,7 @@ class _Run:
 
     def run(self, bar, ctrl_c: _CtrlC, log_every: int, every_s: float, on_checkpoint) -> TrainResult:
         start = time.perf_counter() - self.seconds_before
-        last_save = time.perf_counter()
+        self.last_save = time.perf_counter()
         if self.step == 0:
             _set_lr(self.opt, self.s.lr * _lr_factor(0, self.s.warmup_steps, self.s.lr_decay, 0.0))
         while self.step < self.max_steps and time.perf_counter() - start < self.budget_s:
@@ -545,14 +545,22 @@ class _Run:
                 torch.set_rng_state(before[1])
                 self.batches.order, self.batches.cursor = before[2], before[3]
                 break
-            bar.update(1)
-            if self.step % log_every == 0 or self.step == 1:
-                recent = self.losses[-log_every:]
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", refresh=False)
-            if on_checkpoint is not None and time.perf_counter() - last_save >= every_s:
-                on_checkpoint(self.result(time.perf_counter() - start))
-                last_save = time.perf_counter()
+            try:
+                self.after_step(start, bar, log_every, every_s, on_checkpoint)
+            except KeyboardInterrupt:  # the step itself is complete: nothing to undo
+                self.interrupted = True
+                break
         return self.result(time.perf_counter() - start)
+
+    def after_step(self, start: float, bar, log_every: int, every_s: float, on_checkpoint) -> None:
+        """The progress bar's loss readout and, when it is time, a checkpoint."""
+        bar.update(1)
+        if self.step % log_every == 0 or self.step == 1:
+            recent = self.losses[-log_every:]
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", refresh=False)
+        if on_checkpoint is not None and time.perf_counter() - self.last_save >= every_s:
+            on_checkpoint(self.result(time.perf_counter() - start))
+            self.last_save = time.perf_counter()
 
 
 def train(

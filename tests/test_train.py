@@ -395,3 +395,17 @@ def test_precision_choices():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="fp16.*CUDA"):
             train(_mlp(), dc.linear_schedule(20), _points(64), steps=2, precision="fp16", progress=False)
+
+
+def test_an_interrupt_while_checkpointing_keeps_the_finished_step():
+    def slow_save(result):
+        if result.steps == 2:
+            raise KeyboardInterrupt  # a second Ctrl-C while the checkpoint is written
+
+    result = train(_mlp(), dc.linear_schedule(20), _points(64), steps=9, batch_size=16, progress=False,
+                   checkpoint_every=1e-9, on_checkpoint=slow_save)
+    assert result.interrupted and result.steps == 2 and result.state.scalars["step"] == 2
+    resumed = train(_mlp(), dc.linear_schedule(20), _points(64), steps=9, batch_size=16, progress=False,
+                    resume=result.state)
+    whole = train(_mlp(), dc.linear_schedule(20), _points(64), steps=9, batch_size=16, progress=False)
+    assert resumed.losses == whole.losses
