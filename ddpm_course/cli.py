@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import tempfile
+import textwrap
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -201,15 +202,20 @@ def _write_atomically(path: Path, overwrite: bool, write) -> None:
 def add_train_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
     from .train import PRECISIONS, PRESETS
 
-    presets = "\n".join(f"  {name:15s} {p.description}" for name, p in PRESETS.items())
+    presets = "\n".join(
+        textwrap.fill(p.description, width=88, initial_indent=f"  {name:15s} ", subsequent_indent=" " * 18)
+        for name, p in PRESETS.items()
+    )
     parser = subparsers.add_parser(
         "train",
         parents=list(parents),
         help="train a preset recipe and save a checkpoint",
-        description="Train a noise predictor with one of the preset recipes and save it as a "
-        "checkpoint (NAME.safetensors + NAME.json). The EMA weights are saved when the recipe "
-        "keeps an EMA, the raw weights otherwise. Ctrl-C finishes the current step, saves what "
-        "was learned (resumable) and exits with status 130. Presets:\n" + presets,
+        description=textwrap.fill(
+            "Train a noise predictor with one of the preset recipes and save it as a checkpoint "
+            "(NAME.safetensors + NAME.json). The EMA weights are saved when the recipe keeps an EMA, "
+            "the raw weights otherwise. Ctrl-C finishes the current step, saves what was learned "
+            "(resumable with --resume) and exits with status 130.", width=88,
+        ) + "\n\nPresets:\n" + presets,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument

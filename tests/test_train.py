@@ -234,12 +234,12 @@ def _digest(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_same_seed_gives_the_weights_of_the_code_before_the_refactor():
     # Pinned from train() as it was before it was split into named pieces (commit 004bdd5),
     # on this machine's CPU with torch 2.14 and one thread: the refactor must not change a bit,
     # or the lessons' outputs change. Another CPU or torch version may round differently;
     # then recompute the digests with the old code rather than edit them.
-    torch.set_num_threads(1)
     data = dc.toy2d("mixture", n=200, generator=torch.Generator().manual_seed(0))
     r = train(_mlp(), dc.linear_schedule(50), data, steps=30, batch_size=64, warmup_steps=5,
               generator=torch.Generator().manual_seed(1), progress=False)
