@@ -480,6 +480,14 @@ def _check_model_size(meta: dict[str, Any], meta_path: Path, max_parameters: int
     return copies * state_bytes + 2**20 * (1 + 4 * copies)
 
 
+def _backup_hint(weights_path: Path, sha: str) -> str:
+    """Where the matching weights are, if a save was cut off between its two renames (a power cut)."""
+    for backup in sorted(weights_path.parent.glob(f".{weights_path.name}.*.bak")):
+        if backup.is_file() and _sha256(backup) == sha:
+            return f"; a save was cut off: the weights that match are in {backup}, rename it to {weights_path.name}"
+    return ""
+
+
 def _read_weights(
     weights_path: Path, meta: dict[str, Any], meta_path: Path, size_limit: int
 ) -> dict[str, torch.Tensor]:
@@ -493,7 +501,7 @@ def _read_weights(
     if _sha256(weights_path) != meta["weights_sha256"]:
         raise ValueError(
             f"{weights_path} does not match the checksum in {meta_path}: the weights file is truncated, "
-            "altered, or belongs to another checkpoint"
+            f"altered, or belongs to another checkpoint{_backup_hint(weights_path, meta['weights_sha256'])}"
         )
     try:
         return load_file(str(weights_path))

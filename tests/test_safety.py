@@ -294,3 +294,17 @@ def test_the_script_on_a_real_ctrl_c_saves_and_exits_130(tmp_path):
     record = json.loads((tmp_path / "long.json").read_text())["record"]
     assert record["status"] == "interrupted" and record["interrupted_at_step"] >= 1
     assert f"continue with: ddpm-course train --resume {out}" in err
+
+
+def test_a_save_cut_off_between_the_renames_says_where_the_old_weights_are(tmp_path):
+    # what a power cut between the two renames leaves: the new weights, the old JSON, the old
+    # weights under the backup name (no code runs to put them back)
+    old_w, old_meta = save_checkpoint(tmp_path / "run", _net(0), SCHEDULE, sample_shape=(2,))
+    backup = tmp_path / ".run.safetensors.123.abcd.bak"
+    os.link(old_w, backup)
+    save_checkpoint(tmp_path / "new", _net(1), SCHEDULE, sample_shape=(2,))
+    os.replace(tmp_path / "new.safetensors", old_w)
+    with pytest.raises(ValueError, match=r"a save was cut off: the weights that match are in .*\.bak"):
+        load_checkpoint(tmp_path / "run")
+    os.replace(backup, old_w)
+    assert _same_weights(load_checkpoint(tmp_path / "run").model, _net(0))
