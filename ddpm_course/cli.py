@@ -199,7 +199,9 @@ def _write_atomically(path: Path, overwrite: bool, write) -> None:
 # ----------------------------------------------------------------------------- train
 
 
-def add_train_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
+def add_train_parser(
+    subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()
+) -> argparse.ArgumentParser:
     from .train import PRECISIONS, PRESETS
 
     presets = "\n".join(
@@ -407,7 +409,9 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 SAMPLER_FLAGS = ("steps", "spacing", "eta", "variance", "order")
 
 
-def add_sample_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
+def add_sample_parser(
+    subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()
+) -> argparse.ArgumentParser:
     from .samplers import SAMPLERS, SPACINGS, VARIANCES
 
     parser = subparsers.add_parser(
