@@ -274,6 +274,8 @@ for curve, line, label in curves:
     ends = [0, 1 / curve_ns[0]]
     axes[1].plot(ends, np.polyval(line, ends), "--", color=axes[1].lines[-1].get_color())
 axes[0].set_xscale("log")
+axes[0].set_xticks(curve_ns, [str(n) for n in curve_ns], minor=False)
+axes[0].minorticks_off()
 axes[0].set_xlabel("n (scored digits)")
 axes[0].set_ylabel("FD to the 364 held-out digits")
 axes[1].set_xlabel("1 / n")
@@ -303,7 +305,7 @@ print("the real-vs-real floor falls more than 4x from the smallest n to the larg
 # ### Why lesson 07 saw ratios below 1
 #
 # Most of what a Frechet distance from a few hundred digits measures is bias: the floor
-# itself, real digits against real digits, is several times larger at n = 50 than at n = 800,
+# itself, real digits against real digits, is many times larger at n = 50 than at n = 800,
 # and both lines end near 0 at $n = \infty$. On this scale the shipped model is close to the
 # data, and then two effects decide the ratio FD / floor at one small n:
 #
@@ -407,10 +409,11 @@ axes[0].legend(fontsize=7, loc="center")
 plt.show()
 
 # %% [markdown]
-# Dropping modes keeps precision (what it draws is real) and halves recall; blurring costs
-# precision (samples between the modes) while recall stays high, since the wide blobs still
-# cover every mode. A perfect model does not score 1: balls drawn from a finite sample miss
-# part of the true manifold, so every number needs the real-data value beside it.
+# (The blue discs are the balls of every fourth real point.) Dropping modes keeps precision
+# (what it draws is real) and halves recall; blurring costs precision (samples between the
+# modes) while recall stays high, since the wide blobs still cover every mode. A perfect
+# model does not score 1: balls drawn from a finite sample miss part of the true manifold,
+# so every number needs the real-data value beside it.
 #
 # The same made-up models on the digits, each scored by `metrics.evaluate_features` (what
 # `metrics.evaluate` runs after computing features): every metric for the 300 images next
