@@ -29,7 +29,8 @@ def test_frechet_distance_closed_form_for_known_gaussians():
     # large samples of N(0, I) and N(m, 4 I) in 3-D: FD = |m|^2 + 3 * (1 + 4 - 2 * 2) = |m|^2 + 3
     g = torch.Generator().manual_seed(0)
     a = torch.randn(200_000, 3, generator=g, dtype=torch.float64)
-    b = 2 * torch.randn(200_000, 3, generator=g, dtype=torch.float64) + torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+    m = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+    b = 2 * torch.randn(200_000, 3, generator=g, dtype=torch.float64) + m
     assert metrics.frechet_distance(a, b) == pytest.approx(2.0 + 3.0, abs=0.05)
     assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
 
