@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import time
 
 import torch
@@ -54,6 +53,13 @@ def build(name: str, seed: int):
     return model, ImageData(images, ids)
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command that remakes this model wherever it is written: settings that change the weights, not --out."""
+    extra = [f"--{name} {getattr(args, name)}" for name, default in (("steps", 700), ("seed", 0), ("threads", 1))
+             if getattr(args, name) != default]
+    return " ".join(["python benchmarks/train_guided.py", args.model, *extra])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=MODELS)
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
                    progress=False, **SETTINGS)
     tail = result.losses[-100:]
     record = {
-        "command": "python benchmarks/train_guided.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": _command(args),
         "weights": "ema",
         "seed": args.seed,
         "steps": result.steps,

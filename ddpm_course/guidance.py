@@ -43,13 +43,17 @@ __all__ = [
     "ClassOracle",
     "GuidanceScore",
     "Guided",
+    "PromptSamples",
     "cfg",
     "class_oracle",
     "guided_eps",
     "guided_eps_w",
     "null_label",
+    "prompt_explorer",
+    "prompt_samples",
     "scale_from_w",
     "score_digits",
+    "speckled",
     "w_from_scale",
 ]
 
@@ -203,6 +207,23 @@ class GuidanceScore(NamedTuple):
     spread: float
 
 
+def _total_variation(x: Tensor) -> Tensor:
+    """Mean absolute difference of neighbouring pixels, per image: (N, C, H, W) -> (N,)."""
+    x = x.detach().float().cpu().clamp(-1, 1)
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3)) + (x[..., 1:] - x[..., :-1]).abs().mean((1, 2, 3))
+
+
+def speckled(images: Tensor) -> Tensor:
+    """(N,) bool: digits rougher (total variation) than 99% of the real held-out digits.
+
+    This is the speckle a deterministic (ODE) sampler leaves when the network's noise
+    prediction is too small at high noise (lesson 07); fresh noise at each step washes it out.
+    """
+    from .data import digits
+
+    return _total_variation(images) > _total_variation(digits(16, split="test").images).quantile(0.99)
+
+
 def _spread(feats: Tensor, labels: Tensor) -> float:
     """Mean distance of feature vectors (N, F) to their class centroid."""
     dists = [(feats[labels == c] - feats[labels == c].mean(0)).norm(dim=1) for c in labels.unique()]
@@ -246,21 +267,21 @@ class PromptSamples(NamedTuple):
 
 
 @torch.no_grad()
-def prompt_samples(model: nn.Module, schedule: Schedule, prompt: str, scale: float, n: int = 8, steps: int = 20,
+def prompt_samples(model: nn.Module, schedule: Schedule, prompt: str, scale: float, n: int = 8, steps: int = 50,
                    seed: int = 0) -> PromptSamples:
     """``n`` digits for ``prompt`` ("thin seven") from a prompt model, guided at ``scale``,
-    with DPM-Solver++ in ``steps`` steps from noise drawn with ``seed``."""
+    with DDIM in ``steps`` steps and eta = 1 (fresh noise at every step), drawn with ``seed``."""
     from .metrics import digit_classifier
     from .models.text import ink, prompt_ids
-    from .samplers import dpm_solver_sample
+    from .samplers import ddim_sample
 
     y = prompt_ids([prompt]).expand(n)  # (n,)
-    x = dpm_solver_sample(cfg(model, scale, y=y), schedule, (n, 1, 16, 16), steps=steps,
-                          generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
+    x = ddim_sample(cfg(model, scale, y=y), schedule, (n, 1, 16, 16), steps=steps, eta=1.0,
+                    generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
     return PromptSamples(prompt, float(scale), x, ink(x), digit_classifier()(x).argmax(1))
 
 
-def prompt_explorer(model: nn.Module, schedule: Schedule, n: int = 8, steps: int = 20):
+def prompt_explorer(model: nn.Module, schedule: Schedule, n: int = 8, steps: int = 50):
     """Drop-downs for the stroke word and the digit, a slider for s: the digits of that prompt.
 
     children: [stroke, digit, scale, output, picture]; ``.result`` is a :class:`PromptSamples`.

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+import ddpm_course as dc
 from ddpm_course import samplers
 from ddpm_course.guidance import (
     cfg,
@@ -9,9 +10,16 @@ from ddpm_course.guidance import (
     guided_eps,
     guided_eps_w,
     null_label,
+    prompt_explorer,
+    prompt_samples,
     scale_from_w,
+    score_digits,
+    speckled,
     w_from_scale,
 )
+from ddpm_course.metrics import digit_classifier
+from ddpm_course.models.text import DIGIT_WORDS, follows_stroke, prompt_ids
+from ddpm_course.models.text import ink as text_ink
 from ddpm_course.models.unet import UNet, UNetConfig
 from ddpm_course.oracle import GaussianMixture
 from ddpm_course.schedules import linear_schedule
@@ -127,7 +135,86 @@ def test_guided_oracle_sampling_concentrates_on_the_requested_component():
         posterior.append(mix._component_log_probs(x).softmax(1)[:, 2].mean().item())  # E[p(class 2 | x)]
     # the truth at s = 1, by Monte Carlo on exact draws of class 2
     alone = GaussianMixture(torch.ones(1, dtype=torch.float64), mix.means[2:], mix.covs[2:])
-    exact = mix._component_log_probs(alone.sample(20000, torch.Generator().manual_seed(1))).softmax(1)[:, 2].mean().item()
+    draws = alone.sample(20000, torch.Generator().manual_seed(1))
+    exact = mix._component_log_probs(draws).softmax(1)[:, 2].mean().item()
     assert abs(posterior[0] - 1 / 3) < 0.04  # s = 0: the unconditional mixture
     assert abs(posterior[1] - exact) < 0.03  # s = 1: the class itself, not yet certain of itself
     assert posterior[0] < posterior[1] < posterior[2] < posterior[3] and posterior[3] > 0.98
+
+
+# ----------------------------------------------------------------------------- the shipped models
+
+
+@pytest.fixture(scope="module")
+def digits_cond():
+    return dc.pretrained("digits-cond")
+
+
+@pytest.fixture(scope="module")
+def digits_prompt():
+    return dc.pretrained("digits-prompt")
+
+
+def test_shipped_models_are_small_and_say_how_they_were_made(digits_cond, digits_prompt):
+    from importlib import resources
+
+    for name, shipped in (("digits-cond", digits_cond), ("digits-prompt", digits_prompt)):
+        size = (resources.files("ddpm_course") / "pretrained" / f"{name}.safetensors").stat().st_size
+        assert size < 5_000_000, (name, size)
+        assert shipped.record["command"] == f"python benchmarks/train_guided.py {name}"
+        assert shipped.record["train_settings"]["p_uncond"] > 0
+
+
+def test_shipped_model_learned_its_null_label(digits_cond):
+    model, schedule = digits_cond.model, digits_cond.schedule
+    x0 = dc.digits(16, split="test").images[:32]
+    t = torch.full((32,), 500)
+    x_t, _ = dc.q_sample(schedule, x0, t, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        uncond = model(x_t, t, torch.full((32,), 10))
+        for label in (0, 7):
+            cond = model(x_t, t, torch.full((32,), label))
+            assert ((cond - uncond).norm() / uncond.norm()).item() > 0.05
+
+
+def test_shipped_model_follows_the_label_when_guided(digits_cond):
+    labels = torch.arange(10).repeat_interleave(5)
+    scores = {}
+    for scale in (0.0, 3.0):
+        x = samplers.ddim_sample(cfg(digits_cond.model, scale, y=labels), digits_cond.schedule, (50, 1, 16, 16),
+                                 steps=50, eta=1.0, generator=torch.Generator().manual_seed(0))
+        scores[scale] = score_digits(x, labels)
+    assert scores[0.0].accuracy < 0.4 and scores[3.0].accuracy >= 0.95, scores  # chance is 10%
+
+
+def test_shipped_prompt_model_follows_both_words(digits_prompt):
+    prompts = [f"{stroke} {word}" for stroke in ("thin", "thick") for word in DIGIT_WORDS for _ in range(2)]
+    labels = torch.arange(10).repeat_interleave(2).repeat(2)
+    x = samplers.ddim_sample(cfg(digits_prompt.model, 3.0, y=prompt_ids(prompts)), digits_prompt.schedule,
+                             (40, 1, 16, 16), steps=50, eta=1.0, generator=torch.Generator().manual_seed(0))
+    assert follows_stroke(x, labels, [p.split()[0] for p in prompts]).double().mean() >= 0.9
+    assert (digit_classifier()(x.clamp(-1, 1)).argmax(1) == labels).double().mean() >= 0.9
+
+
+def test_ddim_with_fresh_noise_leaves_fewer_speckles_than_the_ode_sampler(digits_cond):
+    labels = torch.arange(10).repeat_interleave(3)
+    model, schedule = cfg(digits_cond.model, 3.0, y=labels), digits_cond.schedule
+    ode = samplers.dpm_solver_sample(model, schedule, (30, 1, 16, 16), steps=20,
+                                     generator=torch.Generator().manual_seed(0))
+    sde = samplers.ddim_sample(model, schedule, (30, 1, 16, 16), steps=50, eta=1.0,
+                               generator=torch.Generator().manual_seed(0))
+    assert speckled(sde).sum() < speckled(ode).sum()
+    assert speckled(dc.digits(16, split="train").images[:200]).double().mean() <= 0.05  # real digits are smooth
+
+
+def test_prompt_explorer_shows_the_pure_function(digits_prompt):
+    explorer = prompt_explorer(digits_prompt.model, digits_prompt.schedule, n=4, steps=5)
+    stroke, digit, scale = explorer.children[:3]
+    stroke.value, digit.value, scale.value = "", "three", 2.0
+    expected = prompt_samples(digits_prompt.model, digits_prompt.schedule, "three", 2.0, n=4, steps=5)
+    got = explorer.result
+    assert got.prompt == "three" and got.scale == 2.0
+    torch.testing.assert_close(got.images, expected.images)
+    torch.testing.assert_close(got.ink, text_ink(expected.images))
+    with pytest.raises(ValueError, match="unknown word"):
+        prompt_samples(digits_prompt.model, digits_prompt.schedule, "bold three", 2.0)
