@@ -409,3 +409,16 @@ def test_an_interrupt_while_checkpointing_keeps_the_finished_step():
                     resume=result.state)
     whole = train(_mlp(), dc.linear_schedule(20), _points(64), steps=9, batch_size=16, progress=False)
     assert resumed.losses == whole.losses
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_every_precision_trains_on_a_gpu(precision):
+    result = train(_mlp(), dc.linear_schedule(20), _points(256), steps=20, batch_size=64, precision=precision,
+                   device="cuda", progress=False)
+    assert result.steps == 20 and all(math.isfinite(v) for v in result.losses)
+    assert next(result.model.parameters()).device.type == "cuda"
+    assert (result.state.scalars["scaler"] is not None) == (precision == "fp16")
+    resumed = train(_mlp(), dc.linear_schedule(20), _points(256), steps=20, batch_size=64, precision=precision,
+                    device="cuda", progress=False, resume=result.state)
+    assert resumed.steps == 20 and resumed.losses == result.losses  # a finished run resumes to itself
