@@ -257,7 +257,8 @@ plt.show()
 # - With $\beta = 1$ the KL term is strong: it pushes every $q(z\mid x)$ towards
 #   $\mathcal N(0, I)$, so the codes of different digits overlap. Where they overlap the
 #   decoder cannot tell them apart, and the squared error is minimised by their *average*:
-#   blur. The reconstructions above already show it.
+#   blur. The reconstructions above show the start of it: six times the per-pixel error of
+#   the small-$\beta$ VAE, strokes softened.
 # - With a small $\beta$ the codes stay sharp and separate (good reconstructions), but the
 #   training codes no longer fill $\mathcal N(0, I)$: most prior samples land where the
 #   decoder has never been trained, and it draws nonsense.
