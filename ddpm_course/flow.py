@@ -299,6 +299,32 @@ def _as_images(data: ImageData | Tensor) -> Tensor:
     return images
 
 
+def _check_train_args(steps: int, batch_size: int, warmup_steps: int, lr: float, grad_clip: float | None,
+                      ema_decay: float | None) -> None:
+    int_at_least("steps", steps, 1)
+    int_at_least("batch_size", batch_size, 1)
+    int_at_least("warmup_steps", warmup_steps, 0)
+    finite_float("lr", lr, 0.0, low_open=True)
+    if grad_clip is not None:
+        finite_float("grad_clip", grad_clip, 0.0, low_open=True)
+    if ema_decay is not None:
+        finite_float("ema_decay", ema_decay, 0.0, 1.0, low_open=True, high_open=True)
+
+
+def _optimise(model: nn.Module, opt: torch.optim.Optimizer, params: list[Tensor], x0: Tensor,
+              generator: torch.Generator, grad_clip: float | None, step: int) -> float:
+    """One gradient step on the flow-matching loss of the batch x0 (B, ...); returns the loss."""
+    loss = flow_matching_loss(model, x0, generator=generator)
+    if not math.isfinite(loss.item()):
+        raise NonFiniteLossError(_non_finite_message("the loss", loss.item(), step, opt.param_groups[0]["lr"], x0))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    return loss.item()
+
+
 def train_flow(
     model: nn.Module,
     data: ImageData | Tensor,
@@ -325,14 +351,7 @@ def train_flow(
     from tqdm.auto import tqdm
 
     images = _as_images(data)
-    int_at_least("steps", steps, 1)
-    int_at_least("batch_size", batch_size, 1)
-    int_at_least("warmup_steps", warmup_steps, 0)
-    finite_float("lr", lr, 0.0, low_open=True)
-    if grad_clip is not None:
-        finite_float("grad_clip", grad_clip, 0.0, low_open=True)
-    if ema_decay is not None:
-        finite_float("ema_decay", ema_decay, 0.0, 1.0, low_open=True, high_open=True)
+    _check_train_args(steps, batch_size, warmup_steps, lr, grad_clip, ema_decay)
     generator = torch.Generator().manual_seed(0) if generator_or_none("generator", generator) is None else generator
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
@@ -348,19 +367,13 @@ def train_flow(
             _set_lr(opt, lr * _lr_factor(step, warmup_steps, True, step / steps))
             idx = torch.randint(0, images.shape[0], (batch_size,), generator=generator)  # (B,)
             x0 = images[idx].to(device)
-            loss = flow_matching_loss(model, x0, generator=generator)
-            if not math.isfinite(loss.item()):
+            try:
+                losses.append(_optimise(model, opt, params, x0, generator, grad_clip, step))
+            except NonFiniteLossError:
                 bar.close()
-                lr_now = opt.param_groups[0]["lr"]
-                raise NonFiniteLossError(_non_finite_message("the loss", loss.item(), step, lr_now, x0))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
+                raise
             if ema is not None:
                 ema.update_parameters(model)
-            losses.append(loss.item())
             bar.update(1)
             if (step + 1) % 25 == 0:
                 bar.set_postfix(loss=f"{sum(losses[-25:]) / 25:.4f}", refresh=False)
