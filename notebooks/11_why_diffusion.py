@@ -372,13 +372,16 @@ print("DDPM: all 25 grid modes covered")
 #   head-to-head one trained well. Instability is a risk that depends on the seed and the
 #   learning rate, not a certainty.
 # - **Diversity.** The DDPM reached all 8 ring modes in all 7 runs, recall 0.97; the VAE's
-#   recall was 0.98. The GAN's was 0.64 even with all 8 modes reached (it fills them
-#   unevenly), and at most 0.01 in its collapsed runs. On the grid the DDPM and the VAE reached all 25
-#   modes, the GAN 21.
+#   recall was 0.98. The GAN's was 0.64 even with all 8 modes reached: in the figure of
+#   section 2 its samples form a thin curve through the modes and along the circle between
+#   them, narrower than a mode across, so many real points have no generated neighbour. In
+#   its collapsed runs the recall was at most 0.01. On the grid the DDPM and the VAE reached
+#   all 25 modes, the GAN 21.
 # - **Sharpness.** Samples within 3 standard deviations of a mode on the ring: DDPM 91%, GAN
 #   83%, VAE 78%; precision 0.93, 0.90, 0.85. The VAE's samples sit furthest from the modes:
 #   its blur, confirmed. The GAN is sharper than the VAE but not than the DDPM, so "very
-#   sharp" is not seen here.
+#   sharp" is not seen here: its curve is sharp across (thinner than the modes themselves)
+#   and smeared along the circle.
 # - **Speed.** 1 network pass against 1000, the DDPM thousands of times slower per sample:
 #   confirmed. Qualified by lesson 07's solvers: 20 steps keep all 8 modes (section 5).
 # - **Likelihood.** The article credits VAEs with optimising likelihood. The DDPM gives a
