@@ -138,7 +138,8 @@ mc_se = ((w[..., None] * (x0_draws[None] - mc_mean[:, None]) ** 2).sum(1) * (w**
 tweedie = P.tweedie_x0(points, ring.score_and_eps(points, t, schedule)[0], alpha, sigma)
 for p, tw, mc in zip(points.tolist(), tweedie.tolist(), mc_mean.tolist()):
     tw, mc = ([round(v, 3) + 0.0 for v in pair] for pair in (tw, mc))  # + 0.0 turns -0.0 into 0.0
-    print(f"x_t = ({p[0]:+.1f}, {p[1]:+.1f}):  Tweedie ({tw[0]:+.3f}, {tw[1]:+.3f})   Monte Carlo ({mc[0]:+.3f}, {mc[1]:+.3f})")
+    print(f"x_t = ({p[0]:+.1f}, {p[1]:+.1f}):  Tweedie ({tw[0]:+.3f}, {tw[1]:+.3f})   "
+          f"Monte Carlo ({mc[0]:+.3f}, {mc[1]:+.3f})")
 assert torch.all((tweedie - mc_mean).abs() < 5 * mc_se + 1e-4)
 print("Tweedie's formula = the Monte Carlo posterior mean, within 5 standard errors")
 
@@ -169,7 +170,8 @@ print("noise levels:", " ".join(f"{s:.3f}" for s in sigmas.tolist()))
 points_train = ring.sample(8192, torch.Generator().manual_seed(SEED + 2)).float()
 torch.manual_seed(SEED)
 score_net = MLPDenoiser(MLPConfig(dim=2, hidden=128, depth=3))
-dsm_losses = S.train_dsm(score_net, points_train, sigmas, steps=TRAIN_STEPS, generator=torch.Generator().manual_seed(SEED))
+dsm_losses = S.train_dsm(score_net, points_train, sigmas, steps=TRAIN_STEPS,
+                         generator=torch.Generator().manual_seed(SEED))
 learned = S.learned_score(score_net, sigmas)
 
 # %% [markdown]
@@ -295,7 +297,8 @@ print("one small level keeps the starting basins' shares; annealing recovers the
 # where Euler's method is DDIM; DPM-Solver++ is a second-order solver of the same ODE.
 #
 # The flow-matching ODE of the next section is the same ODE once more, in the variables
-# $x^{\text{FM}} = x/(\sqrt{\bar\alpha} + \sqrt{1-\bar\alpha})$ and $t = \sqrt{1-\bar\alpha}/(\sqrt{\bar\alpha}+\sqrt{1-\bar\alpha})$,
+# $x^{\text{FM}} = x/(\sqrt{\bar\alpha} + \sqrt{1-\bar\alpha})$ and
+# $t = \sqrt{1-\bar\alpha}/(\sqrt{\bar\alpha}+\sqrt{1-\bar\alpha})$,
 # and Euler's method there is *again* DDIM. Algebra first: with $\hat x_0 = z - \sigma\hat\epsilon$ and
 # $u = \hat\epsilon - \hat x_0$, one Euler step $x^{\text{FM}} + (t'-t)\,u$ equals
 # $(1-t')\,z + \frac{t'-t}{1-t}\,\hat\epsilon$, which is $(1-t')$ times DDIM's $z + (\sigma' - \sigma)\,\hat\epsilon$
@@ -313,7 +316,8 @@ for t_now, t_next in zip(times[:-1], times[1:]):
     x = flow.euler_step(x, t_now, t_next, flow.mixture_velocity(ring, x, t_now))
 print(f"first time {times[0]:.4f}, last evaluated time {times[-2]:.4f}")
 assert (x - ddim).abs().max() < 1e-9
-print("Euler on the flow ODE at the matching times = DDIM (= Euler on lesson 07's ODE), up to float64 round-off (< 1e-9)")
+print("Euler on the flow ODE at the matching times = DDIM (= Euler on lesson 07's ODE), "
+      "up to float64 round-off (< 1e-9)")
 
 # %% [markdown]
 # ## 4. Flow matching: a straight path and a velocity
@@ -394,7 +398,8 @@ print(f"measured orders between 40 and 160 evaluations: Euler {order['euler']:.2
 # %% [markdown]
 # ### The same path as DDPM, with another clock and scale
 #
-# Divide DDPM's $x_s = \sqrt{\bar\alpha_s}\,x_0 + \sqrt{1-\bar\alpha_s}\,\epsilon$ by $\sqrt{\bar\alpha_s} + \sqrt{1-\bar\alpha_s}$:
+# Divide DDPM's $x_s = \sqrt{\bar\alpha_s}\,x_0 + \sqrt{1-\bar\alpha_s}\,\epsilon$ by
+# $\sqrt{\bar\alpha_s} + \sqrt{1-\bar\alpha_s}$:
 # the weights of $x_0$ and $\epsilon$ now sum to one, so it *is* a point of the straight path,
 # at $t = \sqrt{1-\bar\alpha_s}/(\sqrt{\bar\alpha_s}+\sqrt{1-\bar\alpha_s})$. Both paths pass through the same
 # signal-to-noise ratios, $\big(\tfrac{1-t}{t}\big)^2 = \tfrac{\bar\alpha_s}{1-\bar\alpha_s}$; the straight path just
@@ -469,7 +474,7 @@ print("digits-flow: Euler with 20 evaluations within 2x the real-vs-real floor; 
 # | flow matching, Heun (half as many steps) | 59.6 (4.77) | 14.7 (1.18) | 13.8 (1.10) | 13.5 (1.08) |
 # | DDPM twin, DDIM | 123.8 (9.92) | 54.6 (4.38) | 56.0 (4.49) | 56.7 (4.55) |
 # | DDPM twin, DPM-Solver++ 2M | 226.7 (18.17) | 67.0 (5.37) | 60.8 (4.88) | 59.9 (4.80) |
-# | DDPM twin, DPM-Solver++ 2M, log-SNR levels | 950.0 (76.14) | 59.5 (4.77) | 58.3 (4.67) | 58.8 (4.71) (49 evaluations) |
+# | DDPM twin, DPM-Solver++ 2M, log-SNR levels | 950.0 (76.14) | 59.5 (4.77) | 58.3 (4.67) | 58.8 (4.71), 49 evals |
 #
 # Frechet distance (ratio to the real-vs-real floor, 12.48 +- 5.35 at 256 digits).
 #
