@@ -5,6 +5,10 @@
 | ``ddpm-course train`` | trains a preset recipe (see ``train.PRESETS``) and saves a checkpoint |
 | ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into an image  |
 
+``ddpm-course train`` also runs unchanged under ``torchrun --nproc_per_node N`` (data-parallel
+training with DistributedDataParallel, see :mod:`ddpm_course.distributed`): rank 0 prints
+and saves, every rank ends with the same weights.
+
 Each subcommand is one ``add_<name>_parser(subparsers, parents)`` function that registers its
 options (``parents`` brings ``--debug``) and sets ``func`` to its ``_run_<name>(args, argv)``,
 listed in :data:`COMMANDS`; :func:`main` parses and dispatches. A ``_run_<name>`` checks every
@@ -223,10 +227,17 @@ def add_train_parser(
     add = parser.add_argument
     add("--preset", choices=sorted(PRESETS), default=None,
         help="the recipe: data, model, schedule and optimiser settings (required unless --resume)")
+    add("--data-root", default="data", metavar="DIR",
+        help="the folder of the mnist and cifar10 presets' files, in torchvision's layout (default ./data)")
+    add("--download", action="store_true",
+        help="download the mnist or cifar10 files into --data-root if they are missing (off by default)")
     add("--seed", type=_seed, default=None,
         help="seeds the model's initialisation and every random draw of training (default 0)")
     add("--steps", type=_positive_int, default=None,
         help="optimiser steps to run (default: the preset's; reproducible)")
+    add("--batch-size", type=_positive_int, default=None,
+        help="images per step (and per process under torchrun; default: the preset's); lower it when a GPU "
+        "runs out of memory")
     add("--minutes", type=_finite(0, low_open=True), default=None,
         help="wall-clock budget in minutes instead of steps (not reproducible: depends on the machine)")
     add("--out", default=None,
@@ -259,6 +270,7 @@ class _TrainPlan:
     precision: str
     out: Path
     overwrite: bool
+    batch_size: int | None = None  # None: the preset's
     resume: object = None  # the Checkpoint to continue, or None
     commands: list = field(default_factory=list)
 
@@ -290,11 +302,13 @@ def _plan_resume(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
     _same("--steps", args.steps, settings.get("steps"))
     _same("--minutes", args.minutes, settings.get("minutes"))
     _same("--precision", _precision(args), settings.get("precision"))
+    _same("--batch-size", args.batch_size, settings.get("batch_size"))
     same_place = args.out is None or checkpoint_paths(args.out) == checkpoint_paths(args.resume)
     return _TrainPlan(
         preset=record["preset"], seed=int(record.get("seed", 0)),
         steps=settings.get("steps"), minutes=settings.get("minutes"),
         precision=settings.get("precision", "fp32"), out=Path(args.resume if args.out is None else args.out),
+        batch_size=settings.get("batch_size"),
         overwrite=args.overwrite or same_place, resume=ckpt,
         commands=[*record.get("commands", [record.get("command")]), f"{PROG} " + " ".join(argv)],
     )
@@ -321,11 +335,14 @@ def _plan_train(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
         plan = _TrainPlan(preset=args.preset, seed=0 if args.seed is None else args.seed, steps=args.steps,
                           minutes=args.minutes, precision=_precision(args) or "fp32",
                           out=Path(args.out if args.out is not None else args.preset), overwrite=args.overwrite,
-                          commands=[f"{PROG} " + " ".join(argv)])
+                          batch_size=args.batch_size, commands=[f"{PROG} " + " ".join(argv)])
     if plan.out.is_dir():
         raise CLIError(f"--out {plan.out} is a folder; give a checkpoint name inside it, e.g. {plan.out / plan.preset}")
     if plan.precision == "fp16" and args.device.type != "cuda":
         raise CLIError(f"--precision fp16 needs a CUDA GPU; this run is on {args.device} (use bf16 or fp32)")
+    if args.ranks is not None and (plan.resume is not None or plan.minutes is not None or args.save_every):
+        raise CLIError("under torchrun give a step budget and drop --resume, --minutes and --save-every: every "
+                       "rank must stop at the same step, and one rank's state cannot continue the run")
     for p in checkpoint_paths(plan.out):
         check_output(p, plan.overwrite)
     _set_threads(args)
@@ -341,17 +358,19 @@ def _train_record(args: argparse.Namespace, plan: _TrainPlan, preset, result, st
         "weights": "ema" if result.ema_model is not None else "raw",
         "status": status,
         "steps": result.steps,
-        "batch_size": preset.batch_size,
+        "batch_size": _train_kwargs(plan, preset)["batch_size"],
         "train_seconds": round(result.seconds, 1),
         "images_per_second": round(result.images_per_second, 1) if result.steps else 0.0,
         "final_loss": round(sum(tail) / len(tail), 5) if tail else None,
         "hardware": hardware_description(args.device),
         "bf16_autocast": plan.precision == "bf16",
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
-        "train_settings": preset.train_kwargs(),
+        "train_settings": _train_kwargs(plan, preset),
     }
     if plan.precision != "fp32":
         record["precision"] = plan.precision
+    if args.ranks is not None:
+        record["processes"] = args.ranks.world_size  # torchrun: batch_size images per process and step
     if len(plan.commands) > 1:
         record["commands"] = plan.commands
     if status == "interrupted":
@@ -359,20 +378,60 @@ def _train_record(args: argparse.Namespace, plan: _TrainPlan, preset, result, st
     return record
 
 
+def _train_kwargs(plan: _TrainPlan, preset) -> dict:
+    """The preset's optimisation settings, with --batch-size when given."""
+    kwargs = preset.train_kwargs()
+    if plan.batch_size is not None:
+        kwargs["batch_size"] = plan.batch_size
+    return kwargs
+
+
+def _load_preset(plan: _TrainPlan, args: argparse.Namespace):
+    from .train import build_preset
+
+    run = build_preset(plan.preset, seed=plan.seed, data_root=args.data_root, download=args.download)
+    try:
+        run.data  # noqa: B018 -- read the files now, before any long work
+        return run
+    except FileNotFoundError:
+        raise CLIError(
+            f"the {plan.preset} files are not in --data-root {args.data_root}; pass --download to fetch them "
+            f"there (torchvision, needs a network), or copy torchvision's {plan.preset} folder into it"
+        ) from None
+
+
 def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``ddpm-course train``; under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set) one rank of a DDP run."""
+    from . import distributed
+
+    args.ranks = distributed.from_env()
+    if args.ranks is None:
+        return _train(args, argv)
+    args.device = distributed.start(args.ranks, args.device)
+    try:
+        return _train(args, argv)
+    finally:
+        distributed.stop()
+
+
+def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .checkpoint import save_checkpoint
+    from .distributed import rank_seed
     from .models import count_parameters
-    from .train import build_preset, train
+    from .train import train
 
     plan = _plan_train(args, argv)
-    run = build_preset(plan.preset, seed=plan.seed)
+    run = _load_preset(plan, args)
     preset = run.preset
+    main_rank = args.ranks is None or args.ranks.is_main
+    say = print if main_rank else (lambda *a, **k: None)
     steps, minutes = plan.steps, plan.minutes
     if steps is None and minutes is None:
         steps, minutes = preset.steps, preset.minutes
     budget = " or ".join(b for b in (f"{steps} steps" if steps else "", f"{minutes} min" if minutes else "") if b)
-    print(f"preset {plan.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, "
-          f"{preset.schedule} schedule T={preset.T}; budget {budget}; {hardware_description(args.device)}")
+    ranks = f"; {args.ranks.world_size} processes (torchrun)" if args.ranks else ""
+    say(f"preset {plan.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, "
+        f"{preset.schedule} schedule T={preset.T}; budget {budget}; {hardware_description(args.device)}{ranks}")
 
     def save(result, status: str) -> tuple[Path, Path]:
         paths = save_checkpoint(
@@ -386,11 +445,14 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     result = train(
         run.model, run.schedule, run.data, steps=steps, minutes=minutes,
-        generator=torch.Generator().manual_seed(plan.seed), device=args.device, precision=plan.precision,
-        progress=not args.no_progress, resume=plan.resume.train_state if plan.resume else None,
+        generator=torch.Generator().manual_seed(rank_seed(plan.seed, args.ranks)), device=args.device,
+        precision=plan.precision, progress=main_rank and not args.no_progress,
+        resume=plan.resume.train_state if plan.resume else None, distributed=args.ranks is not None,
         checkpoint_every=args.save_every, on_checkpoint=(lambda r: save(r, "running")) if args.save_every else None,
-        **preset.train_kwargs(),
+        **_train_kwargs(plan, preset),
     )
+    if not main_rank:
+        return EXIT_INTERRUPTED if result.interrupted else 0
     if result.interrupted:
         weights, meta = save(result, "interrupted")
         resumable = f"; continue with: {PROG} train --resume {plan.out}" if result.state is not None else ""

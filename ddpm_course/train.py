@@ -16,6 +16,7 @@ Around that loop sit the habits that make a small model train well and safely:
 | Ctrl-C            | finishes the step, returns what was learned (``interrupted``) | an interrupt keeps the EMA    |
 | state             | ``TrainResult.state`` continues the run (``resume=``)         | long runs survive a stop      |
 | precision         | fp32, bf16 autocast, or fp16 autocast with a GradScaler       | speed on GPUs                 |
+| distributed       | DDP under torchrun: gradients averaged over the ranks         | several GPUs, one model       |
 
 Randomness: batches, timesteps and noise all come from ``generator``; dropout uses the global
 RNG, which ``train`` seeds from ``generator`` inside ``torch.random.fork_rng`` (the caller's
@@ -30,6 +31,7 @@ course's recipe, for the CLI and the benchmarks.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import signal
 import threading
@@ -369,8 +371,14 @@ class _Run:
     """
 
     def __init__(self, model: nn.Module, schedule: Schedule, images: Tensor, labels: Tensor | None, s: _Settings,
-                 generator: torch.Generator, device: torch.device):
+                 generator: torch.Generator, device: torch.device, distributed: bool = False):
         self.model, self.schedule, self.s, self.generator, self.device = model, schedule, s, generator, device
+        self.distributed = distributed
+        self.net = model  # what the loss calls: the model itself, or the model inside DDP
+        if distributed:
+            from .distributed import wrap
+
+            self.net = wrap(model, device)
         self.images, self.labels, self.dtype = images, labels, _model_dtype(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         if s.optimizer == "adamw":
@@ -388,7 +396,7 @@ class _Run:
         self.budget_s = s.minutes * 60.0 if s.minutes is not None else math.inf
         self.max_steps = s.steps if s.steps is not None else math.inf
         self.global_rng: dict[str, Tensor] | None = None  # restored inside fork_rng
-        self.interrupted, self.updating, self.resumable = False, False, True
+        self.interrupted, self.updating, self.resumable = False, False, not distributed
 
     # -- the loop body: a batch, the loss, the NaN guard, the update, the learning rate, the EMA
 
@@ -403,7 +411,7 @@ class _Run:
 
         dtype = torch.float16 if self.s.precision == "fp16" else torch.bfloat16
         with torch.autocast(self.device.type, dtype=dtype, enabled=self.s.precision != "fp32"):
-            return l_simple(self.model, self.schedule, x0, y, generator=self.generator, p_uncond=self.s.p_uncond)
+            return l_simple(self.net, self.schedule, x0, y, generator=self.generator, p_uncond=self.s.p_uncond)
 
     def guard(self, what: str, value: float, x0: Tensor) -> None:
         if not math.isfinite(value):
@@ -439,13 +447,22 @@ class _Run:
     def one_step(self, start: float) -> None:
         x0, y = self.batch()
         loss = self.loss(x0, y)
-        loss_value = loss.item()
+        loss_value = self.mean_over_ranks(loss)
         self.guard("the loss", loss_value, x0)
         self.backward(loss, x0)
         self.update(start)
         self.losses.append(loss_value)
         self.step += 1
         self.updating = False
+
+    def mean_over_ranks(self, loss: Tensor) -> float:
+        """The loss as a number; under DDP its mean over the ranks, so that every rank logs it and
+        its NaN guard stops every rank at the same step."""
+        if not self.distributed:
+            return loss.item()
+        from .distributed import mean
+
+        return mean(loss).item()
 
     # -- saving and restoring
 
@@ -571,7 +588,7 @@ def train(
     p_uncond: float = 0.0, generator: torch.Generator | None = None, device: torch.device | str | None = None,
     precision: str = "fp32", autocast_bf16: bool = False, progress: bool = True, log_every: int = 25,
     resume: TrainState | None = None, checkpoint_every: float | None = None,
-    on_checkpoint: Callable[[TrainResult], None] | None = None,
+    on_checkpoint: Callable[[TrainResult], None] | None = None, distributed: bool = False,
 ) -> TrainResult:
     """Train ``model`` to predict the noise with L_simple; return a :class:`TrainResult`.
 
@@ -604,6 +621,11 @@ def train(
         then ends with the weights the uninterrupted run would have had (bit for bit on the CPU).
     checkpoint_every, on_checkpoint: call ``on_checkpoint(result_so_far)`` (its ``state`` set)
         every ``checkpoint_every`` minutes, e.g. to save the latest state to disk.
+    distributed: train one replica of a DistributedDataParallel run (the process group already
+        started, see :mod:`ddpm_course.distributed`): the model is wrapped in DDP, each rank draws
+        its batches from its own ``generator`` and the gradients are averaged, so every rank ends
+        with the same weights and EMA. Needs a step budget (a minutes budget could stop the ranks
+        at different steps); such a run cannot be resumed (``state`` is None).
     Ctrl-C (or a notebook's interrupt) finishes the step and returns the result so far with
     ``interrupted=True``; a second one stops at once. The model and EMA end in eval mode.
     """
@@ -625,11 +647,29 @@ def train(
     images, labels = _check_data(data, model, s.p_uncond)
     generator = _check_generator(generator)
     device = _check_device(model, device, s.precision)
+    _check_distributed(distributed, s, resume)
     model.to(device)
-    run = _Run(model, schedule, images, labels, s, generator, device)
+    run = _Run(model, schedule, images, labels, s, generator, device, distributed)
     if resume is not None:
         run.restore(resume)
     return _loop(run, progress, log_every, every_s, on_checkpoint)
+
+
+def _check_distributed(distributed: bool, s: _Settings, resume: TrainState | None) -> None:
+    if not isinstance(distributed, bool):
+        raise TypeError(f"distributed must be True or False; got {distributed!r}")
+    if not distributed:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        raise ValueError("distributed=True needs a started process group: run under torchrun "
+                         "(ddpm_course.distributed.start does it)")
+    if s.minutes is not None:
+        raise ValueError("distributed training needs a step budget (steps=...), not minutes: every rank must stop "
+                         "at the same step")
+    if resume is not None:
+        raise ValueError("a distributed run cannot resume a saved state (each rank has its own data stream)")
 
 
 def _check_checkpointing(checkpoint_every: float | None, on_checkpoint: Callable | None) -> float:
@@ -674,8 +714,15 @@ class Preset:
 
     ``model_config`` is the dict that ``models.build_model(arch, model_config)`` takes;
     ``schedule`` is "linear" or "cosine" with ``T`` steps; ``data`` is "digits" (the train split
-    at ``image_size``) or "toy2d:<name>" (``n_points`` points). ``steps``/``minutes`` are the
-    default budget; the CLI can override them.
+    at ``image_size``), "toy2d:<name>" (``n_points`` points) or "torchvision:<name>" (the train
+    split of "mnist" padded to 32x32 or "cifar10", see ``data.torchvision_images``; the files are
+    read from a folder, downloaded only when asked). ``steps``/``minutes`` are the default
+    budget; the CLI can override them.
+
+    The bigger presets' "about N minutes" is an estimate from FLOPs, not a measurement: the
+    forward FLOPs of one 32x32 image (``torch.utils.flop_counter.FlopCounterMode``) x 3 (forward
+    and backward) x batch x steps, at a sustained 50 TFLOP/s (an A100-class GPU in bf16; a T4
+    sustains perhaps a quarter of that).
     """
 
     description: str
@@ -746,22 +793,70 @@ PRESETS: dict[str, Preset] = {
         warmup_steps=100,
         ema_decay=0.99,
     ),
+    "mnist": Preset(
+        description="MNIST (train split, 60,000 digits, 28x28 padded to 32x32) for one GPU: the course "
+        "U-Net at base 64, widths (1, 2, 2), two res blocks per level, attention at 8x8 (6.5M parameters); "
+        "batch 128, 20,000 steps, AdamW lr 2e-4 with warm-up, cosine decay, clipping, EMA 0.999; about "
+        "7 minutes (estimated from FLOPs, not measured)",
+        arch="UNet",
+        model_config=dict(
+            in_channels=1, base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
+            attention_levels=(2,), dropout=0.1, num_classes=None, groups=8, time_dim=None,
+        ),
+        data="torchvision:mnist",
+        steps=20_000,
+        batch_size=128,
+        lr=2e-4,
+        warmup_steps=500,
+        ema_decay=0.999,
+    ),
+    "cifar10": Preset(
+        description="CIFAR-10 (train split, 50,000 colour 32x32 images) for one GPU: the course U-Net at "
+        "base 96, widths (1, 2, 2), two res blocks per level, attention at 16x16, dropout 0.1 (14.5M "
+        "parameters, DDPM's CIFAR model is 35.7M); batch 128, 100,000 steps, AdamW lr 2e-4, EMA 0.9999; about "
+        "90 minutes (estimated from FLOPs, not measured)",
+        arch="UNet",
+        model_config=dict(
+            in_channels=3, base_channels=96, channel_mults=(1, 2, 2), num_res_blocks=2,
+            attention_levels=(1,), dropout=0.1, num_classes=None, groups=32, time_dim=None,
+        ),
+        data="torchvision:cifar10",
+        steps=100_000,
+        batch_size=128,
+        lr=2e-4,
+        warmup_steps=1000,
+        ema_decay=0.9999,
+    ),
 }
 
 
 @dataclass
 class PresetRun:
-    """The pieces :func:`build_preset` assembles: a fresh model, its schedule and its data."""
+    """The pieces :func:`build_preset` assembles: a fresh model, its schedule and its data.
+
+    ``data`` is read when first used, so that a preset's model can be built (and its files
+    looked for) separately; ``sample_shape`` is the shape of one example, e.g. (1, 32, 32).
+    """
 
     preset: Preset
     model: nn.Module
     schedule: Schedule
-    data: ImageData | Tensor
     sample_shape: tuple[int, ...]
+    load_data: Callable[[], ImageData | Tensor] = field(repr=False)
+
+    @functools.cached_property
+    def data(self) -> ImageData | Tensor:
+        """The training data: an ImageData (N, C, H, W) or points (N, D)."""
+        return self.load_data()
 
 
-def build_preset(name: str, seed: int = 0) -> PresetRun:
-    """A fresh model (initialised from ``seed``), the schedule and the training data of a preset."""
+def build_preset(name: str, seed: int = 0, data_root: str = "data", download: bool = False) -> PresetRun:
+    """A fresh model (initialised from ``seed``), the schedule and the training data of a preset.
+
+    data_root, download: where a torchvision preset's files are (or go), and whether to fetch
+    them when missing; a missing dataset without ``download`` is a FileNotFoundError when
+    ``run.data`` is first read.
+    """
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {sorted(PRESETS)}; got {name!r}")
     from . import models
@@ -773,11 +868,29 @@ def build_preset(name: str, seed: int = 0) -> PresetRun:
         torch.manual_seed(seed)
         model = models.build_model(preset.arch, copy.deepcopy(preset.model_config))
     schedule = linear_schedule(preset.T) if preset.schedule == "linear" else cosine_schedule(preset.T)
-    if preset.data == "digits":
-        data = digits(size=preset.image_size, split="train")
-        sample_shape = tuple(data.images.shape[1:])
+    kind, _, dataset = preset.data.partition(":")
+    if kind == "digits":
+        sample_shape = (1, preset.image_size, preset.image_size)
+        load = functools.partial(digits, size=preset.image_size, split="train")
+    elif kind == "torchvision":
+        sample_shape = (preset.model_config["in_channels"], 32, 32)
+        load = functools.partial(_torchvision_data, dataset, data_root, download)
     else:
-        toy_name = preset.data.split(":", 1)[1]
-        data = toy2d(toy_name, n=preset.n_points, generator=torch.Generator().manual_seed(seed + 1))
-        sample_shape = tuple(data.shape[1:])
-    return PresetRun(preset=preset, model=model, schedule=schedule, data=data, sample_shape=sample_shape)
+        sample_shape = (2,)
+        load = functools.partial(toy2d, dataset, n=preset.n_points, generator=torch.Generator().manual_seed(seed + 1))
+    return PresetRun(preset=preset, model=model, schedule=schedule, sample_shape=sample_shape, load_data=load)
+
+
+def _torchvision_data(name: str, root: str, download: bool) -> ImageData:
+    """The train split of a torchvision set; FileNotFoundError (saying how to get it) when missing."""
+    from .data import torchvision_images
+
+    try:
+        return torchvision_images(name, root=str(root), train=True, download=download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
+        if download or "not found" not in str(err).lower():
+            raise
+        raise FileNotFoundError(
+            f"the {name} files are not under {root!r} (torchvision's layout); download them with "
+            f"download=True, or copy them there"
+        ) from None
