@@ -12,7 +12,8 @@
 #   2. every notebook under nbval strict (asserts and stored outputs must hold on a GPU too);
 #   3. the training throughput benchmark in fp32, bf16 and fp16 autocast;
 #   4. a short run of the `mnist` preset on small MNIST-format files written here (the GPU
-#      machine may have no network), for its images per second.
+#      machine may have no network), for its images per second; with several GPUs, the same
+#      run again on all of them through torchrun (DistributedDataParallel).
 # and prints one summary table at the end. Without a CUDA GPU it says so and exits 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -74,14 +75,21 @@ for split in ("train", "t10k"):
         header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
         (raw / f"{split}-{kind}-ubyte").write_bytes(header + array.tobytes())
 EOF
-if ddpm-course train --help 2>/dev/null | grep -q "mnist"; then
+start=$(date +%s)
+ddpm-course train --preset mnist --data-root "$data" --steps 200 --device cuda --out "$out/mnist_check" \
+    --overwrite --no-progress > "$out/mnist.log" 2>&1
+status=$?
+# the CLI's last line: "trained 200 steps in ... min (N images/s), final loss ...; saved ..."
+rate=$(grep -o '([0-9]* images/s)' "$out/mnist.log" | tail -1)
+record "mnist preset, 200 steps" "exit $status in $(( $(date +%s) - start )) s ${rate:-} (fake MNIST-format files)"
+ngpu=$(python -c "import torch; print(torch.cuda.device_count())")
+if [ "$ngpu" -gt 1 ]; then  # the same run on every GPU through torchrun + DistributedDataParallel
     start=$(date +%s)
-    ddpm-course train --preset mnist --data-root "$data" --steps 200 --out "$out/mnist_check" --no-progress \
-        > "$out/mnist.log" 2>&1
+    torchrun --standalone --nproc_per_node "$ngpu" -m ddpm_course.cli train --preset mnist --data-root "$data" \
+        --steps 200 --out "$out/mnist_ddp" --overwrite --no-progress > "$out/mnist_ddp.log" 2>&1
     status=$?
-    record "mnist preset, 200 steps" "exit $status in $(( $(date +%s) - start )) s (fake MNIST-format files)"
-else
-    record "mnist preset" "not available in this version of the CLI"
+    rate=$(grep -o '([0-9]* images/s)' "$out/mnist_ddp.log" | tail -1)
+    record "mnist preset, torchrun x$ngpu" "exit $status in $(( $(date +%s) - start )) s ${rate:-} per process"
 fi
 
 echo

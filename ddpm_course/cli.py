@@ -387,16 +387,19 @@ def _train_kwargs(plan: _TrainPlan, preset) -> dict:
 
 
 def _load_preset(plan: _TrainPlan, args: argparse.Namespace):
+    from .distributed import main_rank_first
     from .train import build_preset
 
     run = build_preset(plan.preset, seed=plan.seed, data_root=args.data_root, download=args.download)
     try:
-        run.data  # noqa: B018 -- read the files now, before any long work
+        with main_rank_first(args.ranks):  # under torchrun, rank 0 downloads before the others read
+            run.data  # noqa: B018 -- read the files now, before any long work
         return run
     except FileNotFoundError:
+        folder = {"mnist": "MNIST/raw", "cifar10": "cifar-10-batches-py"}.get(plan.preset, plan.preset)
         raise CLIError(
             f"the {plan.preset} files are not in --data-root {args.data_root}; pass --download to fetch them "
-            f"there (torchvision, needs a network), or copy torchvision's {plan.preset} folder into it"
+            f"there (torchvision, needs a network), or copy torchvision's {folder} folder into it"
         ) from None
 
 

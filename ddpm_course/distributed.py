@@ -19,12 +19,14 @@ generator is seeded from the seed and its rank): one step sees WORLD_SIZE x batc
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Rank", "from_env", "start", "stop", "wrap", "mean", "rank_seed"]
+__all__ = ["Rank", "from_env", "start", "stop", "wrap", "mean", "rank_seed", "main_rank_first"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +106,16 @@ def rank_seed(seed: int, where: Rank | None) -> int:
     """The seed of a rank's data stream: ``seed`` on rank 0 (and outside torchrun), so that one
     process alone reproduces the single-process run; ``seed + rank`` on the others."""
     return seed if where is None else seed + where.rank
+
+
+@contextmanager
+def main_rank_first(where: Rank | None) -> Iterator[None]:
+    """Run the block on rank 0 first, then on the others (e.g. rank 0 downloads a dataset, the
+    others read its files); outside torchrun simply run it."""
+    import torch.distributed as dist
+
+    if where is not None and not where.is_main:
+        dist.barrier()
+    yield
+    if where is not None and where.is_main:
+        dist.barrier()
