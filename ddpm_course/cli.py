@@ -4,6 +4,7 @@
 |-----------------------|-------------------------------------------------------------------|
 | ``ddpm-course train`` | trains a preset recipe (see ``train.PRESETS``) and saves a checkpoint |
 | ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into an image  |
+| ``ddpm-course evaluate`` | scores a model's digits: FD, FD_inf, precision, recall, each with its floor |
 
 ``ddpm-course train`` also runs unchanged under ``torchrun --nproc_per_node N`` (data-parallel
 training with DistributedDataParallel, see :mod:`ddpm_course.distributed`): rank 0 prints
@@ -39,7 +40,10 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["main", "build_parser", "add_train_parser", "add_sample_parser", "hardware_description", "CLIError"]
+__all__ = [
+    "main", "build_parser", "add_train_parser", "add_sample_parser", "add_evaluate_parser", "hardware_description",
+    "CLIError",
+]
 
 PROG = "ddpm-course"
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -583,11 +587,75 @@ def _run_sample(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- evaluate
+
+MAX_EVALUATE = 1433  # the floors draw as many real digits as there are samples (the train split's size)
+
+
+def add_evaluate_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
+    from .samplers import SAMPLERS, SPACINGS, VARIANCES
+
+    parser = subparsers.add_parser(
+        "evaluate",
+        parents=list(parents),
+        help="score a model's samples: Frechet distance, precision, recall, with their floors",
+        description="Draw --n digits with one of the course's samplers and score them against the 364 held-out "
+        "digits on digit-classifier features (metrics.evaluate): the Frechet distance, its extrapolation to "
+        "infinitely many samples, precision, recall, density and coverage, each beside what --n real train "
+        "digits score (the floor). Example: ddpm-course evaluate --model digits --sampler ddim --steps 50 --n 1000",
+    )
+    add = parser.add_argument
+    add("--model", default="digits", help="a shipped model (digits) or a checkpoint path of a 1-channel image "
+        "model (default digits)")
+    add("--sampler", default="dpm_solver", choices=sorted(SAMPLERS), help="default dpm_solver")
+    add("--steps", type=_positive_int, default=None,
+        help="network evaluations, for ddim, euler and dpm_solver (default: the sampler's; ddpm runs all T steps)")
+    add("--spacing", default=None, choices=SPACINGS, help="where the steps sit (default: the sampler's)")
+    add("--eta", type=_finite(0.0, 1.0), default=None,
+        help="DDIM's noise knob in [0, 1], for --sampler ddim only (default 0)")
+    add("--variance", default=None, choices=VARIANCES, help="DDPM's sigma_t^2, for --sampler ddpm only")
+    add("--order", type=_int_in(1, 2), default=None, help="DPM-Solver++'s order, for --sampler dpm_solver only")
+    add("--n", type=_int_in(10, MAX_EVALUATE), default=1000,
+        help=f"samples to score, 10 to {MAX_EVALUATE} (default 1000)")
+    add("--k", type=_int_in(1, 9), default=3, help="neighbours of the precision/recall balls (default 3)")
+    add("--n-real", type=_int_in(2, 100), default=5, help="draws of real digits for each floor (default 5)")
+    add("--seed", type=_seed, default=0, help="seed of the sampler's noise; the floors' draws use seed + 1 (default 0)")
+    _add_device_options(parser)
+    parser.set_defaults(func=_run_evaluate)
+    return parser
+
+
+def _run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import time
+
+    from .metrics import evaluate
+
+    _sampler_options(args)  # an option the sampler does not take fails here, before any work
+    _set_threads(args)
+    loaded = _load_model(args.model, args.device)
+    if len(loaded.sample_shape) != 3 or loaded.sample_shape[0] != 1:
+        raise CLIError(f"evaluate scores grey images (1, H, W) on digit-classifier features; {args.model} makes "
+                       f"samples of shape {tuple(loaded.sample_shape)}")
+    start = time.perf_counter()
+    with torch.no_grad():
+        x = _draw(args, loaded)
+    seconds = time.perf_counter() - start
+    if not torch.isfinite(x).all():
+        raise CLIError(f"the samples contain NaN or infinite values; {args.model} may be damaged")
+    floors = torch.Generator().manual_seed(args.seed + 1)
+    result = evaluate(x.clamp(-1, 1), k=args.k, n_real=args.n_real, generator=floors)
+    steps = f", {args.steps} steps" if args.steps else ""
+    print(f"{args.model}: {args.sampler}{steps}, seed {args.seed}; sampled in {seconds:.1f} s on "
+          f"{hardware_description(args.device)}")
+    print(result)
+    return 0
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
 # one entry per subcommand, in the order ``ddpm-course --help`` lists them
-COMMANDS = (add_train_parser, add_sample_parser)
+COMMANDS = (add_train_parser, add_sample_parser, add_evaluate_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -239,3 +239,46 @@ def test_evaluate_digits_real_noise_and_blur():
     blurred = torch.nn.functional.avg_pool2d(real, 3, stride=1, padding=1)
     blur = metrics.evaluate(blurred, generator=torch.Generator().manual_seed(1))
     assert blur.fd.value > 3 * blur.fd.real and blur.precision.value < score.precision.value
+
+
+# ----------------------------------------------------------------------------------------------
+# ddpm-course evaluate
+
+
+def test_cli_evaluate_prints_every_metric_with_its_floor(capsys):
+    from ddpm_course.cli import main
+
+    argv = ["evaluate", "--model", "digits", "--sampler", "dpm_solver", "--steps", "5", "--n", "40", "--device", "cpu",
+            "--threads", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "digits: dpm_solver, 5 steps, seed 0" in out and "40 samples vs 364 reference images (k = 3)" in out
+    assert "real images (mean +- std of 5 draws)" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] and
+            line.split()[0] in metrics.Evaluation.METRICS}
+    assert sorted(rows) == sorted(metrics.Evaluation.METRICS)
+    assert all(len(row) == 5 and row[3] == "+-" for row in rows.values())  # value, floor +- spread
+
+
+@pytest.mark.parametrize(("argv", "status", "fragment"), [
+    (["--n", "5000"], 2, "--n: must be an integer in [10, 1433]"),
+    (["--n", "9"], 2, "--n: must be an integer in [10, 1433]"),
+    (["--k", "0"], 2, "--k"),
+    (["--n-real", "1"], 2, "--n-real"),
+    (["--steps", "0"], 2, "--steps"),
+    (["--sampler", "heun"], 2, "--sampler"),
+    (["--sampler", "euler", "--eta", "0.5"], 1, "--eta does not apply to --sampler euler"),
+    (["--sampler", "ddim", "--order", "2"], 1, "--order does not apply to --sampler ddim"),
+    (["--model", "toy2d"], 1, "evaluate scores grey images (1, H, W)"),
+    (["--model", "no/such/checkpoint"], 1, "no/such/checkpoint"),
+])
+def test_cli_evaluate_refuses_bad_arguments_before_sampling(argv, status, fragment, capsys, monkeypatch):
+    from ddpm_course import cli
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampling started")
+
+    monkeypatch.setattr(cli, "_draw", no_sampling)
+    assert cli.main(["evaluate", "--device", "cpu", *argv]) == status
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddpm-course: error:") and len(err.splitlines()) == 1 and fragment in err, err
