@@ -504,6 +504,13 @@ def add_sample_parser(
     add("--variance", default=None, choices=VARIANCES,
         help="DDPM's sigma_t^2: beta or posterior, for --sampler ddpm only")
     add("--order", type=_int_in(1, 2), default=None, help="DPM-Solver++'s order, 1 or 2, for --sampler dpm_solver only")
+    add("--label", type=_int_in(0, 2**31 - 1), default=None,
+        help="the class to draw, for a class-conditional model such as digits-cond (default: none, the null label)")
+    add("--prompt", default=None,
+        help="the words to draw, for a prompt model such as digits-prompt, e.g. 'thin seven' (default: none)")
+    add("--guidance", type=_finite(0.0), default=None,
+        help="classifier-free guidance scale s >= 0 with --label or --prompt: 0 unconditional, "
+        "1 conditional (default), above 1 guided")
     add("--n", type=_int_in(1, MAX_SAMPLES), default=64, help=f"how many samples, at most {MAX_SAMPLES} (default 64)")
     add("--seed", type=_seed, default=0, help="seed of the generator that draws all noise (default 0)")
     add("--out", required=True,
@@ -535,6 +542,10 @@ def _check_sample_args(args: argparse.Namespace) -> Path:
     if out.suffix.lower() not in IMAGE_EXTENSIONS:
         raise CLIError(f"--out {out} must end in one of {', '.join(IMAGE_EXTENSIONS)} (the extension names the format)")
     _sampler_options(args)
+    if args.label is not None and args.prompt is not None:
+        raise CLIError("--label and --prompt exclude each other: a model reads labels or prompts")
+    if args.guidance is not None and args.label is None and args.prompt is None:
+        raise CLIError("--guidance needs --label or --prompt: guidance steers towards a condition")
     _set_threads(args)
     return out
 
@@ -545,10 +556,41 @@ def _load_model(name: str, device: torch.device):
     return pretrained(name, device=device) if name in PRETRAINED else load_checkpoint(name, device=device)
 
 
+def _condition(args: argparse.Namespace, model) -> torch.Tensor | None:
+    """The labels (n,) that --label or --prompt ask for, checked against the model; the null
+    label for a conditional model given neither (``evaluate`` has neither); None for an unconditional model."""
+    from .models.text import PromptUNet, prompt_ids
+
+    label, prompt = getattr(args, "label", None), getattr(args, "prompt", None)
+    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+    is_prompt = isinstance(model, PromptUNet)
+    if prompt is not None and not is_prompt:
+        takes = "labels (--label)" if num_classes is not None else "no condition"
+        raise CLIError(f"--prompt needs a prompt model such as digits-prompt; {args.model} takes {takes}")
+    if label is not None and (is_prompt or num_classes is None):
+        takes = "prompts (--prompt 'thin seven')" if is_prompt else "no condition (it is unconditional)"
+        raise CLIError(f"--label needs a class-conditional model such as digits-cond; {args.model} takes {takes}")
+    if num_classes is None:
+        return None
+    if prompt is not None:
+        try:
+            return prompt_ids([prompt]).expand(args.n)
+        except ValueError as err:
+            raise CLIError(f"--prompt: {err}") from None
+    if label is not None and label >= num_classes:
+        raise CLIError(f"--label must be a class in [0, {num_classes - 1}] for {args.model}; got {label}")
+    return torch.full((args.n,), num_classes if label is None else label)
+
+
 def _draw(args: argparse.Namespace, loaded) -> torch.Tensor:
     from . import samplers
+    from .guidance import cfg
 
     model, schedule = loaded.model.eval(), loaded.schedule
+    y = _condition(args, model)
+    if y is not None:  # the guided model carries its labels: the samplers see the plain contract
+        scale = getattr(args, "guidance", None)
+        model = cfg(model, 1.0 if scale is None else scale, y=y)
     shape = (args.n, *loaded.sample_shape)
     gen = torch.Generator().manual_seed(args.seed)
     options = _sampler_options(args)
@@ -583,7 +625,11 @@ def _run_sample(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise CLIError(f"the samples contain NaN or infinite values; {args.model} may be damaged. Nothing was written")
     _save_figure(x, args, out)
     steps = f", {args.steps} steps" if args.steps else ""
-    print(f"wrote {args.n} samples from {args.model} ({args.sampler}{steps}, seed {args.seed}) to {out}")
+    asked = f"label {args.label}" if args.label is not None else ""
+    asked = f"prompt '{args.prompt}'" if args.prompt is not None else asked
+    guided = f", guidance {args.guidance:g}" if args.guidance is not None else ""
+    condition = f" for {asked}{guided}" if asked else ""
+    print(f"wrote {args.n} samples{condition} from {args.model} ({args.sampler}{steps}, seed {args.seed}) to {out}")
     return 0
 
 

@@ -218,3 +218,45 @@ def test_prompt_explorer_shows_the_pure_function(digits_prompt):
     torch.testing.assert_close(got.ink, text_ink(expected.images))
     with pytest.raises(ValueError, match="unknown word"):
         prompt_samples(digits_prompt.model, digits_prompt.schedule, "bold three", 2.0)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_cli_samples_a_label_and_a_prompt_guided(tmp_path, capsys):
+    from ddpm_course import cli
+
+    for name, condition in (("seven.png", ["--model", "digits-cond", "--label", "7"]),
+                            ("thin.png", ["--model", "digits-prompt", "--prompt", "thin seven"])):
+        out = tmp_path / name
+        args = ["sample", *condition, "--guidance", "3", "--sampler", "ddim", "--steps", "3", "--n", "4",
+                "--device", "cpu", "--out", str(out)]
+        assert cli.main(args) == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "guidance 3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--model", "digits", "--label", "3"], "needs a class-conditional model"),
+    (["--model", "digits-cond", "--label", "10"], "[0, 9]"),
+    (["--model", "digits-cond", "--prompt", "seven"], "needs a prompt model"),
+    (["--model", "digits-prompt", "--label", "7"], "prompts (--prompt"),
+    (["--model", "digits-prompt", "--prompt", "bold seven"], "unknown word"),
+    (["--model", "digits-cond", "--guidance", "2"], "needs --label or --prompt"),
+    (["--model", "digits-cond", "--label", "1", "--prompt", "one"], "exclude each other"),
+])
+def test_cli_refuses_conditions_the_model_cannot_take(tmp_path, capsys, options, message):
+    from ddpm_course import cli
+
+    out = tmp_path / "x.png"
+    code = cli.main(["sample", *options, "--steps", "2", "--n", "2", "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_cli_guidance_must_be_a_finite_scale_at_least_zero(tmp_path, capsys):
+    from ddpm_course import cli
+
+    out = str(tmp_path / "x.png")
+    code = cli.main(["sample", "--model", "digits-cond", "--label", "1", "--guidance", "-1", "--out", out])
+    assert code == 2 and "--guidance" in capsys.readouterr().err
