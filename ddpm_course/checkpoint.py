@@ -61,10 +61,6 @@ PRETRAINED = {
     "python benchmarks/train_guided.py digits-cond",
     "digits-prompt": "a small U-Net reading prompts ('thin seven') through cross-attention: "
     "python benchmarks/train_guided.py digits-prompt",
-    "digits-cond": "a small U-Net on 16x16 digits with labels and a learned null label, for guidance: "
-    "python benchmarks/train_guided.py digits-cond",
-    "digits-prompt": "a small U-Net reading prompts ('thin seven') through cross-attention: "
-    "python benchmarks/train_guided.py digits-prompt",
     "digits-latent": "the course U-Net on 8x8x4 latents of 32x32 digits, decoded by the VAE digits-latent-vae "
     "(load both with ddpm_course.autoencoder.load_latent): "
     "python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent",
