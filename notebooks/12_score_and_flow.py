@@ -482,13 +482,14 @@ print("digits-flow: Euler with 20 evaluations within 2x the real-vs-real floor; 
 # At this small budget (28,800 images seen) the flow-matching model is within 1.1-1.4x of the
 # floor from 10 to 20 evaluations, while its DDPM twin stays near 4.5x with every ODE sampler,
 # does not improve from 10 to 50 evaluations, and reaches 3.2x with 1000 ancestral steps: the
-# solver is not the limit there, the network is (its predicted noise has full size at high
+# network, more than the solver, is the limit there (its predicted noise has full size at high
 # noise, `losses.eps_scale` 0.996 at t = 999, so this is not lesson 07's failure). The shipped
 # `digits` DDPM, trained on 13 times as many images, reaches 1.2x with DPM-Solver++ at 20
-# evaluations. So: here flow matching learned faster at an equal, small budget. This is one seed, one budget and one small dataset, and
-# the two recipes differ in three ways at once (target, weighting of the noise levels, time
-# variable); we did not isolate which one matters. Read the numbers with lesson 10's caution:
-# one Frechet distance from 256 digits varies by tens of percent between draws.
+# evaluations. So: here flow matching learned faster at an equal, small budget. This is one
+# seed, one budget and one small dataset, and the two recipes differ in three ways at once
+# (target, weighting of the noise levels, time variable); we did not isolate which one
+# matters. Read the numbers with lesson 10's caution: one Frechet distance from 256 digits
+# varies by tens of percent between draws.
 #
 # ## Your turn
 #
