@@ -1,36 +1,20 @@
-"""Lesson 11's exercise checkers: the solutions read "correct", the stubs "not attempted yet",
-each listed mistake its own hint, and wrong answers in no list fail too."""
+"""Lesson 11's exercise checkers beyond the checks every checker gets (tests/test_exercise_checkers.py):
+wrong answers that no checker lists fail too, and what is particular to this lesson."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from _solutions import answers
 
 from ddpm_course import exercises
-from ddpm_course.exercises import NumberExercise
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["11.modes_covered", "11.generator_loss", "11.d_loss_equilibrium"]
 
-
-def _answers() -> dict:
-    spec = importlib.util.spec_from_file_location("solutions_11", ROOT / "solutions" / "11_why_diffusion.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ANSWERS
-
-
-ANSWERS = _answers()
+ANSWERS = answers("11")
 exercises.names()  # loads every lesson's checkers
-MISTAKES = [(name, i) for name in NAMES for i in range(len(exercises.EXERCISES[name].mistakes))]
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError("your code here")
 
 
 def _nearest_any_mode_within(x, means, radius, min_count):
@@ -58,35 +42,8 @@ UNLISTED = {
 }
 
 
-def test_lesson_11_has_its_exercises():
-    assert [n for n in exercises.names() if n.startswith("11.")] == sorted(NAMES)
-    assert set(ANSWERS) == set(NAMES)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_answer_is_correct(name):
-    verdict = exercises.check(name, ANSWERS[name])
-    assert verdict.status == "correct", verdict
-
-
 def test_a_disc_count_is_also_correct_when_discs_do_not_overlap():
     assert exercises.check("11.modes_covered", _nearest_any_mode_within).status == "correct"
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_stub_reads_not_attempted(name):
-    stub = None if isinstance(exercises.EXERCISES[name], NumberExercise) else _stub
-    assert repr(exercises.check(name, stub)) == f"{name}: not attempted yet"
-
-
-@pytest.mark.parametrize(("name", "index"), MISTAKES)
-def test_each_listed_mistake_gets_its_own_hint(name, index):
-    exercise = exercises.EXERCISES[name]
-    mistake = exercise.mistakes[index]
-    answer = mistake.impl() if isinstance(exercise, NumberExercise) else mistake.impl
-    verdict = exercise.verdict(answer)
-    assert verdict.status == "mistake", verdict
-    assert verdict.message == f"not yet: {mistake.hint}", verdict
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -96,7 +53,3 @@ def test_unlisted_wrong_answers_fail(name):
         assert verdict.status in ("wrong", "mistake"), (name, verdict)
 
 
-def test_the_notebook_calls_every_checker():
-    source = (ROOT / "notebooks" / "11_why_diffusion.py").read_text()
-    for name in NAMES:
-        assert f'dc.exercises.check("{name}", ' in source, name
