@@ -422,7 +422,7 @@ for mults in [(1,), (1, 2), (1, 2, 2)]:
 # positions, which is why it goes where the grid is smallest:
 
 # %%
-for level, mult in enumerate(digits_config.channel_mults):
+for level in range(len(digits_config.channel_mults)):
     side = 16 // 2**level
     n = side * side
     marker = "  <- attention here" if level in digits_config.attention_levels else ""
