@@ -243,16 +243,10 @@ class VAETrainResult:
 
 
 def _ema(model: nn.Module, decay: float) -> AveragedModel:
-    """An EMA with the warm-up of :func:`ddpm_course.train.ema_decay_at`, via torch.optim.swa_utils."""
-    from .train import ema_decay_at
+    """The training loop's EMA (its decay warms up as :func:`ddpm_course.train.ema_decay_at`)."""
+    from .train import ema_model
 
-    @torch.no_grad()
-    def update(ema_params: list[Tensor], params: list[Tensor], num_averaged: Tensor | int) -> None:
-        weight = 1.0 - ema_decay_at(int(num_averaged), decay)
-        for e, p in zip(ema_params, params):
-            e.lerp_(p, weight) if e.is_floating_point() else e.copy_(p)
-
-    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+    return ema_model(model, decay)
 
 
 def train_vae(

@@ -33,7 +33,6 @@ from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel
 
 from ._checks import finite_float, generator_or_none, int_at_least, one_of
 from ._model import eval_mode
@@ -46,10 +45,10 @@ from .samplers import Step, chain, start_state
 from .train import (
     NonFiniteLossError,
     TrainResult,
-    _ema_warmup_fn,
     _lr_factor,
     _non_finite_message,
     _set_lr,
+    ema_model,
 )
 
 __all__ = [
@@ -356,7 +355,7 @@ def train_flow(
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    ema = AveragedModel(model, multi_avg_fn=_ema_warmup_fn(ema_decay), use_buffers=True) if ema_decay else None
+    ema = ema_model(model, ema_decay) if ema_decay else None
     losses: list[float] = []
     bar = tqdm(total=steps, disable=not progress, desc="flow matching", unit="step", dynamic_ncols=True)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -380,9 +379,9 @@ def train_flow(
         seconds = time.perf_counter() - start
     bar.close()
     model.eval()
-    ema_model = ema.module.eval() if ema is not None else None
+    averaged = ema.module.eval() if ema is not None else None
     per_second = steps * batch_size / seconds if seconds > 0 else float("nan")
-    return TrainResult(model, ema_model, losses, steps, seconds, per_second)
+    return TrainResult(model, averaged, losses, steps, seconds, per_second)
 
 
 def _main(argv: list[str] | None = None) -> None:

@@ -49,7 +49,8 @@ from .data import ImageData
 from .schedules import Schedule
 
 __all__ = [
-    "TrainResult", "TrainState", "NonFiniteLossError", "train", "ema_decay_at", "Preset", "PRESETS", "build_preset",
+    "TrainResult", "TrainState", "NonFiniteLossError", "train", "ema_decay_at", "ema_model", "Preset", "PRESETS",
+    "build_preset",
 ]
 
 OPTIMIZERS = ("adamw", "adam")
@@ -273,6 +274,12 @@ def _ema_warmup_fn(decay: float):
     return update
 
 
+def ema_model(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model`` (``torch.optim.swa_utils.AveragedModel``) whose
+    decay warms up as :func:`ema_decay_at`; call ``.update_parameters(model)`` after each step."""
+    return AveragedModel(model, multi_avg_fn=_ema_warmup_fn(decay), use_buffers=True)
+
+
 def _lr_factor(step: int, warmup_steps: int, decay: bool, progress: float) -> float:
     """Multiplier of the base lr for the next step: linear warm-up, then an optional half cosine."""
     warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
@@ -387,7 +394,7 @@ class _Run:
             self.opt = torch.optim.Adam(self.params, lr=s.lr)
         self.ema = None
         if s.ema_decay is not None:
-            self.ema = AveragedModel(model, multi_avg_fn=_ema_warmup_fn(s.ema_decay), use_buffers=True)
+            self.ema = ema_model(model, s.ema_decay)
         self.scaler = torch.amp.GradScaler(device.type) if s.precision == "fp16" else None
         self.batches = _Batches(images.shape[0], s.batch_size, generator)
         self.losses: list[float] = []
