@@ -5,6 +5,8 @@ the machine's own measured peak.
     python benchmarks/throughput.py --device cuda          # a GPU, where there is one
     python benchmarks/throughput.py --precision fp32,bf16  # also time bfloat16 autocast (fp16: GPUs)
     python benchmarks/throughput.py --profile              # top operators of one training and one sampling step
+    python benchmarks/throughput.py --channels-last        # the course U-Net in channels_last memory format
+    python benchmarks/throughput.py --compile              # the course U-Net through torch.compile
 
 Training: each network gets one optimiser step per batch (forward, L_simple, backward, AdamW)
 on the same random 16x16 grey batches, after a few warm-up steps. Sampling: one network
@@ -19,10 +21,16 @@ FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (matrix mult
 and convolutions, the work that dominates), and the machine's peak is measured in the same
 run, dtype and thread count: the best of a large matrix multiplication and a large 3x3
 convolution. The fraction printed is achieved GFLOP/s over that measured peak.
+
+``--channels-last`` and ``--compile`` change the course U-Net only (opt-in experiments; the
+course trains and samples without them). With ``--compile`` the first call of each step is
+timed apart and the script prints the compile time and the number of steps after which the
+compiled network has paid it back.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from collections.abc import Callable
 
@@ -104,6 +112,22 @@ def sample_step_fn(
     return step
 
 
+def course_variant(model: torch.nn.Module, channels_last: bool, compile_: bool) -> torch.nn.Module:
+    """The course U-Net as timed: in channels_last memory format and/or through torch.compile."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if compile_ else model
+
+
+def first_call_seconds(step: Callable[[], None], device: torch.device) -> float:
+    """Wall time of one call (with --compile, the first one includes compiling)."""
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def per_second(step: Callable[[], None], device: torch.device, steps: int) -> float:
     """Steps per second after three warm-up steps."""
     for _ in range(3):
@@ -170,6 +194,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16, fp16 (default fp32)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds; the best is kept (default 3)")
     parser.add_argument("--profile", action="store_true", help="print the top operators and exit")
+    parser.add_argument("--channels-last", action="store_true", help="course U-Net in channels_last format")
+    parser.add_argument("--compile", action="store_true", help="course U-Net through torch.compile")
     args = parser.parse_args()
     precisions = args.precision.split(",")
     for p in precisions:
@@ -185,13 +211,22 @@ def main() -> None:
         return
     theirs = DiffusersEps(diffusers_unet(args.size))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
-    print(f"throughput, {args.size}x{args.size} grey, batch {args.batch}, {where}, torch {torch.__version__}")
+    variant = ", ".join(n for n, on in (("channels_last", args.channels_last), ("compiled", args.compile)) if on)
+    print(f"throughput, {args.size}x{args.size} grey, batch {args.batch}, {where}, torch {torch.__version__}"
+          + (f"; course UNet {variant}" if variant else ""))
 
     runs = [(name, model, p, kind) for p in precisions for kind in ("train", "sample")
             for name, model in (("course UNet", ours), ("diffusers UNet2DModel", theirs))]
     makers = {"train": train_step_fn, "sample": sample_step_fn}
     steps = [makers[kind](model, device, args.batch, args.size, p) for _, model, p, kind in runs]
-    flops = [count_flops(step) for step in steps]
+    flops = [count_flops(step) for step in steps]  # the eager networks: variants do the same work
+    first = [0.0] * len(runs)
+    if args.channels_last or args.compile:
+        for i, (_, model, p, kind) in enumerate(runs):
+            if model is ours:
+                variant = course_variant(copy.deepcopy(ours), args.channels_last, args.compile)
+                steps[i] = makers[kind](variant, device, args.batch, args.size, p)
+                first[i] = first_call_seconds(steps[i], device)
     best = [0.0] * len(runs)
     for _ in range(args.rounds):
         for i, step in enumerate(steps):
@@ -210,6 +245,31 @@ def main() -> None:
         for kind in ("train", "sample"):
             ours_rate, theirs_rate = (best[i] for i, r in enumerate(runs) if r[2] == p and r[3] == kind)
             print(f"course / diffusers, {p} {kind}: {ours_rate / theirs_rate:.2f}x")
+    if args.compile:
+        report_compile(runs, first, best, eager_rates(runs, makers, device, args, ours))
+
+
+def eager_rates(runs: list, makers: dict, device: torch.device, args: argparse.Namespace,
+                ours: torch.nn.Module) -> list[float]:
+    """Steps per second of the eager course U-Net (same memory format) for each compiled run; 0 elsewhere."""
+    rates = [0.0] * len(runs)
+    for i, (_, model, p, kind) in enumerate(runs):
+        if model is ours:
+            eager = course_variant(copy.deepcopy(ours), args.channels_last, False)
+            rates[i] = per_second(makers[kind](eager, device, args.batch, args.size, p), device, args.steps)
+    return rates
+
+
+def report_compile(runs: list, first: list[float], best: list[float], eager: list[float]) -> None:
+    """Compile time (first call minus a compiled step) and the steps needed to pay it back."""
+    for (name, _, p, kind), f, rate, eager_rate in zip(runs, first, best, eager):
+        if not eager_rate:
+            continue
+        overhead = f - 1 / rate
+        saved = 1 / eager_rate - 1 / rate  # seconds saved per step
+        even = f"{overhead / saved:,.0f} steps" if saved > 0 else "never (compiled is not faster)"
+        print(f"torch.compile, {name} {p} {kind}: compile {overhead:.1f} s, "
+              f"{rate / eager_rate:.2f}x eager, break-even after {even}")
 
 
 if __name__ == "__main__":
