@@ -73,17 +73,25 @@ def venv_python(dists, tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env)], check=True)
     python = env / ("Scripts" if os.name == "nt" else "bin") / "python"
+    # --force-reinstall: the outer environment may hold the same version (an editable install of
+    # this checkout), which pip would otherwise count as already installed.
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(dists["wheel"])],
-        check=True, capture_output=True,
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall",
+         str(dists["wheel"])],
+        check=True, capture_output=True, env=_env(),
     )
     return python
 
 
-def _run(python: Path, cwd: Path, *args: str) -> str:
+def _env() -> dict[str, str]:
+    """This environment without PYTHONPATH, so that nothing but the venv decides what is imported."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MPLBACKEND"] = "Agg"  # a script, not a notebook: figures are drawn and dropped
-    result = subprocess.run([str(python), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return env
+
+
+def _run(python: Path, cwd: Path, *args: str) -> str:
+    result = subprocess.run([str(python), *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -115,5 +123,5 @@ def test_installed_wheel_runs_lesson_01(venv_python, tmp_path):
 def test_installed_wheel_has_the_command_line(venv_python, tmp_path):
     cli = venv_python.parent / ("ddpm-course.exe" if os.name == "nt" else "ddpm-course")
     assert cli.exists()
-    result = subprocess.run([str(cli), "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(cli), "--help"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "sample" in result.stdout
