@@ -22,8 +22,6 @@ Prints three markdown tables:
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -31,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import ddpm_course as dc
 from ddpm_course import metrics, models, samplers
 from ddpm_course.autoencoder import load_elbo_vae, load_latent
+from ddpm_course.timing import ms_per_image
 from ddpm_course.train import PRESETS, train
 
 
@@ -38,17 +37,6 @@ def flops(fn) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         fn()
     return counter.get_total_flops()
-
-
-def ms_per_image(fn, batch: int, reps: int = 5) -> float:
-    with torch.no_grad():
-        fn()  # warm-up
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times) / batch
 
 
 def cost_tables(pipe, batch: int = 64) -> dict[str, float]:
@@ -59,16 +47,16 @@ def cost_tables(pipe, batch: int = 64) -> dict[str, float]:
     print("|---|---|---:|---:|")
     for size in (16, 32, 64):
         f = flops(lambda s=size: pixel(torch.zeros(1, 1, s, s), t1))
-        ms = ms_per_image(lambda s=size: pixel(torch.zeros(batch, 1, s, s), tb), batch)
+        ms = ms_per_image(lambda s=size: pixel(torch.zeros(batch, 1, s, s), tb), batch, reps=5)
         per[f"pixel{size}"] = ms
         rows.append((f"pixel U-Net ({models.count_parameters(pixel):,} parameters)", f"1x{size}x{size}", f, ms))
     shape = pipe.latent_shape
     f = flops(lambda: pipe.unet(torch.zeros(1, *shape), t1))
-    per["latent"] = ms_per_image(lambda: pipe.unet(torch.zeros(batch, *shape), tb), batch)
+    per["latent"] = ms_per_image(lambda: pipe.unet(torch.zeros(batch, *shape), tb), batch, reps=5)
     name = f"latent U-Net ({models.count_parameters(pipe.unet):,} parameters)"
     rows.append((name, "x".join(map(str, shape)), f, per["latent"]))
     f_dec = flops(lambda: pipe.vae.decode(torch.zeros(1, *shape)))
-    per["decode"] = ms_per_image(lambda: pipe.vae.decode(torch.zeros(batch, *shape)), batch)
+    per["decode"] = ms_per_image(lambda: pipe.vae.decode(torch.zeros(batch, *shape)), batch, reps=5)
     rows.append(("VAE decoder (once per sample)", "x".join(map(str, shape)), f_dec, per["decode"]))
     for name, inp, f, ms in rows:
         print(f"| {name} | {inp} | {f / 1e6:,.1f} | {ms:.2f} |")

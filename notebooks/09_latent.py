@@ -52,8 +52,6 @@ SEED = 0
 # %%
 # NBVAL_IGNORE_OUTPUT
 import math
-import statistics
-import time
 
 import matplotlib.pyplot as plt
 import torch
@@ -105,17 +103,7 @@ print("doubling the side quadruples the cost, and a bit more at 64 pixels (atten
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def ms_per_image(fn, batch: int, reps: int = 3) -> float:
-    """Median wall time of ``fn()`` over ``reps`` runs, per image of the batch, in ms."""
-    with torch.no_grad():
-        fn()
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times) / batch
-
+from ddpm_course.timing import ms_per_image  # median wall time per image, after a warm-up
 
 tb = torch.zeros(16, dtype=torch.long)
 pixel_ms = {s: ms_per_image(lambda s=s: pixel_unet(torch.zeros(16, 1, s, s), tb), 16) for s in (16, 32, 64)}
