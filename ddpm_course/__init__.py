@@ -24,7 +24,7 @@ __version__ = "0.2.0"
 _SUBMODULES = (
     "schedules", "forward", "data", "oracle", "viz", "widgets", "models", "losses", "train",
     "checkpoint", "samplers", "guidance", "metrics", "exercises", "cli", "autoencoder",
-    "gan", "compare", "parametrization", "flow", "score",
+    "gan", "compare", "parametrization", "flow", "score", "timing", "distributed",
 )
 
 __all__ = [
