@@ -55,17 +55,27 @@ from ddpm_course.train import PRESETS, ema_decay_at, train
 device = dc.setup(seed=0)
 
 # %% [markdown]
-# Parameters. `DATASET` is `"digits"` (offline, 16x16) or, with a network, one of
-# `"mnist"`, `"fashion_mnist"`, `"cifar10"` (32x32, downloaded through torchvision).
-# `TRAIN_STEPS = 300` takes one to two minutes on two CPU cores; with a GPU, or more patience,
-# raise it towards the shipped model's 3000. The budget is counted in steps, not minutes, so that
-# a run does the same work on every machine.
+# Parameters. `DATASET` is `"digits"` (offline, 16x16, the course U-Net of the `digits` preset)
+# or, with a GPU and a network, `"mnist"` or `"cifar10"` (32x32, downloaded through torchvision
+# into `DATA_ROOT`), which train the bigger U-Net and recipe of the preset of that name
+# (`ddpm-course train --preset mnist` runs the same recipe to the end). `TRAIN_STEPS = 300`
+# takes one to two minutes on two CPU cores for the digits; with a GPU, or more patience, raise
+# it towards the preset's own budget (3000 for the digits, 20,000 for MNIST, 100,000 for
+# CIFAR-10). The budget is counted in steps, not minutes, so that a run does the same work on
+# every machine. `BATCH_SIZE = None` keeps the preset's 128 (lower it if a GPU runs out of
+# memory); `N_SAMPLES` is how many samples your run draws at the end; `SAVE_AS`, a path
+# without suffix, keeps your trained model as a checkpoint that lesson 06 can load (an
+# existing one is never overwritten).
 
-# %%
+# %% tags=["parameters"]
 DATASET = "digits"
+DATA_ROOT = "data"
 TRAIN_STEPS = 300
+BATCH_SIZE = None
+N_SAMPLES = 64
 TOY_STEPS = 1500
 SEED = 0
+SAVE_AS = None
 
 # %% [markdown]
 # ## 1. From the ELBO to $L_\text{simple}$
@@ -270,16 +280,21 @@ plt.show()
 # The same loop trains the course U-Net of lesson 04 on the digits' train split (the test
 # split stays held out for scoring), with the course recipe: the `digits` preset's settings
 # (AdamW at $10^{-3}$, a cosine decay, gradient clipping, batches of 128, an EMA with decay
-# 0.999 and its warm-up), except that the learning-rate warm-up is cut from 200 steps to 20,
-# since the run is short. The README's training-budget benchmark measures this recipe: four
-# minutes on two CPU cores reach a Frechet distance 1.35 times the real-data floor.
+# 0.999 and its warm-up), except that the learning-rate warm-up is cut from 200 steps to a
+# fifteenth of the run (20 steps here), since the run is short. The README's training-budget
+# benchmark measures this recipe: four minutes on two CPU cores reach a Frechet distance 1.35
+# times the real-data floor. With `DATASET = "mnist"` or `"cifar10"` the preset of that name
+# supplies the model and the recipe instead.
 
 # %%
+if DATASET not in ("digits", "mnist", "cifar10"):
+    raise ValueError(f'DATASET must be "digits", "mnist" or "cifar10"; got {DATASET!r}')
+preset = PRESETS[DATASET]
 if DATASET == "digits":
     images = dc.digits(16, split="train")
 else:
-    images = dc.data.torchvision_images(DATASET, root="data", train=True, download=True)
-config = dict(PRESETS["digits"].model_config, in_channels=images.images.shape[1])
+    images = dc.data.torchvision_images(DATASET, root=DATA_ROOT, train=True, download=True)
+config = preset.model_config
 torch.manual_seed(SEED)
 unet = models.build_model("UNet", config)
 print(f"{len(images.images)} training images of shape {tuple(images.images.shape[1:])}; "
@@ -287,7 +302,9 @@ print(f"{len(images.images)} training images of shape {tuple(images.images.shape
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-recipe = dict(PRESETS["digits"].train_kwargs(), warmup_steps=20)
+recipe = dict(preset.train_kwargs(), warmup_steps=min(preset.warmup_steps, TRAIN_STEPS // 15))
+if BATCH_SIZE is not None:
+    recipe["batch_size"] = BATCH_SIZE
 print({key: recipe[key] for key in ("batch_size", "lr", "warmup_steps", "grad_clip", "ema_decay", "optimizer")})
 run = train(unet, schedule, images, steps=TRAIN_STEPS, generator=torch.Generator().manual_seed(SEED), device=device, **recipe)
 print(f"{run.steps} steps in {run.seconds:.0f} s ({run.images_per_second:.0f} images/s)")
@@ -322,7 +339,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-held_out = (dc.digits(16, split="test") if DATASET == "digits" else dc.data.torchvision_images(DATASET, root="data", train=False)).images[:256]
+held_out = (dc.digits(16, split="test") if DATASET == "digits" else dc.data.torchvision_images(DATASET, root=DATA_ROOT, train=False)).images[:256]
 for name, net in (("raw", run.model), ("EMA", run.ema_model)):
     by_t = losses.loss_by_t(net.to(device), schedule, held_out.to(device), generator=torch.Generator().manual_seed(5))
     print(f"{name:3s} weights: held-out L_simple {by_t.loss.mean().item():.4f}")
@@ -388,9 +405,9 @@ print(f"with a fixed decay the average keeps {c:.0%} of the zero output layer: i
 # is confident on most of them.
 
 # %%
-quick = samplers.ddim_sample(run.ema_model.to(device), schedule, (64, *images.images.shape[1:]), steps=100, eta=1.0,
+quick = samplers.ddim_sample(run.ema_model.to(device), schedule, (N_SAMPLES, *images.images.shape[1:]), steps=100, eta=1.0,
                              generator=torch.Generator().manual_seed(6)).cpu()
-_ = dc.viz.show_images(quick, nrow=8, title=f"your run: 64 samples after {run.steps} training steps", size=7)
+_ = dc.viz.show_images(quick, nrow=8, title=f"your run: {N_SAMPLES} samples after {run.steps} training steps", size=7)
 plt.show()
 
 # %%
@@ -436,6 +453,17 @@ with tempfile.TemporaryDirectory() as tmp:
         load_checkpoint(path)
     except ValueError as err:
         print("truncated file:", type(err).__name__, "-", str(err).split(": ", 1)[-1])
+
+# %% [markdown]
+# With `SAVE_AS` set, your run's averaged weights are kept (lesson 06 samples from them when
+# given the same path as its `CHECKPOINT`).
+
+# %%
+if SAVE_AS is not None:
+    saved = save_checkpoint(SAVE_AS, run.ema_model.cpu(), schedule, sample_shape=tuple(images.images.shape[1:]),
+                            record={"lesson": "05_training", "dataset": DATASET, "steps": run.steps,
+                                    "batch_size": recipe["batch_size"]})
+    print("saved", ", ".join(str(p) for p in saved))
 
 # %% [markdown]
 # ## 5. The shipped model

@@ -1,45 +1,14 @@
 """The bigger presets (mnist, cifar10): their recipes build, and `ddpm-course train --preset ...`
 runs on tiny fake MNIST/CIFAR-10 files written here (no network)."""
 import json
-import pickle
-import struct
 
-import numpy as np
 import pytest
 import torch
+from _fake_datasets import cifar_md5_off, fake_cifar10, fake_mnist
 
 from ddpm_course import cli
 from ddpm_course.models import count_parameters
 from ddpm_course.train import PRESETS, build_preset
-
-
-def _write_idx(path, array: np.ndarray) -> None:
-    """The IDX format of MNIST: magic (0, 0, dtype 0x08 = uint8, ndim), big-endian sizes, data."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def _fake_mnist(root, n: int = 8) -> None:
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    images = np.random.default_rng(0).integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    for split in ("train", "t10k"):
-        _write_idx(raw / f"{split}-images-idx3-ubyte", images)
-        _write_idx(raw / f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
-
-
-def _fake_cifar10(root, monkeypatch, n: int = 8) -> None:
-    from torchvision.datasets import cifar
-
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir()
-    rows = np.random.default_rng(1).integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
-    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"]:
-        with open(folder / name, "wb") as f:
-            pickle.dump({"data": rows, "labels": [i % 10 for i in range(n)]}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [str(i) for i in range(10)]}, f)
-    monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: True)  # our files lack the real MD5 sums
 
 
 @pytest.mark.parametrize("name, channels", [("mnist", 1), ("cifar10", 3)])
@@ -70,7 +39,7 @@ def _train(tmp_path, preset: str, capsys) -> tuple[int, str, str]:
 
 
 def test_cli_trains_mnist_preset_on_fake_files(tmp_path, capsys):
-    _fake_mnist(tmp_path)
+    fake_mnist(tmp_path)
     code, out, err = _train(tmp_path, "mnist", capsys)
     assert code == 0, err
     assert "trained 2 steps" in out
@@ -80,7 +49,8 @@ def test_cli_trains_mnist_preset_on_fake_files(tmp_path, capsys):
 
 
 def test_cli_trains_cifar10_preset_on_fake_files(tmp_path, monkeypatch, capsys):
-    _fake_cifar10(tmp_path, monkeypatch)
+    fake_cifar10(tmp_path)
+    cifar_md5_off(monkeypatch)
     code, out, err = _train(tmp_path, "cifar10", capsys)
     assert code == 0, err
     meta = json.loads((tmp_path / "ckpt.json").read_text())
