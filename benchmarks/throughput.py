@@ -5,11 +5,13 @@ the machine's own measured peak.
     python benchmarks/throughput.py --device cuda          # a GPU, where there is one
     python benchmarks/throughput.py --precision fp32,bf16  # also time bfloat16 autocast (fp16: GPUs)
     python benchmarks/throughput.py --profile              # top operators of one training and one sampling step
-    python benchmarks/throughput.py --channels-last        # the course U-Net in channels_last memory format
+    python benchmarks/throughput.py --contiguous           # also the course U-Net with contiguous (NCHW) weights
     python benchmarks/throughput.py --compile              # the course U-Net through torch.compile
 
 Training: each network gets one optimiser step per batch (forward, L_simple, backward, AdamW)
-on the same random 16x16 grey batches, after a few warm-up steps. Sampling: one network
+on the same random 16x16 grey batches, after a few warm-up steps; then both go through the
+course's own ``train()`` with the digits recipe, which adds what a lesson's run pays around
+the network (batch and noise drawing, clipping, the EMA update). Sampling: one network
 evaluation per step under ``torch.inference_mode`` (what a sampler does), reported as
 image-steps per second. diffusers' model is configured to match the course U-Net's shape
 (channels 32/64/64, one residual block per level going down and two coming up, attention at
@@ -22,10 +24,13 @@ and convolutions, the work that dominates), and the machine's peak is measured i
 run, dtype and thread count: the best of a large matrix multiplication and a large 3x3
 convolution. The fraction printed is achieved GFLOP/s over that measured peak.
 
-``--channels-last`` and ``--compile`` change the course U-Net only (opt-in experiments; the
-course trains and samples without them). With ``--compile`` the first call of each step is
-timed apart and the script prints the compile time and the number of steps after which the
-compiled network has paid it back.
+The course U-Net keeps its convolution weights in channels_last memory order.
+``--contiguous`` (the NCHW order it had before: what channels_last buys) and ``--compile`` add
+the course U-Net so changed as a third contender, timed in the same alternating rounds as the
+plain one (experiments; the course trains and samples without them). With ``--compile`` the
+first call of each step is timed apart and the script prints the compile time and the number
+of steps after which the compiled network has paid it back against the plain course U-Net of
+the same rounds.
 """
 from __future__ import annotations
 
@@ -39,7 +44,10 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddpm_course import models
-from ddpm_course.train import PRESETS
+from ddpm_course.data import ImageData
+from ddpm_course.models.unet import set_weight_layout
+from ddpm_course.schedules import linear_schedule
+from ddpm_course.train import PRESETS, train
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -81,13 +89,18 @@ def _autocast(device: torch.device, precision: str):
 def train_step_fn(
     model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str
 ) -> Callable[[], None]:
-    """One optimiser step on a fixed batch (fp16 on a GPU goes through a GradScaler)."""
-    model.to(device).train()
+    """One optimiser step on a fixed batch (fp16 on a GPU goes through a GradScaler).
+
+    The model is put in training mode at every call (dropout on), since the same model's
+    sampling step puts it in eval mode.
+    """
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     x, eps, t = _batch(device, batch, size)
 
     def step() -> None:
+        model.train()
         with _autocast(device, precision):
             loss = F.mse_loss(model(x, t).float(), eps)
         opt.zero_grad(set_to_none=True)
@@ -102,20 +115,43 @@ def sample_step_fn(
     model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str
 ) -> Callable[[], None]:
     """One network evaluation as a sampler makes it (eval mode, inference mode)."""
-    model.to(device).eval()
+    model.to(device)
     x, _, t = _batch(device, batch, size)
 
     def step() -> None:
+        model.eval()
         with torch.inference_mode(), _autocast(device, precision):
             model(x, t)
 
     return step
 
 
-def course_variant(model: torch.nn.Module, channels_last: bool, compile_: bool) -> torch.nn.Module:
-    """The course U-Net as timed: in channels_last memory format and/or through torch.compile."""
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+def train_path_fn(
+    model: torch.nn.Module, device: torch.device, batch: int, size: int, precision: str, steps: int
+) -> Callable[[], float]:
+    """The course's own ``train()`` with the digits recipe on random images; returns its images/s.
+
+    Everything a lesson's training pays is in it: batch drawing, noise and t, AdamW with warm-up
+    and cosine decay, gradient clipping, dropout and the EMA update. Any model with the contract
+    model(x_t, t) -> eps goes through the same loop, diffusers' included.
+    """
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(4 * batch, 1, size, size, generator=g) * 2 - 1  # (4B, 1, H, W) in [-1, 1]
+    data = ImageData(images, torch.zeros(4 * batch, dtype=torch.long))
+    recipe = dict(PRESETS["digits"].train_kwargs(), batch_size=batch)
+
+    def run() -> float:
+        result = train(model, linear_schedule(1000), data, steps=steps, generator=torch.Generator().manual_seed(0),
+                       device=device, precision=precision, progress=False, **recipe)
+        return result.images_per_second
+
+    return run
+
+
+def course_variant(model: torch.nn.Module, contiguous: bool, compile_: bool) -> torch.nn.Module:
+    """The course U-Net as timed: with contiguous (NCHW) weights and/or through torch.compile."""
+    if contiguous:
+        set_weight_layout(model, torch.contiguous_format)
     return torch.compile(model) if compile_ else model
 
 
@@ -194,7 +230,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16, fp16 (default fp32)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds; the best is kept (default 3)")
     parser.add_argument("--profile", action="store_true", help="print the top operators and exit")
-    parser.add_argument("--channels-last", action="store_true", help="course U-Net in channels_last format")
+    parser.add_argument("--contiguous", action="store_true", help="also the course U-Net with NCHW weights")
     parser.add_argument("--compile", action="store_true", help="course U-Net through torch.compile")
     args = parser.parse_args()
     precisions = args.precision.split(",")
@@ -211,65 +247,73 @@ def main() -> None:
         return
     theirs = DiffusersEps(diffusers_unet(args.size))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
-    variant = ", ".join(n for n, on in (("channels_last", args.channels_last), ("compiled", args.compile)) if on)
+    variant = ", ".join(n for n, on in (("contiguous", args.contiguous), ("compiled", args.compile)) if on)
     print(f"throughput, {args.size}x{args.size} grey, batch {args.batch}, {where}, torch {torch.__version__}"
           + (f"; course UNet {variant}" if variant else ""))
 
-    runs = [(name, model, p, kind) for p in precisions for kind in ("train", "sample")
-            for name, model in (("course UNet", ours), ("diffusers UNet2DModel", theirs))]
+    contenders = [("course UNet", ours), ("diffusers UNet2DModel", theirs)]
+    variant_name = f"course UNet, {variant}" if variant else ""
+    if variant:  # timed in the same alternating rounds as the plain course U-Net it is compared with
+        contenders.insert(1, (variant_name, course_variant(copy.deepcopy(ours), args.contiguous, args.compile)))
+    runs = [(name, model, p, kind) for p in precisions for kind in ("train", "sample") for name, model in contenders]
     makers = {"train": train_step_fn, "sample": sample_step_fn}
     steps = [makers[kind](model, device, args.batch, args.size, p) for _, model, p, kind in runs]
-    flops = [count_flops(step) for step in steps]  # the eager networks: variants do the same work
-    first = [0.0] * len(runs)
-    if args.channels_last or args.compile:
-        for i, (_, model, p, kind) in enumerate(runs):
-            if model is ours:
-                variant = course_variant(copy.deepcopy(ours), args.channels_last, args.compile)
-                steps[i] = makers[kind](variant, device, args.batch, args.size, p)
-                first[i] = first_call_seconds(steps[i], device)
+    # The first call of each step is timed apart: with --compile it includes compiling.
+    first = [first_call_seconds(step, device) for step in steps]
+    flops = {(name, p, kind): count_flops(step)  # a variant does the plain course U-Net's work
+             for step, (name, _, p, kind) in zip(steps, runs) if name != variant_name}
+    through_train = {(name, p): train_path_fn(model, device, args.batch, args.size, p, args.steps)
+                     for name, model in contenders for p in precisions}
     best = [0.0] * len(runs)
+    best_train_path = dict.fromkeys(through_train, 0.0)
     for _ in range(args.rounds):
         for i, step in enumerate(steps):
             best[i] = max(best[i], per_second(step, device, args.steps))
+        for key, run in through_train.items():
+            best_train_path[key] = max(best_train_path[key], run())
     peaks = {p: measured_peak(device, p) for p in precisions}
 
     print("measured peak: " + ", ".join(f"{p} {peaks[p] / 1e9:.0f} GFLOP/s" for p in precisions))
-    print(f"{'model':24s} {'parameters':>10s} {'prec':>5s} {'work':>6s} {'GFLOP/step':>10s} "
+    print(f"{'model':34s} {'parameters':>10s} {'prec':>5s} {'work':>6s} {'GFLOP/step':>10s} "
           f"{'images/s':>9s} {'GFLOP/s':>8s} {'of peak':>7s}")
-    for (name, model, p, kind), f, rate in zip(runs, flops, best):
+    for (name, model, p, kind), rate in zip(runs, best):
+        f = flops["course UNet" if name == variant_name else name, p, kind]
         unit = "images/s" if kind == "train" else "img-steps/s"
         achieved = f * rate
-        print(f"{name:24s} {models.count_parameters(model):>10,d} {p:>5s} {kind:>6s} {f / 1e9:>10.2f} "
+        print(f"{name:34s} {models.count_parameters(model):>10,d} {p:>5s} {kind:>6s} {f / 1e9:>10.2f} "
               f"{rate * args.batch:>9.0f} {achieved / 1e9:>8.1f} {achieved / peaks[p]:>7.0%}  ({unit})")
     for p in precisions:
         for kind in ("train", "sample"):
-            ours_rate, theirs_rate = (best[i] for i, r in enumerate(runs) if r[2] == p and r[3] == kind)
-            print(f"course / diffusers, {p} {kind}: {ours_rate / theirs_rate:.2f}x")
+            rate = {name: best[i] for i, (name, _, q, k) in enumerate(runs) if q == p and k == kind}
+            print(f"course / diffusers, {p} {kind}: {rate['course UNet'] / rate['diffusers UNet2DModel']:.2f}x")
+            if variant:
+                print(f"{variant_name} / course UNet, {p} {kind}: {rate[variant_name] / rate['course UNet']:.2f}x; "
+                      f"/ diffusers: {rate[variant_name] / rate['diffusers UNet2DModel']:.2f}x")
+    print(f"through train() (the digits recipe: batches drawn, AdamW, warm-up, clipping, dropout, EMA; "
+          f"{args.steps} steps):")
+    for p in precisions:
+        rates = {name: best_train_path[name, p] for name, _ in contenders}
+        print(f"  {p}: " + ", ".join(f"{name} {rate:.0f} images/s" for name, rate in rates.items())
+              + f"; course / diffusers {rates['course UNet'] / rates['diffusers UNet2DModel']:.2f}x")
     if args.compile:
-        report_compile(runs, first, best, eager_rates(runs, makers, device, args, ours))
+        report_compile(runs, first, best, variant_name)
 
 
-def eager_rates(runs: list, makers: dict, device: torch.device, args: argparse.Namespace,
-                ours: torch.nn.Module) -> list[float]:
-    """Steps per second of the eager course U-Net (same memory format) for each compiled run; 0 elsewhere."""
-    rates = [0.0] * len(runs)
-    for i, (_, model, p, kind) in enumerate(runs):
-        if model is ours:
-            eager = course_variant(copy.deepcopy(ours), args.channels_last, False)
-            rates[i] = per_second(makers[kind](eager, device, args.batch, args.size, p), device, args.steps)
-    return rates
+def report_compile(runs: list, first: list[float], best: list[float], compiled: str) -> None:
+    """Compile time (first call minus a compiled step) and the steps after which it is paid back.
 
-
-def report_compile(runs: list, first: list[float], best: list[float], eager: list[float]) -> None:
-    """Compile time (first call minus a compiled step) and the steps needed to pay it back."""
-    for (name, _, p, kind), f, rate, eager_rate in zip(runs, first, best, eager):
-        if not eager_rate:
+    The eager baseline is the plain course U-Net from the same alternating rounds (its rate and
+    the compiled one's were measured under the same load).
+    """
+    for i, ((name, _, p, kind), f, rate) in enumerate(zip(runs, first, best)):
+        if name != compiled:
             continue
+        eager_rate = best[i - 1]  # the plain course U-Net, listed just before its variant
         overhead = f - 1 / rate
         saved = 1 / eager_rate - 1 / rate  # seconds saved per step
         even = f"{overhead / saved:,.0f} steps" if saved > 0 else "never (compiled is not faster)"
-        print(f"torch.compile, {name} {p} {kind}: compile {overhead:.1f} s, "
-              f"{rate / eager_rate:.2f}x eager, break-even after {even}")
+        print(f"torch.compile, {p} {kind}: compile {overhead:.1f} s, {rate / eager_rate:.2f}x eager "
+              f"(same rounds), break-even after {even}")
 
 
 if __name__ == "__main__":

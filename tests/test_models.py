@@ -1,6 +1,7 @@
 """Noise predictors: shapes, the time embedding's values, parameter counts, input checks, the registry."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -22,7 +23,7 @@ from ddpm_course.models import (
     model_spec,
     sinusoidal_embedding,
 )
-from ddpm_course.models.unet import ResAttnBlock, ResBlock, SelfAttention
+from ddpm_course.models.unet import ResAttnBlock, ResBlock, SelfAttention, set_weight_layout
 
 
 def _t(b: int, seed: int = 0) -> torch.Tensor:
@@ -186,6 +187,30 @@ def test_unet_starts_at_zero_output():
     model = UNet(UNetConfig(base_channels=8, groups=4))
     out = model(_x(2, 1, 16, 16), _t(2))
     assert torch.count_nonzero(out) == 0
+
+
+@pytest.mark.parametrize("attention_levels", [(), (1,)])
+def test_channels_last_weights_change_only_the_rounding(attention_levels):
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(in_channels=3, base_channels=16, channel_mults=(1, 2), attention_levels=attention_levels,
+                            groups=4, dropout=0.0))
+    _randomise_output(model)
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    nchw = set_weight_layout(copy.deepcopy(model), torch.contiguous_format)
+    assert all(p.is_contiguous() and p.stride() == torch.empty(p.shape).stride() for p in nchw.parameters())
+    for a, b in zip(model.state_dict().values(), nchw.state_dict().values()):
+        assert torch.equal(a, b)  # the same values, in another order in memory
+    x, t = _x(4, 3, 16, 16), _t(4)
+    out, ref = model(x, t), nchw(x, t)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    loss, ref_loss = out.square().mean(), ref.square().mean()
+    loss.backward()
+    ref_loss.backward()
+    for p, q in zip(model.parameters(), nchw.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="memory_format"):
+        set_weight_layout(model, torch.preserve_format)
 
 
 def test_unet_accepts_float_t():

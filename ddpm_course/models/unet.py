@@ -18,6 +18,9 @@ latent diffusion does with a text encoder (Rombach et al. 2022, section 3.3):
 Residual blocks are pre-activation: GroupNorm -> SiLU -> conv, then the embedding added as
 a per-channel shift, GroupNorm -> SiLU -> dropout -> conv, plus the skip. Both attentions go
 through ``F.scaled_dot_product_attention`` (one fused kernel where the device has one).
+The convolution weights are stored in channels_last (NHWC) memory order, which the
+convolutions' activations then follow: the same values and the same network, about 1.2x
+faster on a CPU (``set_weight_layout`` puts them back in NCHW order).
 
 | symbol          | code                        | shape                          |
 |-----------------|-----------------------------|--------------------------------|
@@ -45,6 +48,7 @@ from .embeddings import TimeEmbedding
 
 __all__ = [
     "CrossAttention", "Downsample", "ResAttnBlock", "ResBlock", "SelfAttention", "UNet", "UNetConfig", "Upsample",
+    "set_weight_layout",
 ]
 
 
@@ -318,6 +322,9 @@ class UNet(nn.Module):
         # so the first loss is exactly E||eps||^2 = 1 and no random output has to be unlearned.
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
+        # The same values in NHWC order: oneDNN's CPU convolutions run faster on it (the README's
+        # throughput table); a checkpoint stores plain contiguous tensors either way.
+        set_weight_layout(self, torch.channels_last)
 
     def _stage(self, in_ch: int, out_ch: int, level: int) -> ResAttnBlock:
         c = self.config
@@ -384,3 +391,20 @@ class UNet(nn.Module):
             else:
                 h = stage(h)
         return self.out_conv(F.silu(self.out_norm(h)))  # (B, in_channels, H, W)
+
+
+def set_weight_layout(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """Store every 4-D weight of ``model`` in ``memory_format``, in place; the values do not change.
+
+    memory_format: ``torch.channels_last`` (NHWC, the course U-Net's own) or
+    ``torch.contiguous_format`` (NCHW, PyTorch's default). Convolutions follow their weights'
+    layout, so the outputs differ only by float rounding. The format is given explicitly to
+    ``clone`` so that the strides of 1x1 kernels, whose size-1 dimensions fit either layout,
+    are reset too. Returns ``model``.
+    """
+    if memory_format not in (torch.channels_last, torch.contiguous_format):
+        raise ValueError(f"memory_format must be torch.channels_last or torch.contiguous_format; got {memory_format!r}")
+    for p in model.parameters():
+        if p.dim() == 4:
+            p.data = p.data.clone(memory_format=memory_format)
+    return model
