@@ -251,11 +251,20 @@ def main() -> None:
     print(f"throughput, {args.size}x{args.size} grey, batch {args.batch}, {where}, torch {torch.__version__}"
           + (f"; course UNet {variant}" if variant else ""))
 
-    contenders = [("course UNet", ours), ("diffusers UNet2DModel", theirs)]
     variant_name = f"course UNet, {variant}" if variant else ""
-    if variant:  # timed in the same alternating rounds as the plain course U-Net it is compared with
-        contenders.insert(1, (variant_name, course_variant(copy.deepcopy(ours), args.contiguous, args.compile)))
-    runs = [(name, model, p, kind) for p in precisions for kind in ("train", "sample") for name, model in contenders]
+
+    def contenders_for(precision: str) -> list[tuple[str, torch.nn.Module]]:
+        """Fresh copies per precision: a training step changes the weights, train() may change their layout."""
+        course = copy.deepcopy(ours)
+        if device.type == "cpu" and precision == "bf16":
+            set_weight_layout(course, torch.contiguous_format)  # what train() does for bf16 on a CPU
+        found = [("course UNet", course), ("diffusers UNet2DModel", copy.deepcopy(theirs))]
+        if variant:  # timed in the same alternating rounds as the plain course U-Net it is compared with
+            found.insert(1, (variant_name, course_variant(copy.deepcopy(ours), args.contiguous, args.compile)))
+        return found
+
+    contenders = {p: contenders_for(p) for p in precisions}
+    runs = [(name, model, p, kind) for p in precisions for kind in ("train", "sample") for name, model in contenders[p]]
     makers = {"train": train_step_fn, "sample": sample_step_fn}
     steps = [makers[kind](model, device, args.batch, args.size, p) for _, model, p, kind in runs]
     # The first call of each step is timed apart: with --compile it includes compiling.
@@ -263,7 +272,7 @@ def main() -> None:
     flops = {(name, p, kind): count_flops(step)  # a variant does the plain course U-Net's work
              for step, (name, _, p, kind) in zip(steps, runs) if name != variant_name}
     through_train = {(name, p): train_path_fn(model, device, args.batch, args.size, p, args.steps)
-                     for name, model in contenders for p in precisions}
+                     for p in precisions for name, model in contenders[p] if name != variant_name}
     best = [0.0] * len(runs)
     best_train_path = dict.fromkeys(through_train, 0.0)
     for _ in range(args.rounds):
@@ -292,7 +301,7 @@ def main() -> None:
     print(f"through train() (the digits recipe: batches drawn, AdamW, warm-up, clipping, dropout, EMA; "
           f"{args.steps} steps):")
     for p in precisions:
-        rates = {name: best_train_path[name, p] for name, _ in contenders}
+        rates = {name: best_train_path[name, p] for name, _ in contenders[p] if name != variant_name}
         print(f"  {p}: " + ", ".join(f"{name} {rate:.0f} images/s" for name, rate in rates.items())
               + f"; course / diffusers {rates['course UNet'] / rates['diffusers UNet2DModel']:.2f}x")
     if args.compile:

@@ -46,6 +46,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from ._checks import finite_float, generator_or_none, int_at_least, one_of
 from .data import ImageData
+from .models.unet import set_weight_layout
 from .schedules import Schedule
 
 __all__ = [
@@ -621,7 +622,10 @@ def train(
     device: where to train (default: where the model's parameters are).
     precision: "fp32"; "bf16" (the forward pass under bfloat16 autocast, weights and loss stay
         float32); or "fp16" (float16 autocast with a GradScaler, CUDA only: GPUs without fast
-        bfloat16 such as the T4). ``autocast_bf16=True`` is the older spelling of "bf16".
+        bfloat16 such as the T4). ``autocast_bf16=True`` is the older spelling of "bf16". On a
+        CPU, "bf16" stores the convolution weights in NCHW order, where oneDNN's bfloat16
+        convolutions are faster (the course U-Net's own channels_last suits float32); the
+        values do not change.
     progress: show a tqdm progress bar; log_every: refresh its loss readout every so many steps.
     resume: a :class:`TrainState` (``TrainResult.state``, or ``load_checkpoint(...).train_state``)
         to continue from; the model, data and settings must be those of the saved run. The run
@@ -656,6 +660,10 @@ def train(
     device = _check_device(model, device, s.precision)
     _check_distributed(distributed, s, resume)
     model.to(device)
+    if device.type == "cpu" and s.precision == "bf16":
+        # oneDNN's bfloat16 convolutions run faster on NCHW weights, its float32 ones on the course
+        # U-Net's channels_last (benchmarks/throughput.py --contiguous); the values do not change.
+        set_weight_layout(model, torch.contiguous_format)
     run = _Run(model, schedule, images, labels, s, generator, device, distributed)
     if resume is not None:
         run.restore(resume)

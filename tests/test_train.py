@@ -399,6 +399,20 @@ def test_precision_choices():
             train(_mlp(), dc.linear_schedule(20), _points(64), steps=2, precision="fp16", progress=False)
 
 
+@pytest.mark.parametrize("precision, channels_last", [("fp32", True), ("bf16", False)])
+def test_cpu_training_keeps_the_faster_weight_layout(precision, channels_last):
+    torch.manual_seed(0)
+    unet = models.UNet(models.UNetConfig(base_channels=8, channel_mults=(1, 2), attention_levels=(), groups=4))
+    result = train(unet, dc.linear_schedule(20), dc.digits(8, split="train"), steps=1, batch_size=8,
+                   precision=precision, device="cpu", progress=False)
+    convs = [p for p in result.model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1]  # 3x3
+    assert convs
+    if channels_last:  # float32: the U-Net's own NHWC order
+        assert all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)
+    else:  # bfloat16 autocast on a CPU: NCHW, where oneDNN's bf16 convolutions are faster
+        assert all(p.is_contiguous() for p in convs)
+
+
 def test_an_interrupt_while_checkpointing_keeps_the_finished_step():
     def slow_save(result):
         if result.steps == 2:
