@@ -24,19 +24,17 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import ddpm_course as dc
 from ddpm_course import metrics, models, samplers
 from ddpm_course.autoencoder import load_elbo_vae, load_latent
-from ddpm_course.timing import ms_per_image
+from ddpm_course.timing import count_flops, ms_per_image
 from ddpm_course.train import PRESETS, train
 
 
 def flops(fn) -> int:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        fn()
-    return counter.get_total_flops()
+    with torch.no_grad():
+        return count_flops(fn)
 
 
 def cost_tables(pipe, batch: int = 64) -> dict[str, float]:

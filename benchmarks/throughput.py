@@ -19,10 +19,10 @@ the lowest level and in the middle, GroupNorm with 8 groups, the same dropout), 
 their parameter counts within 1%. The models are timed in alternating rounds (``--rounds``)
 and the best round of each is printed, so a busy machine slows both alike.
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (matrix multiplications
-and convolutions, the work that dominates), and the machine's peak is measured in the same
-run, dtype and thread count: the best of a large matrix multiplication and a large 3x3
-convolution. The fraction printed is achieved GFLOP/s over that measured peak.
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` through
+``ddpm_course.timing.count_flops`` (matrix multiplications, convolutions and attention), and
+the machine's peak is measured in the same run, dtype and thread count: the best of a large
+matrix multiplication and a large 3x3 convolution. The fraction printed is achieved GFLOP/s over that measured peak.
 
 The course U-Net keeps its convolution weights in channels_last memory order.
 ``--contiguous`` (the NCHW order it had before: what channels_last buys) and ``--compile`` add
@@ -41,12 +41,12 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 from ddpm_course import models
 from ddpm_course.data import ImageData
 from ddpm_course.models.unet import set_weight_layout
 from ddpm_course.schedules import linear_schedule
+from ddpm_course.timing import count_flops
 from ddpm_course.train import PRESETS, train
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -176,13 +176,6 @@ def per_second(step: Callable[[], None], device: torch.device, steps: int) -> fl
     if device.type == "cuda":
         torch.cuda.synchronize()
     return steps / (time.perf_counter() - start)
-
-
-def count_flops(step: Callable[[], None]) -> float:
-    """FLOPs of one call of ``step`` (matmuls and convolutions, forward and backward)."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return float(counter.get_total_flops())
 
 
 def measured_peak(device: torch.device, precision: str, repeats: int = 5) -> float:

@@ -1,9 +1,35 @@
-"""timing.ms_per_image: a warm-up call, then the median of the timed calls, per image."""
+"""timing: FLOPs counted whichever attention kernel runs; ms_per_image: a warm-up, then the median."""
+import copy
 import time
 
 import pytest
+import torch
+import torch.nn.functional as F
 
-from ddpm_course.timing import ms_per_image
+from ddpm_course import models
+from ddpm_course.models.unet import set_weight_layout
+from ddpm_course.timing import count_flops, ms_per_image
+from ddpm_course.train import PRESETS
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 8), (2, 4, 16, 8)])  # (B, N, C) or (B, heads, N, C)
+def test_attention_is_counted_as_its_two_matrix_products(shape):
+    q, k, v = (torch.randn(*shape, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    *batch, n, c = shape
+    expected = 2 * (2 * torch.tensor(batch).prod().item() * n * n * c)  # q k^T, then softmax(.) v
+    assert count_flops(lambda: F.scaled_dot_product_attention(q, k, v)) == expected
+    plain = count_flops(lambda: (q @ k.transpose(-1, -2)).softmax(-1) @ v)
+    assert plain == expected
+
+
+def test_a_unet_pass_counts_the_same_in_either_weight_layout():
+    torch.manual_seed(0)
+    unet = models.build_model("UNet", dict(PRESETS["digits"].model_config)).eval()
+    nchw = set_weight_layout(copy.deepcopy(unet), torch.contiguous_format)
+    x, t = torch.zeros(2, 1, 32, 32), torch.zeros(2, dtype=torch.long)
+    with torch.no_grad():
+        counts = {count_flops(lambda m=m: m(x, t)) for m in (unet, nchw)}
+    assert len(counts) == 1 and counts.pop() > 0
 
 
 def test_median_per_image_after_one_warm_up_call():
