@@ -347,17 +347,17 @@ plt.show()
 if DATASET not in ("digits", "mnist", "cifar10"):
     raise ValueError(f'DATASET must be "digits", "mnist" or "cifar10"; got {DATASET!r}')
 if DATASET == "digits" and CHECKPOINT is None:
-    digits = dc.pretrained("digits", device=device)
+    ckpt = dc.pretrained("digits", device=device)
     train_set = dc.digits(16, split="train")
 else:
     if CHECKPOINT is None:
         raise ValueError(f"DATASET = {DATASET!r} needs CHECKPOINT: the path of a model trained on it "
                          "(SAVE_AS in lesson 05, or --out of `ddpm-course train --preset ...`)")
-    digits = load_checkpoint(CHECKPOINT, device=device)
+    ckpt = load_checkpoint(CHECKPOINT, device=device)
     train_set = (dc.digits(16, split="train") if DATASET == "digits"
                  else dc.data.torchvision_images(DATASET, root=DATA_ROOT, train=True, download=True))
-    if tuple(digits.sample_shape) != tuple(train_set.images.shape[1:]):
-        raise ValueError(f"CHECKPOINT makes samples of shape {tuple(digits.sample_shape)}, "
+    if tuple(ckpt.sample_shape) != tuple(train_set.images.shape[1:]):
+        raise ValueError(f"CHECKPOINT makes samples of shape {tuple(ckpt.sample_shape)}, "
                          f"but {DATASET} images have shape {tuple(train_set.images.shape[1:])}")
 digit_frames = {}
 
@@ -368,7 +368,7 @@ def record_digits(i, t, x_t, x0_hat):
 
 
 digit_samples = samplers.ddpm_sample(
-    digits.model, digits.schedule, (N_CHAINS, *digits.sample_shape), generator=torch.Generator().manual_seed(SEED), callback=record_digits
+    ckpt.model, ckpt.schedule, (N_CHAINS, *ckpt.sample_shape), generator=torch.Generator().manual_seed(SEED), callback=record_digits
 ).cpu()
 _ = dc.viz.plot_chain([digit_frames[t][0] for t in show], [digit_frames[t][1] for t in show], show)
 plt.show()
@@ -391,7 +391,7 @@ def nearest_train_distance(images):
     return torch.cdist(images.flatten(1).float(), train_images).min(dim=1).values
 
 
-blank = nearest_train_distance(-torch.ones(1, *digits.sample_shape))
+blank = nearest_train_distance(-torch.ones(1, *ckpt.sample_shape))
 nearer = (nearest_train_distance(digit_samples.clamp(-1, 1)) < blank).double().mean().item()
 if CHECKPOINT is None:
     assert nearer == 1, nearer
@@ -426,7 +426,7 @@ def draw(seed: int, n: int = 300) -> torch.Tensor:
 a, b, c = draw(7), draw(7), draw(8)
 assert torch.equal(a, b)
 assert not torch.allclose(a, c)
-d1, d2 = (samplers.ddim_sample(digits.model, digits.schedule, (4, *digits.sample_shape), steps=20, generator=torch.Generator().manual_seed(7)) for _ in range(2))
+d1, d2 = (samplers.ddim_sample(ckpt.model, ckpt.schedule, (4, *ckpt.sample_shape), steps=20, generator=torch.Generator().manual_seed(7)) for _ in range(2))
 assert torch.equal(d1, d2)
 print("same seed: identical samples (points and digits); another seed: different samples")
 
