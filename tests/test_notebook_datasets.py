@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 from _fake_datasets import CIFAR_MD5_OFF, fake_cifar10, fake_mnist
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -36,9 +39,18 @@ def with_parameters(lesson: str, values: dict, preamble: str = "") -> nbformat.N
     return nb
 
 
+class _ThisPython(KernelSpecManager):
+    """Every kernel is this interpreter (as nbval's --nbval-current-env), whatever kernels are installed."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                          display_name="this Python", language="python")
+
+
 def run(nb: nbformat.NotebookNode, cwd: Path) -> list[str]:
     """Execute in a fresh kernel with ``cwd`` as the working folder; returns every stream output."""
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
+    NotebookClient(nb, km=km, timeout=900, resources={"metadata": {"path": str(cwd)}}).execute()
     return [out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
             if out.output_type == "stream"]
 
