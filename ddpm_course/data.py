@@ -22,7 +22,8 @@ from torch import Tensor
 
 from ._checks import generator_or_none, int_at_least, one_of
 
-__all__ = ["ImageData", "PHOTOS", "photo", "digits", "TOY2D", "toy2d", "to_unit", "TORCHVISION", "torchvision_images"]
+__all__ = ["ImageData", "PHOTOS", "photo", "digits", "TOY2D", "toy2d", "to_unit", "TORCHVISION", "torchvision_images",
+           "load_images"]
 
 PHOTOS = ("flower", "china")
 TOY2D = ("mixture", "ring", "moons", "swiss_roll")
@@ -165,3 +166,17 @@ def torchvision_images(
         images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         images = images.clamp(-1, 1)
     return ImageData(images.contiguous(), labels)
+
+
+def load_images(name: str, split: str = "train", root: str = "data", download: bool = False) -> ImageData:
+    """A lesson's image set by name: the shipped "digits" (16x16) or a torchvision set (32x32).
+
+    name: "digits" or one of :data:`TORCHVISION`; split: "train" or "test"; root, download:
+    where the torchvision files are and whether to fetch them (see :func:`torchvision_images`;
+    the digits need neither). Returns ImageData(images (N, C, S, S) in [-1, 1], labels (N,)).
+    """
+    one_of("name", name, ("digits", *TORCHVISION))
+    one_of("split", split, ("train", "test"))
+    if name == "digits":
+        return digits(16, split=split)
+    return torchvision_images(name, root=root, train=split == "train", download=download)

@@ -290,10 +290,7 @@ plt.show()
 if DATASET not in ("digits", "mnist", "cifar10"):
     raise ValueError(f'DATASET must be "digits", "mnist" or "cifar10"; got {DATASET!r}')
 preset = PRESETS[DATASET]
-if DATASET == "digits":
-    images = dc.digits(16, split="train")
-else:
-    images = dc.data.torchvision_images(DATASET, root=DATA_ROOT, train=True, download=True)
+images = dc.data.load_images(DATASET, "train", root=DATA_ROOT, download=True)
 config = preset.model_config
 torch.manual_seed(SEED)
 unet = models.build_model("UNet", config)
@@ -339,7 +336,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-held_out = (dc.digits(16, split="test") if DATASET == "digits" else dc.data.torchvision_images(DATASET, root=DATA_ROOT, train=False)).images[:256]
+held_out = dc.data.load_images(DATASET, "test", root=DATA_ROOT).images[:256]
 for name, net in (("raw", run.model), ("EMA", run.ema_model)):
     by_t = losses.loss_by_t(net.to(device), schedule, held_out.to(device), generator=torch.Generator().manual_seed(5))
     print(f"{name:3s} weights: held-out L_simple {by_t.loss.mean().item():.4f}")

@@ -344,18 +344,14 @@ plt.show()
 # settles on a digit long before the state itself looks like one.
 
 # %%
-if DATASET not in ("digits", "mnist", "cifar10"):
-    raise ValueError(f'DATASET must be "digits", "mnist" or "cifar10"; got {DATASET!r}')
+train_set = dc.data.load_images(DATASET, "train", root=DATA_ROOT, download=True)
 if DATASET == "digits" and CHECKPOINT is None:
     ckpt = dc.pretrained("digits", device=device)
-    train_set = dc.digits(16, split="train")
 else:
     if CHECKPOINT is None:
         raise ValueError(f"DATASET = {DATASET!r} needs CHECKPOINT: the path of a model trained on it "
                          "(SAVE_AS in lesson 05, or --out of `ddpm-course train --preset ...`)")
     ckpt = load_checkpoint(CHECKPOINT, device=device)
-    train_set = (dc.digits(16, split="train") if DATASET == "digits"
-                 else dc.data.torchvision_images(DATASET, root=DATA_ROOT, train=True, download=True))
     if tuple(ckpt.sample_shape) != tuple(train_set.images.shape[1:]):
         raise ValueError(f"CHECKPOINT makes samples of shape {tuple(ckpt.sample_shape)}, "
                          f"but {DATASET} images have shape {tuple(train_set.images.shape[1:])}")

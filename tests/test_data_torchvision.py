@@ -42,3 +42,15 @@ def test_bad_name_and_missing_files(tmp_path):
         torchvision_images("mnist", root=str(tmp_path), size=0)
     with pytest.raises(RuntimeError, match="not found"):
         torchvision_images("mnist", root=str(tmp_path), download=False)
+
+
+def test_load_images_by_name(tmp_path):
+    from ddpm_course.data import digits, load_images
+
+    assert torch.equal(load_images("digits", "test").images, digits(16, split="test").images)
+    fake_mnist(tmp_path, "MNIST", n=5)
+    assert load_images("mnist", "train", root=str(tmp_path)).images.shape == (5, 1, 32, 32)
+    with pytest.raises(ValueError, match="name must be one of"):
+        load_images("svhn")
+    with pytest.raises(ValueError, match="split"):
+        load_images("digits", "all")
