@@ -350,7 +350,13 @@ def test_oracle_works_as_a_model_with_every_sampler():
 
 # Outputs of the samplers as they were implemented before the single loop (four for-loops of
 # their own), computed with that old code on x_T = randn(4, 2, float64, seed 0) and the
-# Gaussian stand-in above (or the ring oracle): the one loop must reproduce them bit for bit.
+# Gaussian stand-in above (or the ring oracle): the one loop must reproduce them to float rounding.
+# They were recorded on one CPU, so they are compared at a tolerance, not bit for bit: another
+# CPU's kernels (another vector width for exp, sqrt, sums) round a few operations differently. In
+# float64 that moves a result by a few ulp per step; measured with ATEN_CPU_CAPABILITY=default, avx2
+# and avx512 it stays under 3e-15 relative, so 1e-12 leaves a margin of 300 and still catches any
+# change of the algorithm (a different step, spacing or variance moves the results by 1e-3 or more).
+# The float32 run is held to 1e-5, float32's rounding after 1000 steps of O(1) values.
 OLD_IMPLEMENTATION = {
     'ddpm_beta': ('torch.float64', [
         [0.3593087527841216, -0.17472844407646715],
@@ -433,11 +439,12 @@ def _pinned_runs():
 
 
 @pytest.mark.parametrize("name", list(OLD_IMPLEMENTATION))
-def test_the_one_loop_reproduces_the_old_samplers_bit_for_bit(name):
+def test_the_one_loop_reproduces_the_old_samplers(name):
     dtype, values = OLD_IMPLEMENTATION[name]
     out = _pinned_runs()[name]()
     assert str(out.dtype) == dtype
-    assert torch.equal(out, torch.tensor(values, dtype=out.dtype)), name
+    tol = 1e-12 if out.dtype == torch.float64 else 1e-5  # see the comment above OLD_IMPLEMENTATION
+    torch.testing.assert_close(out, torch.tensor(values, dtype=out.dtype), rtol=tol, atol=tol, msg=name)
 
 
 def test_registry_names_every_sampler_and_its_options():
