@@ -3,8 +3,9 @@ installed wheel runs lesson 01 and a sampler from outside the checkout.
 
 A missing package-data line would pass every other test (they import the checkout); this one
 builds the distributions from the tracked files, installs the wheel into a fresh virtual
-environment (its dependencies come from this environment's site-packages, so no network is
-needed) and runs there, in an empty folder.
+environment (its dependencies come from this interpreter's site-packages, wherever they are: a
+system Python, a venv, a conda env; see ``tests/_venv.py``; no network is needed) and runs there,
+in an empty folder.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _venv import make_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,9 +72,7 @@ def test_sdist_carries_every_package_file_and_the_lessons(dists):
 def venv_python(dists, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment with the wheel installed (no network: dependencies are
     borrowed from this interpreter's site-packages)."""
-    env = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env)], check=True)
-    python = env / ("Scripts" if os.name == "nt" else "bin") / "python"
+    python = make_venv(tmp_path_factory.mktemp("venv"))
     # --force-reinstall: the outer environment may hold the same version (an editable install of
     # this checkout), which pip would otherwise count as already installed.
     subprocess.run(
