@@ -1,7 +1,7 @@
 """How the package calls a noise predictor: one place for the optional label, the output check,
 eval mode, and the device and dtype a model lives in.
 
-The model contract (DESIGN.md): ``model(x_t, t) -> eps_hat`` and, class-conditional,
+The model contract (docs/DESIGN.md, "The model contract"): ``model(x_t, t) -> eps_hat`` and, class-conditional,
 ``model(x_t, t, y)``, with x_t (B, ...), t (B,) and an output of x_t's shape. A "model" may
 be an ``nn.Module`` or any callable (the Gaussian-mixture oracle, a lambda); only a module
 has a mode, parameters and so a device and dtype of its own.

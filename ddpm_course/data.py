@@ -88,11 +88,13 @@ def digits(size: int = 16, split: str = "all") -> ImageData:
 
 
 def _digits_test_mask(labels: Tensor) -> Tensor:
-    """Every fifth image of each class (in file order) is held out: deterministic and stratified."""
+    """Every (1 / DIGITS_TEST_FRACTION)-th image of each class (in file order, every fifth) is held
+    out: deterministic and stratified."""
+    every = round(1 / DIGITS_TEST_FRACTION)  # 5
     mask = torch.zeros_like(labels, dtype=torch.bool)
     for c in labels.unique():
         idx = (labels == c).nonzero().flatten()
-        mask[idx[::5]] = True
+        mask[idx[::every]] = True
     return mask
 
 

@@ -268,7 +268,8 @@ def test_good_edge_values_still_work():
     # the smallest accepted sizes compute something finite
     assert np.isfinite(metrics.frechet_distance(_feats(2), _feats(2, seed=1)))
     assert np.isfinite(metrics.frechet_distance_unbiased(_feats(3), _feats(2, seed=1)).value)
-    assert tuple(metrics.precision_recall(_feats(2), _feats(2, seed=1), k=1)) is not None
+    pr = metrics.precision_recall(_feats(2), _feats(2, seed=1), k=1)
+    assert 0.0 <= pr.precision <= 1.0 and 0.0 <= pr.recall <= 1.0  # shares of 2 points: 0, 0.5 or 1
     assert metrics.sliced_wasserstein(_feats(1), _feats(1, seed=1)) >= 0
     assert metrics.digit_features(_images(1)).shape == (1, 32)
     assert metrics.digit_features(_images(2).double(), batch_size=1).shape == (2, 32)  # float64 images are fine
