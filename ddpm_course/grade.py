@@ -222,7 +222,10 @@ def _record(folder: str, index: int, name: Any, answer: Any, hidden: bool, seed:
             except BaseException as err:  # the learner's code may fail in any way: the grader judges it
                 entry["raised"] = _encode_error(err)
                 raise
-            entry["returned"] = _encode(out)
+            try:
+                entry["returned"] = _encode(out)
+            except Exception as err:  # an object that breaks even its description: it equals nothing
+                entry["returned"] = {"unsent": f"an object of type {type(out).__qualname__} ({type(err).__name__})"}
             return out
 
         try:
