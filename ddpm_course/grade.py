@@ -21,15 +21,17 @@ edge steps, drawn with a grading-only seed; see :mod:`ddpm_course.exercises`).
 
 So the learner's functions never leave their kernel and the notebook is never imported into the
 grading process; only data comes back, read with :mod:`json` and checked field by field. A
-notebook that patches the checker inside its kernel changes nothing: the verdict is computed from
-its answers' results by the grading process's own copy of the package.
+notebook that patches the checker inside its kernel cannot make a wrong answer read correct: the
+verdict is computed from its answers' results by the grading process's own copy of the package
+(and a record that does not follow the grader's cases reads ``error``).
 
 Verdicts (``Verdict.status``): ``correct``, ``not attempted``, ``mistake`` (with its hint),
 ``wrong`` (with the first failing case), ``error`` (the kernel died, the record is unreadable)
 and ``timed out``.
 
 Trust model: this is **not a sandbox**. The learner's code runs with the grader's permissions:
-it can read and write files, use the network and spend memory; the time limit is per cell.
+it can read and write files, use the network, spend memory and start processes; the only limit
+is the time per cell.
 Grade untrusted submissions inside a container or a throw-away virtual machine. The hidden
 variants stop answers fitted to the visible cases, not code that calls the package's own
 implementation (a learner's function may do that; read the code for it).
@@ -440,8 +442,8 @@ def _run(cells: list[tuple[int, str]], folder: str, hidden: bool, seed: int | No
     """Execute the recorder cell and then ``cells`` ((number, source) each) in a fresh kernel; returns
     how the run went, ("ok" | "timed out" | "kernel died" | "error", message, why it stopped early or "")."""
     import nbformat
-    from jupyter_core.utils import run_sync
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.util import run_sync
 
     recorder = (f"import ddpm_course.grade as _ddpm_course_grade\n"
                 f"_ddpm_course_grade._record_checks({folder!r}, hidden={hidden!r}, seed={seed!r})\n"
@@ -623,6 +625,11 @@ def _run_grade(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if args.seed is not None and not args.hidden:
         raise CLIError("--seed chooses the hidden cases; pass --hidden too")
+    try:
+        import ipykernel  # noqa: F401 - the kernel the notebooks run in
+        import nbclient  # noqa: F401
+    except ImportError as err:
+        raise CLIError(f"ddpm-course grade needs {err.name}: pip install \"ddpm-course[grade]\"") from None
     for path in args.notebooks:
         if not path.is_file():
             raise CLIError(f"{path} is not a file" if path.exists() else f"{path} does not exist")
