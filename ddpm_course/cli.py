@@ -5,6 +5,7 @@
 | ``ddpm-course train`` | trains a preset recipe (see ``train.PRESETS``) and saves a checkpoint |
 | ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into an image  |
 | ``ddpm-course evaluate`` | scores a model's digits: FD, FD_inf, precision, recall, each with its floor |
+| ``ddpm-course grade`` | grades learners' notebooks in fresh kernels (see :mod:`ddpm_course.grade`) |
 
 ``ddpm-course train`` also runs unchanged under ``torchrun --nproc_per_node N`` (data-parallel
 training with DistributedDataParallel, see :mod:`ddpm_course.distributed`): rank 0 prints
@@ -700,8 +701,10 @@ def _run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
 # ----------------------------------------------------------------------------- entry point
 
 
+from .grade import add_grade_parser  # noqa: E402 - grade.py holds the grading command whole
+
 # one entry per subcommand, in the order ``ddpm-course --help`` lists them
-COMMANDS = (add_train_parser, add_sample_parser, add_evaluate_parser)
+COMMANDS = (add_train_parser, add_sample_parser, add_evaluate_parser, add_grade_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ How a checker works:
 | ``reference``        | the package's own implementation, called with the same arguments              |
 | ``cases``            | a function ``generator -> list[Case]``: random cases and edge cases            |
 | ``mistakes``         | wrong implementations, one per classic mistake, each with its hint            |
+| ``hidden_cases``     | other cases for grading (other shapes, schedules, edge steps), drawn with a   |
+|                      | grading-only seed; without it the hidden variant redraws ``cases``            |
 
 An answer that disagrees with the reference is run against every mistake; if it agrees with
 one of them on every case, the learner sees that mistake's hint. An answer that raises is
@@ -19,6 +21,12 @@ matched the same way: a mistake that raises the same error with the same message
 case (a lost batch dimension, an index one past the end of a table) gives its hint. The same wrong
 implementations are what ``tests/test_exercises.py`` feeds to each checker, so a checker that
 cannot recognise its own mistakes fails its test.
+
+Hidden variants: ``check(name, answer, hidden=True)`` (what ``ddpm-course grade --hidden`` runs)
+checks against :meth:`FunctionExercise.hidden`, the same exercise with ``hidden_cases`` drawn from
+a generator seeded with ``seed`` (default :data:`HIDDEN_SEED`), so an answer fitted to the visible
+cases (a hard-coded table, a special-cased shape) fails there; the mistake hints work the same.
+A number exercise asks one fixed question, so it has no hidden variant: its ``hidden`` is itself.
 
 Each lesson's checkers live in ``lessonNN.py`` beside this file and register themselves on
 import; ``solutions/NN_topic.py`` in the repository holds the reference answers.
@@ -28,7 +36,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import torch
@@ -36,10 +44,12 @@ from torch import Tensor
 
 __all__ = [
     "Case", "Mistake", "FunctionExercise", "NumberExercise", "Verdict", "check", "register", "names", "EXERCISES",
+    "HIDDEN_SEED",
 ]
 
 NOT_ATTEMPTED = "not attempted yet"
 CORRECT = "correct"
+HIDDEN_SEED = 271828  # the hidden variants' default seed; a grader may choose its own (ddpm-course grade --seed)
 
 
 class Case(NamedTuple):
@@ -111,7 +121,10 @@ def _call(fn: Callable, case: Case) -> Any:
 
 @dataclass(frozen=True)
 class FunctionExercise:
-    """The learner writes a function; it must agree with ``reference`` on every case."""
+    """The learner writes a function; it must agree with ``reference`` on every case.
+
+    ``cases`` draws the visible cases from a generator seeded with ``seed``; ``hidden_cases``
+    (optional) draws the grading-only ones, see :meth:`hidden`."""
 
     name: str
     reference: Callable
@@ -120,6 +133,13 @@ class FunctionExercise:
     rtol: float = 1e-5
     atol: float = 1e-6
     seed: int = 0
+    hidden_cases: Callable[[torch.Generator], Sequence[Case]] | None = None
+
+    def hidden(self, seed: int | None = None) -> FunctionExercise:
+        """The hidden variant: the same exercise (same class, reference and mistakes) whose cases are
+        ``hidden_cases`` (or ``cases`` where it has none) drawn with ``seed`` (default HIDDEN_SEED)."""
+        seed = HIDDEN_SEED if seed is None else int(seed)
+        return replace(self, cases=self.hidden_cases or self.cases, seed=seed)
 
     def verdict(self, answer: Callable) -> Verdict:
         if not callable(answer):
@@ -186,6 +206,10 @@ class NumberExercise:
     rtol: float = 1e-3
     atol: float = 0.0
 
+    def hidden(self, seed: int | None = None) -> NumberExercise:
+        """A number exercise asks one fixed question: its hidden variant is itself."""
+        return self
+
     def verdict(self, value: Any) -> Verdict:
         if value is None or value is Ellipsis:
             return Verdict(self.name, "not attempted", NOT_ATTEMPTED)
@@ -225,10 +249,14 @@ def names() -> list[str]:
     return sorted(EXERCISES)
 
 
-def check(name: str, answer: Any) -> Verdict:
+def check(name: str, answer: Any, hidden: bool = False, seed: int | None = None) -> Verdict:
     """Check the learner's ``answer`` (a function, or a number for a number exercise) for the
-    exercise ``name`` ("02.q_sample"); returns a :class:`Verdict` that prints as one line."""
+    exercise ``name`` ("02.q_sample"); returns a :class:`Verdict` that prints as one line.
+    ``hidden=True`` checks on the hidden variant's cases, drawn with ``seed`` (default HIDDEN_SEED)."""
     _load_lessons()
     if name not in EXERCISES:
         raise ValueError(f"name must be one of the exercises {sorted(EXERCISES)}; got {name!r}")
-    return EXERCISES[name].verdict(answer)
+    exercise = EXERCISES[name]
+    if hidden and hasattr(exercise, "hidden"):
+        exercise = exercise.hidden(seed)
+    return exercise.verdict(answer)

@@ -9,6 +9,7 @@
 ``alpha_bar`` is the math's alpha-bar_t, a float strictly inside (0, 1): the share of the
 variance that survives. A schedule with the single beta ``1 - alpha_bar`` has exactly that
 alpha-bar at its only step, so the package's ``q_sample``/``predict_x0`` are the references.
+The hidden cases (``ddpm-course grade --hidden``) use other levels and other shapes.
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ from . import Case, FunctionExercise, Mistake, NumberExercise, register
 
 # Levels from the first to the last step of the linear schedule, and two in between.
 LEVELS = (0.9999, 0.95, 0.5, 0.078, 4.04e-5)
+SHAPES = ((2, 3, 4, 4), (5, 2))  # an image batch and a batch of 2-D points
+# The hidden cases: levels of the cosine schedule's first, middle and late steps, and other shapes.
+HIDDEN_LEVELS = (0.99997, 0.81, 0.3, 0.02, 1e-3, 0.6)
+HIDDEN_SHAPES = ((3, 1, 5, 5), (7, 3), (1, 2, 2, 6))
 
 
 def _one_step(alpha_bar: float) -> Schedule:
@@ -37,10 +42,10 @@ def _recover_x0(x_t: Tensor, alpha_bar: float, noise: Tensor) -> Tensor:
     return predict_x0(_one_step(alpha_bar), x_t, 0, noise)
 
 
-def _cases(generator: torch.Generator) -> list[Case]:
+def _cases(generator: torch.Generator, levels=LEVELS, shapes=SHAPES) -> list[Case]:
     cases = []
-    for i, level in enumerate(LEVELS):
-        shape = (2, 3, 4, 4) if i % 2 == 0 else (5, 2)  # an image batch and a batch of 2-D points
+    for i, level in enumerate(levels):
+        shape = shapes[i % len(shapes)]
         x = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
         noise = torch.randn(shape, generator=generator, dtype=torch.float64)
         cases.append(Case((x, level, noise), {}, f"alpha_bar = {level:g}, shape {shape}"))
@@ -51,6 +56,7 @@ register(FunctionExercise(
     name="01.add_noise",
     reference=_add_noise,
     cases=_cases,
+    hidden_cases=lambda g: _cases(g, HIDDEN_LEVELS, HIDDEN_SHAPES),
     mistakes=(
         Mistake("the square roots are missing: the image is scaled by sqrt(alpha_bar) and the noise by "
                 "sqrt(1 - alpha_bar), so that their variances (the squares) add to one",
@@ -68,6 +74,7 @@ register(FunctionExercise(
     name="01.recover_x0",
     reference=_recover_x0,
     cases=_cases,
+    hidden_cases=lambda g: _cases(g, HIDDEN_LEVELS, HIDDEN_SHAPES),
     mistakes=(
         Mistake("wrong sign: the noise was added, so subtract sqrt(1 - alpha_bar) * noise",
                 lambda x, a, n: (x + math.sqrt(1 - a) * n) / math.sqrt(a)),

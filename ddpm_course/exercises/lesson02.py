@@ -9,6 +9,8 @@
 
 Steps are 0-based in code: ``t`` (B,) holds values in 0..T-1 and ``schedule.alpha_bars[t]`` is the
 math's alpha-bar_{t+1}. The cases mix a batch of different t with the edges t = 0 and t = T-1.
+The hidden cases (``ddpm-course grade --hidden``) use other schedules (cosine, a shorter linear
+one), other step counts and shapes, with the same edges.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ import torch
 from torch import Tensor
 
 from ..forward import q_posterior, q_sample, q_step
-from ..schedules import Schedule, linear_schedule
+from ..schedules import Schedule, cosine_schedule, linear_schedule
 from . import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
+HIDDEN_SCHEDULES = (cosine_schedule(500), linear_schedule(200, 1e-3, 0.05))
 
 
 def _col(values: Tensor, x: Tensor) -> Tensor:
@@ -45,38 +48,46 @@ def _walk_with(x0: Tensor, noises: Tensor, schedule: Schedule, step) -> Tensor:
     return x
 
 
-def _walk_cases(generator: torch.Generator) -> list[Case]:
+WALKS = ((1, (3, 2)), (2, (3, 2)), (7, (2, 1, 4, 4)), (50, (4, 2)))
+HIDDEN_WALKS = ((1, (2, 5)), (3, (4, 3)), (12, (3, 2, 3, 3)), (120, (2, 2)))
+
+
+def _walk_cases(generator: torch.Generator, walks=WALKS, schedules=(SCHEDULE,)) -> list[Case]:
     cases = []
-    for k_steps, shape in ((1, (3, 2)), (2, (3, 2)), (7, (2, 1, 4, 4)), (50, (4, 2))):
+    for i, (k_steps, shape) in enumerate(walks):
+        schedule = schedules[i % len(schedules)]
         x0 = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
         noises = torch.randn((k_steps, *shape), generator=generator, dtype=torch.float64)
-        cases.append(Case((x0, noises, SCHEDULE), {}, f"{k_steps} step(s) from x0 of shape {shape}"))
+        where = "" if schedule is SCHEDULE else f" ({schedule.name} schedule, T = {schedule.T})"
+        cases.append(Case((x0, noises, schedule), {}, f"{k_steps} step(s) from x0 of shape {shape}{where}"))
     return cases
 
 
-def _a(k: int) -> float:
-    return SCHEDULE.alphas[k].item()
+def _a(s: Schedule, k: int) -> float:
+    return s.alphas[k].item()
 
 
 register(FunctionExercise(
     name="02.walk",
     reference=_walk,
     cases=_walk_cases,
+    hidden_cases=lambda g: _walk_cases(g, HIDDEN_WALKS, HIDDEN_SCHEDULES),
     mistakes=(
         Mistake("the same noise is reused at every step: each step draws a fresh, independent eps_t "
                 "(use noises[k] at step k); reused noise adds up instead of merging into a smaller total",
-                lambda x0, n, s: _walk_with(x0, n, s, lambda x, k, ns: _a(k) ** 0.5 * x + (1 - _a(k)) ** 0.5 * ns[0])),
+                lambda x0, n, s: _walk_with(
+                    x0, n, s, lambda x, k, ns: _a(s, k) ** 0.5 * x + (1 - _a(s, k)) ** 0.5 * ns[0])),
         Mistake("the square roots are missing: one step is sqrt(alpha_t) x + sqrt(beta_t) eps",
-                lambda x0, n, s: _walk_with(x0, n, s, lambda x, k, ns: _a(k) * x + (1 - _a(k)) * ns[k])),
+                lambda x0, n, s: _walk_with(x0, n, s, lambda x, k, ns: _a(s, k) * x + (1 - _a(s, k)) * ns[k])),
         Mistake("the noise is scaled by its variance beta_t; scale it by the standard deviation sqrt(beta_t)",
-                lambda x0, n, s: _walk_with(x0, n, s, lambda x, k, ns: _a(k) ** 0.5 * x + (1 - _a(k)) * ns[k])),
+                lambda x0, n, s: _walk_with(x0, n, s, lambda x, k, ns: _a(s, k) ** 0.5 * x + (1 - _a(s, k)) * ns[k])),
         Mistake("one step too far along the schedule: the first step (noises[0]) uses betas[0], the code's "
                 "t = 0 (the math's beta_1)", lambda x0, n, s: _walk_with(
-                    x0, n, s, lambda x, k, ns: _a(k + 1) ** 0.5 * x + (1 - _a(k + 1)) ** 0.5 * ns[k])),
+                    x0, n, s, lambda x, k, ns: _a(s, k + 1) ** 0.5 * x + (1 - _a(s, k + 1)) ** 0.5 * ns[k])),
         Mistake("each step multiplies by sqrt(alpha_t) of that step only, not by sqrt(alpha_bar_t): the "
                 "product builds up by itself along the chain", lambda x0, n, s: _walk_with(
-                    x0, n, s, lambda x, k, ns: SCHEDULE.alpha_bars[k].sqrt().item() * x
-                    + (1 - SCHEDULE.alpha_bars[k].item()) ** 0.5 * ns[k])),
+                    x0, n, s, lambda x, k, ns: s.alpha_bars[k].sqrt().item() * x
+                    + (1 - s.alpha_bars[k].item()) ** 0.5 * ns[k])),
     ),
 ))
 
@@ -88,23 +99,43 @@ def _q_sample(x0: Tensor, t: Tensor, noise: Tensor, schedule: Schedule) -> Tenso
     return q_sample(schedule, x0, t, noise=noise)[0]
 
 
-def _batch_cases(generator: torch.Generator, with_x_t: bool = False) -> list[Case]:
-    """Batches of different t, the edges t = 0 and t = T-1, images and points."""
-    T = SCHEDULE.T
-    specs = (
+def _batch_specs(generator: torch.Generator, schedule: Schedule) -> tuple:
+    T = schedule.T
+    return (
         (torch.tensor([0, 1, 499, 998, 999]), (5, 1, 4, 6)),
         (torch.randint(0, T, (6,), generator=generator), (6, 3, 2, 2)),
         (torch.tensor([0, T - 1, 9]), (3, 2)),
         (torch.tensor([250]), (1, 2)),
     )
+
+
+def _hidden_batch_specs(generator: torch.Generator, schedule: Schedule) -> tuple:
+    T = schedule.T
+    return (
+        (torch.tensor([T - 1, 0, 2, T // 2]), (4, 2, 3, 3)),
+        (torch.randint(0, T, (7,), generator=generator), (7, 1, 2, 5)),
+        (torch.tensor([0, T - 1]), (2, 6)),
+        (torch.randint(0, T, (1,), generator=generator), (1, 3, 1, 1)),
+    )
+
+
+def _batch_cases(generator: torch.Generator, with_x_t: bool = False, specs=_batch_specs,
+                 schedules=(SCHEDULE,)) -> list[Case]:
+    """Batches of different t, the edges t = 0 and t = T-1, images and points."""
     cases = []
-    for t, shape in specs:
-        x0 = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
-        other = torch.randn(shape, generator=generator, dtype=torch.float64)
-        label = f"t = {t.tolist()}, shape {shape}"
-        args = (x0, other, t, SCHEDULE) if with_x_t else (x0, t, other, SCHEDULE)
-        cases.append(Case(args, {}, label))
+    for schedule in schedules:
+        where = "" if schedule is SCHEDULE else f" ({schedule.name} schedule, T = {schedule.T})"
+        for t, shape in specs(generator, schedule):
+            x0 = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
+            other = torch.randn(shape, generator=generator, dtype=torch.float64)
+            label = f"t = {t.tolist()}, shape {shape}{where}"
+            args = (x0, other, t, schedule) if with_x_t else (x0, t, other, schedule)
+            cases.append(Case(args, {}, label))
     return cases
+
+
+def _hidden_batch_cases(generator: torch.Generator, with_x_t: bool = False) -> list[Case]:
+    return _batch_cases(generator, with_x_t, _hidden_batch_specs, HIDDEN_SCHEDULES)
 
 
 def _jump(abar: Tensor, x0: Tensor, noise: Tensor, signal=lambda a: a.sqrt(), noise_scale=lambda a: (1 - a).sqrt()):
@@ -116,6 +147,7 @@ register(FunctionExercise(
     name="02.q_sample",
     reference=_q_sample,
     cases=_batch_cases,
+    hidden_cases=_hidden_batch_cases,
     mistakes=(
         Mistake("off by one step: alpha_bars[t - 1] is the math's alpha-bar_t only if t is 1-based; the code's "
                 "t is 0-based, so use alpha_bars[t] (at t = 0, alpha_bars[-1] silently wraps to the last step)",
@@ -159,6 +191,7 @@ register(FunctionExercise(
     name="02.posterior_mean",
     reference=_posterior_mean,
     cases=lambda g: _batch_cases(g, with_x_t=True),
+    hidden_cases=lambda g: _hidden_batch_cases(g, with_x_t=True),
     mistakes=(
         Mistake("at t = 0 the step before is the data: alpha-bar_{t-1} is 1 there (schedule.alpha_bars_prev[0]); "
                 "alpha_bars[t - 1] wraps to the last entry at t = 0",

@@ -8,7 +8,8 @@
 | ``03.cosine_snr_500``     | SNR at math step 500 of the cosine schedule, exactly      | ``cosine_schedule().snr``    |
 
 Code steps are 0-based (t in 0..T-1 is the math's step t+1). The cosine exercise leaves out the
-last step t = T-1, whose beta the schedule clips at 0.999.
+last step t = T-1, whose beta the schedule clips at 0.999. The hidden cases (``ddpm-course grade
+--hidden``) use other T and s, and other schedules for the SNR.
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def _f(u: Tensor, s: float) -> Tensor:
     return torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
 
 
-def _cosine_cases(generator: torch.Generator) -> list[Case]:
+def _cosine_cases(generator: torch.Generator, settings=((1000, 0.008), (100, 0.008), (50, 0.1))) -> list[Case]:
     cases = []
-    for T, s in ((1000, 0.008), (100, 0.008), (50, 0.1)):
+    for T, s in settings:
         t = torch.cat([torch.tensor([0, T - 2]), torch.randint(1, T - 2, (4,), generator=generator)])
         cases.append(Case((t, T, s), {}, f"T = {T}, s = {s}, t = {t.tolist()}"))
     return cases
@@ -41,6 +42,7 @@ register(FunctionExercise(
     name="03.cosine_alpha_bar",
     reference=_cosine_alpha_bar,
     cases=_cosine_cases,
+    hidden_cases=lambda g: _cosine_cases(g, ((400, 0.008), (25, 0.02), (1000, 0.05), (8, 0.008))),
     mistakes=(
         Mistake("off by one step: the code's t is the math's step t + 1, so u = (t + 1) / T "
                 "(at t = 0 the answer is f(1/T)/f(0), just below 1, not exactly 1)",
@@ -62,9 +64,11 @@ def _snr(t: Tensor, schedule: Schedule) -> Tensor:
     return schedule.snr[t]
 
 
-def _snr_cases(generator: torch.Generator) -> list[Case]:
+def _snr_cases(generator: torch.Generator, schedules=None) -> list[Case]:
     cases = []
-    for schedule in (linear_schedule(1000), cosine_schedule(1000), linear_schedule(100, 1e-3, 0.2)):
+    schedules = (linear_schedule(1000), cosine_schedule(1000), linear_schedule(100, 1e-3, 0.2)) if schedules is None \
+        else schedules
+    for schedule in schedules:
         T = schedule.T
         t = torch.cat([torch.tensor([0, T - 1]), torch.randint(1, T - 1, (4,), generator=generator)])
         cases.append(Case((t, schedule), {}, f"{schedule.name} schedule with T = {T}, t = {t.tolist()}"))
@@ -75,6 +79,8 @@ register(FunctionExercise(
     name="03.snr",
     reference=_snr,
     cases=_snr_cases,
+    hidden_cases=lambda g: _snr_cases(g, (cosine_schedule(250), linear_schedule(500, 5e-4, 0.03),
+                                          cosine_schedule(40, s=0.02))),
     mistakes=(
         Mistake("that is sqrt(SNR), a ratio of amplitudes; the SNR compares variances: alpha_bar / (1 - alpha_bar)",
                 lambda t, s: (s.alpha_bars[t] / (1 - s.alpha_bars[t])).sqrt()),

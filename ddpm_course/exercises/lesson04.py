@@ -8,7 +8,8 @@
 
 The embedding is ``[sin(t w_0), ..., sin(t w_{d/2-1}), cos(t w_0), ..., cos(t w_{d/2-1})]`` with
 ``w_k = exp(-k / (d/2 - 1) * log 10000)``: the fastest frequency is 1 rad/step, the slowest 1e-4.
-The reference computes in float32, so the embedding is compared to 1e-4.
+The reference computes in float32, so the embedding is compared to 1e-4. The hidden cases
+(``ddpm-course grade --hidden``) use other dimensions, steps and layer sizes.
 """
 from __future__ import annotations
 
@@ -43,10 +44,20 @@ def _cases(generator: torch.Generator) -> list[Case]:
     ]
 
 
+def _hidden_cases(generator: torch.Generator) -> list[Case]:
+    return [
+        Case((torch.tensor([999, 0, 2, 77]), 8), {}, "t = [999, 0, 2, 77], dim = 8"),
+        Case((torch.randint(0, 1000, (5,), generator=generator), 64), {}, "5 random t, dim = 64"),
+        Case((torch.randint(0, 1000, (1,), generator=generator), 6), {}, "one random t, dim = 6"),
+        Case((torch.tensor([1, 40, 600]), 32), {}, "t = [1, 40, 600], dim = 32"),
+    ]
+
+
 register(FunctionExercise(
     name="04.sinusoidal",
     reference=sinusoidal_embedding,
     cases=_cases,
+    hidden_cases=_hidden_cases,
     mistakes=(
         Mistake("the exponents run k / (d/2), as in the Transformer paper; this lesson spaces them k / (d/2 - 1) "
                 "so that the slowest frequency is exactly 1/10000 (torch.linspace(0, log(10000), d/2))",
@@ -66,11 +77,15 @@ def _conv_params(c_in: int, c_out: int, k: int) -> int:
     return count_parameters(nn.Conv2d(c_in, c_out, k))
 
 
+def _conv_cases(layers) -> list[Case]:
+    return [Case((cin, cout, k), {}, f"c_in = {cin}, c_out = {cout}, k = {k}") for cin, cout, k in layers]
+
+
 register(FunctionExercise(
     name="04.conv_params",
     reference=_conv_params,
-    cases=lambda g: [Case((cin, cout, k), {}, f"c_in = {cin}, c_out = {cout}, k = {k}")
-                     for cin, cout, k in ((3, 64, 3), (64, 128, 3), (96, 32, 1), (1, 8, 5))],
+    cases=lambda g: _conv_cases(((3, 64, 3), (64, 128, 3), (96, 32, 1), (1, 8, 5))),
+    hidden_cases=lambda g: _conv_cases(((4, 16, 3), (32, 32, 1), (2, 5, 7), (128, 64, 3), (1, 1, 2))),
     mistakes=(
         Mistake("the biases are missing: one per output channel", lambda ci, co, k: ci * co * k * k),
         Mistake("a k x k kernel has k^2 weights per input-output pair", lambda ci, co, k: ci * co * k + co),

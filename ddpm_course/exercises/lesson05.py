@@ -7,7 +7,8 @@
 | ``05.ema_start``     | the weight a fixed-decay EMA keeps on the start              | ``d ** (n - 1)``       |
 
 The model in the cases is a fixed, smooth function of (x_t, t) with the model contract
-``model(x_t, t) -> eps_hat``, so a wrong x_t or a wrong t changes the loss.
+``model(x_t, t) -> eps_hat``, so a wrong x_t or a wrong t changes the loss. The hidden cases
+(``ddpm-course grade --hidden``) use other schedules (cosine, shorter linear ones) and shapes.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import torch
 from torch import Tensor
 
 from ..losses import elbo_weights, l_simple
-from ..schedules import Schedule, linear_schedule
+from ..schedules import Schedule, cosine_schedule, linear_schedule
 from . import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
+HIDDEN_SCHEDULE = cosine_schedule(300)
 
 
 def toy_model(x_t: Tensor, t: Tensor) -> Tensor:
@@ -33,14 +35,21 @@ def _l_simple(model, x0: Tensor, t: Tensor, noise: Tensor, schedule: Schedule) -
     return l_simple(model, schedule, x0, t=t, noise=noise)
 
 
-def _cases(generator: torch.Generator) -> list[Case]:
-    specs = ((torch.tensor([0, 1, 500, 998, 999]), (5, 1, 4, 4)),
-             (torch.randint(0, 1000, (8,), generator=generator), (8, 2)))
+def _cases(generator: torch.Generator, schedule: Schedule = SCHEDULE, hidden: bool = False) -> list[Case]:
+    T = schedule.T
+    if hidden:
+        specs = ((torch.tensor([T - 1, 0, 1, T // 2]), (4, 3, 2, 2)),
+                 (torch.randint(0, T, (6,), generator=generator), (6, 5)),
+                 (torch.tensor([0]), (1, 2, 3)))
+    else:
+        specs = ((torch.tensor([0, 1, 500, 998, 999]), (5, 1, 4, 4)),
+                 (torch.randint(0, 1000, (8,), generator=generator), (8, 2)))
+    where = "" if schedule is SCHEDULE else f" ({schedule.name} schedule, T = {T})"
     cases = []
     for t, shape in specs:
         x0 = torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1
         noise = torch.randn(shape, generator=generator, dtype=torch.float64)
-        cases.append(Case((toy_model, x0, t, noise, SCHEDULE), {}, f"t = {t.tolist()}, shape {shape}"))
+        cases.append(Case((toy_model, x0, t, noise, schedule), {}, f"t = {t.tolist()}, shape {shape}{where}"))
     return cases
 
 
@@ -60,6 +69,7 @@ register(FunctionExercise(
     name="05.l_simple",
     reference=_l_simple,
     cases=_cases,
+    hidden_cases=lambda g: _cases(g, HIDDEN_SCHEDULE, hidden=True),
     mistakes=(
         Mistake("the network predicts the noise: compare model(x_t, t) with eps, not with x0",
                 lambda m, x0, t, n, s: _loss(m, x0, t, n, s, target="x0")),
@@ -98,6 +108,11 @@ register(FunctionExercise(
     cases=lambda g: [
         Case((torch.tensor([1, 2, 10, 500, 999]), SCHEDULE), {}, "t = [1, 2, 10, 500, 999]"),
         Case((torch.randint(1, 100, (6,), generator=g), linear_schedule(100, 1e-3, 0.2)), {}, "6 random t, T = 100"),
+    ],
+    hidden_cases=lambda g: [
+        Case((torch.tensor([199, 1, 2, 57]), cosine_schedule(200)), {}, "t = [199, 1, 2, 57], cosine, T = 200"),
+        Case((torch.randint(1, 50, (5,), generator=g), linear_schedule(50, 1e-4, 0.1)), {}, "5 random t, T = 50"),
+        Case((torch.tensor([1, 499]), linear_schedule(500)), {}, "t = [1, 499], linear, T = 500"),
     ],
     mistakes=(
         Mistake("that is lambda_t for sigma_t^2 = beta_t; the lesson's weights use the posterior's "

@@ -9,7 +9,8 @@
 The step uses sigma_t^2 = beta_t and adds no noise at the last step (t = 0). Its reference
 writes the mean as the posterior mean at x0_hat (lesson 06 shows that this equals the
 eps form), so it does not depend on the signature of ``samplers.ddpm_step``. ``t`` is a (B,)
-tensor of 0-based steps, one per sample.
+tensor of 0-based steps, one per sample. The hidden cases (``ddpm-course grade --hidden``) use
+other linear schedules (other T and betas), other steps and shapes, and another short chain.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from . import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
 SHORT = linear_schedule(20, 5e-3, 0.5)  # a short chain for the loop: 20 steps that still end in noise
+HIDDEN_SCHEDULES = (linear_schedule(250, 2e-4, 0.04), linear_schedule(600))
+HIDDEN_SHORT = linear_schedule(13, 1e-2, 0.6)
 
 
 def _col(values: Tensor, x: Tensor) -> Tensor:
@@ -54,10 +57,24 @@ def _step_cases(generator: torch.Generator) -> list[Case]:
     return cases
 
 
+def _hidden_step_cases(generator: torch.Generator) -> list[Case]:
+    cases = []
+    for schedule in HIDDEN_SCHEDULES:
+        T = schedule.T
+        specs = ((torch.tensor([T - 1, 0, 1, T // 3]), (4, 3)),
+                 (torch.randint(0, T, (5,), generator=generator), (5, 2, 2, 2)),
+                 (torch.tensor([0, T - 1]), (2, 1, 1, 4)))
+        for t, shape in specs:
+            x_t, eps, z = (torch.randn(shape, generator=generator, dtype=torch.float64) for _ in range(3))
+            cases.append(Case((x_t, t, eps, z, schedule), {}, f"t = {t.tolist()}, shape {shape}, T = {T}"))
+    return cases
+
+
 register(FunctionExercise(
     name="06.ddpm_step",
     reference=_ddpm_step,
     cases=_step_cases,
+    hidden_cases=_hidden_step_cases,
     mistakes=(
         Mistake("the last step (t = 0) adds no noise: it returns the mean, the sample",
                 lambda *a: _step_with(*a, noise_at_0=True)),
@@ -101,12 +118,12 @@ def _loop(model, x_T: Tensor, noises: Tensor, schedule: Schedule) -> Tensor:
     return _loop_with(model, x_T, noises, schedule)
 
 
-def _loop_cases(generator: torch.Generator) -> list[Case]:
+def _loop_cases(generator: torch.Generator, schedule: Schedule = SHORT, shapes=((5, 2), (2, 1, 3, 3))) -> list[Case]:
     cases = []
-    for shape in ((5, 2), (2, 1, 3, 3)):
+    for shape in shapes:
         x_T = torch.randn(shape, generator=generator, dtype=torch.float64)
-        noises = torch.randn((SHORT.T - 1, *shape), generator=generator, dtype=torch.float64)
-        cases.append(Case((loop_model, x_T, noises, SHORT), {}, f"T = {SHORT.T}, x_T of shape {shape}"))
+        noises = torch.randn((schedule.T - 1, *shape), generator=generator, dtype=torch.float64)
+        cases.append(Case((loop_model, x_T, noises, schedule), {}, f"T = {schedule.T}, x_T of shape {shape}"))
     return cases
 
 
@@ -114,6 +131,7 @@ register(FunctionExercise(
     name="06.ddpm_loop",
     reference=_loop,
     cases=_loop_cases,
+    hidden_cases=lambda g: _loop_cases(g, HIDDEN_SHORT, ((3, 4), (1, 2, 2, 2), (4, 3, 1, 1))),
     mistakes=(
         Mistake("the same noise is reused at every step: use noises[k] for the k-th step (a fresh draw each time)",
                 lambda m, x, n, s: _loop_with(m, x, n, s, noise_index=lambda t: 0)),

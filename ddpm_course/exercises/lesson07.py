@@ -9,7 +9,8 @@
 Steps are the code's, 0-based ints; ``t_prev = -1`` means the data (alpha-bar 1). The
 package's step functions are called only through the two small adapters below
 (``samplers.ddim_step`` and ``samplers.dpm_solver_step`` with ``history``), so a change of their
-keyword arguments is fixed in one place.
+keyword arguments is fixed in one place. The hidden cases (``ddpm-course grade --hidden``) use
+another linear schedule (T = 500), other steps, etas and shapes.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ..schedules import Schedule, linear_schedule
 from . import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
+HIDDEN_SCHEDULE = linear_schedule(500, 2e-4, 0.03)
 
 
 def _ddim_reference(x_t, t, t_prev, eps, eta, z, schedule) -> Tensor:
@@ -46,12 +48,19 @@ def _ddim_with(x_t, t, t_prev, eps, eta, z, s, s_power=2, eps_reduced=True, sign
     return (math.sqrt(ap) if sqrt_prev else ap) * x0 + math.sqrt(keep) * eps + math.sqrt(s2) * z
 
 
-def _ddim_cases(generator: torch.Generator) -> list[Case]:
+DDIM_STEPS = ((600, 550, 0.0, (6, 2)), (999, 949, 1.0, (3, 1, 4, 4)), (40, -1, 0.0, (4, 2)),
+              (300, 100, 0.5, (5, 2)), (1, 0, 1.0, (4, 2)))
+HIDDEN_DDIM_STEPS = ((499, 449, 0.0, (3, 5)), (250, 200, 1.0, (2, 2, 3, 3)), (30, -1, 0.3, (4, 1)),
+                     (2, 0, 0.7, (5, 3)), (120, 60, 0.5, (1, 4)), (0, -1, 1.0, (3, 2)))
+
+
+def _ddim_cases(generator: torch.Generator, steps=DDIM_STEPS, schedule: Schedule = SCHEDULE) -> list[Case]:
     cases = []
-    for t, t_prev, eta, shape in ((600, 550, 0.0, (6, 2)), (999, 949, 1.0, (3, 1, 4, 4)), (40, -1, 0.0, (4, 2)),
-                                  (300, 100, 0.5, (5, 2)), (1, 0, 1.0, (4, 2))):
+    where = "" if schedule is SCHEDULE else f", T = {schedule.T}"
+    for t, t_prev, eta, shape in steps:
         x_t, eps, z = (torch.randn(shape, generator=generator, dtype=torch.float64) for _ in range(3))
-        cases.append(Case((x_t, t, t_prev, eps, eta, z, SCHEDULE), {}, f"t = {t}, t_prev = {t_prev}, eta = {eta}"))
+        cases.append(Case((x_t, t, t_prev, eps, eta, z, schedule), {},
+                          f"t = {t}, t_prev = {t_prev}, eta = {eta}{where}"))
     return cases
 
 
@@ -59,6 +68,7 @@ register(FunctionExercise(
     name="07.ddim_step",
     reference=_ddim_reference,
     cases=_ddim_cases,
+    hidden_cases=lambda g: _ddim_cases(g, HIDDEN_DDIM_STEPS, HIDDEN_SCHEDULE),
     mistakes=(
         Mistake("eta scales the standard deviation s: s^2 = eta^2 * ..., so the variance grows with eta squared",
                 lambda *a: _ddim_with(*a, s_power=1)),
@@ -92,13 +102,19 @@ def _dpm_with(x_t, t, t_prev, eps, t_last, x0_last, s, order=2, r_inverted=False
     return math.sqrt((1 - ap) / (1 - a)) * x_t - math.sqrt(ap) * math.expm1(-h) * d
 
 
-def _dpm_cases(generator: torch.Generator) -> list[Case]:
+DPM_STEPS = ((650, 600, 550, (6, 2)), (999, 949, 899, (3, 1, 4, 4)), (50, 20, 5, (4, 2)),
+             (30, 10, 0, (5, 2)), (400, 300, 100, (4, 2)))
+HIDDEN_DPM_STEPS = ((499, 449, 399, (3, 5)), (300, 240, 100, (2, 2, 3, 3)), (12, 6, 0, (4, 1)),
+                    (100, 50, 49, (1, 4)), (80, 79, 20, (5, 3)))
+
+
+def _dpm_cases(generator: torch.Generator, steps=DPM_STEPS, schedule: Schedule = SCHEDULE) -> list[Case]:
     cases = []
-    for t_last, t, t_prev, shape in ((650, 600, 550, (6, 2)), (999, 949, 899, (3, 1, 4, 4)), (50, 20, 5, (4, 2)),
-                                     (30, 10, 0, (5, 2)), (400, 300, 100, (4, 2))):
+    where = "" if schedule is SCHEDULE else f", T = {schedule.T}"
+    for t_last, t, t_prev, shape in steps:
         x_t, eps, x0_last = (torch.randn(shape, generator=generator, dtype=torch.float64) for _ in range(3))
-        cases.append(Case((x_t, t, t_prev, eps, t_last, x0_last, SCHEDULE), {},
-                          f"t_last = {t_last}, t = {t}, t_prev = {t_prev}"))
+        cases.append(Case((x_t, t, t_prev, eps, t_last, x0_last, schedule), {},
+                          f"t_last = {t_last}, t = {t}, t_prev = {t_prev}{where}"))
     return cases
 
 
@@ -106,6 +122,7 @@ register(FunctionExercise(
     name="07.dpm2m_step",
     reference=_dpm_reference,
     cases=_dpm_cases,
+    hidden_cases=lambda g: _dpm_cases(g, HIDDEN_DPM_STEPS, HIDDEN_SCHEDULE),
     mistakes=(
         Mistake("that is the first-order update (DDIM): 2M also uses the previous x0_hat, "
                 "D = x0_hat + (x0_hat - x0_last) / (2r)", lambda *a: _dpm_with(*a, order=1)),

@@ -8,7 +8,8 @@
 
 ``model`` in the second exercise is a small fixed function of (x_t, t, y) with the model
 contract, whose null label is ``null``; the learner's answer may call it once on a doubled
-batch or twice, as long as the result is the guided prediction.
+batch or twice, as long as the result is the guided prediction. The hidden cases (``ddpm-course
+grade --hidden``) use other scales and shapes, and a model with six labels whose null label is 5.
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from . import Case, FunctionExercise, Mistake, NumberExercise, register
 PAPER_W = 0.3  # Ho & Salimans' weight with the best FID on ImageNet 64x64 in their table 1
 
 
-def _combine_cases(generator: torch.Generator) -> list[Case]:
+def _combine_cases(generator: torch.Generator, specs=((0.0, (3, 2)), (1.0, (2, 1, 4, 4)), (3.0, (4, 2)),
+                                                       (7.5, (2, 1, 3, 3)), (0.5, (5,)))) -> list[Case]:
     cases = []
-    for s, shape in ((0.0, (3, 2)), (1.0, (2, 1, 4, 4)), (3.0, (4, 2)), (7.5, (2, 1, 3, 3)), (0.5, (5,))):
+    for s, shape in specs:
         cond, uncond = (torch.randn(shape, generator=generator, dtype=torch.float64) for _ in range(2))
         cases.append(Case((cond, uncond, s), {}, f"s = {s}, shape {shape}"))
     return cases
@@ -33,6 +35,8 @@ register(FunctionExercise(
     name="08.cfg_combine",
     reference=guided_eps,
     cases=_combine_cases,
+    hidden_cases=lambda g: _combine_cases(g, ((1.0, (4, 3)), (2.0, (1, 2, 2, 2)), (12.0, (3,)), (0.0, (2, 5)),
+                                              (4.25, (3, 1, 1, 4)))),
     mistakes=(
         Mistake("the two predictions are swapped: start from eps_uncond and move towards eps_cond",
                 lambda c, u, s: c + s * (u - c)),
@@ -48,26 +52,40 @@ register(FunctionExercise(
 
 
 NULL = 3
+HIDDEN_NULL = 5
+
+
+def _toy(x_t: Tensor, t: Tensor, y: Tensor, centres: tuple) -> Tensor:
+    shape = (-1, *([1] * (x_t.ndim - 1)))
+    centre = torch.tensor(centres, dtype=x_t.dtype)[y].reshape(shape)  # (B, 1, ..., 1)
+    return torch.tanh(x_t - centre) * (1 + t.to(x_t.dtype).reshape(shape) / 1000)
 
 
 def toy_model(x_t: Tensor, t: Tensor, y: Tensor) -> Tensor:
     """A fixed conditional 'noise predictor' with null label 3: (B, ...) -> (B, ...)."""
-    shape = (-1, *([1] * (x_t.ndim - 1)))
-    centre = torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=x_t.dtype)[y].reshape(shape)  # (B, 1, ..., 1)
-    return torch.tanh(x_t - centre) * (1 + t.to(x_t.dtype).reshape(shape) / 1000)
+    return _toy(x_t, t, y, (0.5, -1.0, 2.0, 0.0))
+
+
+def hidden_toy_model(x_t: Tensor, t: Tensor, y: Tensor) -> Tensor:
+    """The hidden cases' model: six labels, the null label 5: (B, ...) -> (B, ...)."""
+    return _toy(x_t, t, y, (0.5, -1.0, 2.0, -0.3, 1.2, 0.1))
 
 
 def _guided(model, x_t: Tensor, t: Tensor, y: Tensor, s: float, null: int) -> Tensor:
     return cfg(model, s, null=null)(x_t, t, y)
 
 
-def _model_cases(generator: torch.Generator) -> list[Case]:
+def _model_cases(generator: torch.Generator, hidden: bool = False) -> list[Case]:
     cases = []
-    for s, shape in ((2.0, (4, 3)), (0.0, (3, 1, 2, 2)), (1.0, (4, 3)), (4.5, (5, 2))):
+    model, null = (hidden_toy_model, HIDDEN_NULL) if hidden else (toy_model, NULL)
+    specs = ((3.0, (5, 2)), (1.0, (2, 1, 3, 3)), (0.0, (4, 4)), (1.5, (6, 1))) if hidden else \
+        ((2.0, (4, 3)), (0.0, (3, 1, 2, 2)), (1.0, (4, 3)), (4.5, (5, 2)))
+    for s, shape in specs:
         x = torch.randn(shape, generator=generator, dtype=torch.float64)
         t = torch.randint(0, 1000, (shape[0],), generator=generator)
-        y = torch.randint(0, NULL, (shape[0],), generator=generator)
-        cases.append(Case((toy_model, x, t, y, s, NULL), {}, f"s = {s}, labels {y.tolist()}"))
+        y = torch.randint(0, null, (shape[0],), generator=generator)
+        where = f", null label {null}" if hidden else ""
+        cases.append(Case((model, x, t, y, s, null), {}, f"s = {s}, labels {y.tolist()}{where}"))
     return cases
 
 
@@ -85,6 +103,7 @@ register(FunctionExercise(
     name="08.guided_model",
     reference=_guided,
     cases=_model_cases,
+    hidden_cases=lambda g: _model_cases(g, hidden=True),
     mistakes=(
         Mistake("the unconditional pass needs the null label (null), not label 0",
                 lambda m, x, t, y, s, null: _with_labels(m, x, t, y, s, null, uncond_label=0)),

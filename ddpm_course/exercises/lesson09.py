@@ -9,7 +9,8 @@
 |                       | than on a 512x512x3 image, cost proportional to H * W      |                               |
 
 ``mean``, ``logvar`` and ``eps`` are float64 tensors (B, c, h, w); the KL is summed over every
-latent entry of an image. The scale factor may be returned as a float or a 0-d tensor.
+latent entry of an image. The scale factor may be returned as a float or a 0-d tensor. The hidden
+cases (``ddpm-course grade --hidden``) use other latent shapes, spreads and means.
 """
 from __future__ import annotations
 
@@ -25,15 +26,20 @@ from . import Case, FunctionExercise, Mistake, NumberExercise, Verdict, register
 # 09.kl_term: KL(N(mean, exp(logvar)) || N(0, I)) per image
 
 
-def _latent_cases(generator: torch.Generator, with_eps: bool = False) -> list[Case]:
+LATENTS = (((3, 4, 2, 2), "a batch of 3 latents 4x2x2"), ((1, 2, 8, 8), "one latent 2x8x8"),
+           ((5, 1, 1, 1), "five one-number latents"))
+HIDDEN_LATENTS = (((2, 3, 4, 4), "a batch of 2 latents 3x4x4"), ((4, 8, 1, 1), "four latents 8x1x1"),
+                  ((1, 1, 3, 5), "one latent 1x3x5"), ((6, 2, 2, 1), "a batch of 6 latents 2x2x1"))
+
+
+def _latent_cases(generator: torch.Generator, with_eps: bool = False, hidden: bool = False) -> list[Case]:
     cases = []
-    for shape, label in (((3, 4, 2, 2), "a batch of 3 latents 4x2x2"), ((1, 2, 8, 8), "one latent 2x8x8"),
-                         ((5, 1, 1, 1), "five one-number latents")):
+    for shape, label in HIDDEN_LATENTS if hidden else LATENTS:
         mean = torch.randn(shape, generator=generator, dtype=torch.float64)
-        logvar = torch.randn(shape, generator=generator, dtype=torch.float64) - 1.0
+        logvar = torch.randn(shape, generator=generator, dtype=torch.float64) - (0.5 if hidden else 1.0)
         extra = (torch.randn(shape, generator=generator, dtype=torch.float64),) if with_eps else ()
         cases.append(Case((mean, logvar, *extra), {}, label))
-    zeros = torch.zeros(2, 3, 1, 1, dtype=torch.float64)
+    zeros = torch.zeros((3, 2, 2, 1) if hidden else (2, 3, 1, 1), dtype=torch.float64)
     extra = (torch.ones_like(zeros),) if with_eps else ()
     cases.append(Case((zeros, zeros.clone(), *extra), {}, "q = N(0, 1) exactly (KL = 0)"))
     return cases
@@ -47,6 +53,7 @@ register(FunctionExercise(
     name="09.kl_term",
     reference=kl_divergence,
     cases=_latent_cases,
+    hidden_cases=lambda g: _latent_cases(g, hidden=True),
     mistakes=(
         Mistake("the KL of two Gaussians has a factor 1/2 in front: (mu^2 + s^2 - 1 - log s^2) / 2",
                 lambda m, lv: 2 * kl_divergence(m, lv)),
@@ -72,6 +79,7 @@ register(FunctionExercise(
     name="09.reparameterise",
     reference=lambda m, lv, eps: m + (0.5 * lv).exp() * eps,
     cases=lambda g: _latent_cases(g, with_eps=True),
+    hidden_cases=lambda g: _latent_cases(g, with_eps=True, hidden=True),
     mistakes=(
         Mistake("scale eps by the standard deviation exp(logvar / 2), not by the variance exp(logvar)",
                 lambda m, lv, eps: m + lv.exp() * eps),
@@ -97,14 +105,18 @@ class _NumberFunctionExercise(FunctionExercise):
         return super().verdict(lambda *args: float(answer(*args)))
 
 
-def _scale_cases(generator: torch.Generator) -> list[Case]:
+SPREADS = ((5.0, 0.0, (64, 4, 8, 8)), (0.2, 0.3, (32, 4, 8, 8)), (1.0, -1.0, (16, 2, 16, 16)))
+HIDDEN_SPREADS = ((3.0, 0.5, (48, 4, 4, 4)), (0.18, 0.0, (40, 3, 8, 8)), (2.0, -2.0, (24, 8, 4, 4)))
+
+
+def _scale_cases(generator: torch.Generator, spreads=SPREADS, channels=(0.5, 1.0, 2.0, 4.0)) -> list[Case]:
     cases = []
-    for scale, shift, shape in ((5.0, 0.0, (64, 4, 8, 8)), (0.2, 0.3, (32, 4, 8, 8)), (1.0, -1.0, (16, 2, 16, 16))):
+    for scale, shift, shape in spreads:
         z = torch.randn(shape, generator=generator, dtype=torch.float64) * scale + shift
         cases.append(Case((z,), {}, f"latents {shape} with std about {scale:g} and mean about {shift:g}"))
-    per_channel = torch.randn(64, 4, 8, 8, generator=generator, dtype=torch.float64) * torch.tensor(
-        [0.5, 1.0, 2.0, 4.0], dtype=torch.float64)[:, None, None]
-    cases.append(Case((per_channel,), {}, "latents whose four channels have different spreads"))
+    per_channel = torch.randn(64, len(channels), 8, 8, generator=generator, dtype=torch.float64) * torch.tensor(
+        channels, dtype=torch.float64)[:, None, None]
+    cases.append(Case((per_channel,), {}, f"latents whose {len(channels)} channels have different spreads"))
     return cases
 
 
@@ -112,6 +124,7 @@ register(_NumberFunctionExercise(
     name="09.scale_factor",
     reference=lambda z: 1.0 / z.std().item(),
     cases=_scale_cases,
+    hidden_cases=lambda g: _scale_cases(g, HIDDEN_SPREADS, channels=(3.0, 0.25, 1.0)),
     mistakes=(
         Mistake("the factor multiplies the latents to give them std 1, so it is 1 / std, not std",
                 lambda z: z.std().item()),

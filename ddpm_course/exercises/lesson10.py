@@ -7,7 +7,8 @@
 | ``10.fd_infinity``       | FD_inf from FD(200) = 12.0 and FD(800) = 4.5          | a line in 1/n             |
 
 Means are (F,) and covariances (F, F) float64 tensors; ``real`` (n, F) and ``fake`` (m, F) are
-feature vectors. Answers may return floats or 0-d tensors: both are read as numbers.
+feature vectors. Answers may return floats or 0-d tensors: both are read as numbers. The hidden
+cases (``ddpm-course grade --hidden``) use other dimensions, set sizes, k and mode counts.
 """
 from __future__ import annotations
 
@@ -54,18 +55,21 @@ def _random_cov(f: int, generator: torch.Generator) -> Tensor:
     return m @ m.T / f + 0.1 * torch.eye(f, dtype=torch.float64)  # (F, F), full rank, not diagonal
 
 
-def _gaussian_cases(generator: torch.Generator) -> list[Case]:
+def _gaussian_cases(generator: torch.Generator, dims=(2, 5, 8), same_dim: int = 3,
+                    one_d=(0.0, 1.0, 3.0, 4.0)) -> list[Case]:
     cases = []
-    for f in (2, 5, 8):
+    for f in dims:
         mu_a, mu_b = torch.randn(2, f, generator=generator, dtype=torch.float64)
         cases.append(Case((mu_a, _random_cov(f, generator), mu_b, _random_cov(f, generator)), {},
                           f"two {f}-d Gaussians with full covariances"))
-    mu = torch.randn(3, generator=generator, dtype=torch.float64)
-    cov = _random_cov(3, generator)
-    cases.append(Case((mu, cov, mu.clone(), cov.clone()), {}, "the same Gaussian twice (FD = 0)"))
+    mu = torch.randn(same_dim, generator=generator, dtype=torch.float64)
+    cov = _random_cov(same_dim, generator)
+    cases.append(Case((mu, cov, mu.clone(), cov.clone()), {}, f"the same {same_dim}-d Gaussian twice (FD = 0)"))
     one = torch.ones(1, dtype=torch.float64)
-    cases.append(Case((0 * one, one.reshape(1, 1), 3 * one, 4 * one.reshape(1, 1)), {},
-                      "1-d: N(0, 1) and N(3, 4), FD = 9 + (1 - 2)^2 = 10"))
+    m_a, v_a, m_b, v_b = one_d
+    fd = (m_a - m_b) ** 2 + (v_a**0.5 - v_b**0.5) ** 2
+    cases.append(Case((m_a * one, v_a * one.reshape(1, 1), m_b * one, v_b * one.reshape(1, 1)), {},
+                      f"1-d: N({m_a:g}, {v_a:g}) and N({m_b:g}, {v_b:g}), FD = {fd:g}"))
     return cases
 
 
@@ -73,6 +77,7 @@ register(_NumbersExercise(
     name="10.frechet_gaussians",
     reference=_frechet,
     cases=_gaussian_cases,
+    hidden_cases=lambda g: _gaussian_cases(g, dims=(3, 4, 6), same_dim=5, one_d=(1.0, 2.0, -1.0, 0.5)),
     mistakes=(
         Mistake("the cross term is 2 tr((S_a S_b)^(1/2)): the factor 2 is missing",
                 lambda ma, ca, mb, cb: _frechet(ma, ca, mb, cb, factor=1.0)),
@@ -134,10 +139,30 @@ def _cloud_cases(generator: torch.Generator) -> list[Case]:
     ]
 
 
+def _hidden_cloud_cases(generator: torch.Generator) -> list[Case]:
+    def cloud(n, f, shift=0.0, scale=1.0):
+        return torch.randn(n, f, generator=generator, dtype=torch.float64) * scale + shift
+
+    centres = torch.randn(5, 3, generator=generator, dtype=torch.float64) * 4
+    modes = torch.arange(50) % 5
+    real5 = centres[modes] + 0.3 * torch.randn(50, 3, generator=generator, dtype=torch.float64)
+    fake2 = centres[modes[:30] % 2] + 0.3 * torch.randn(30, 3, generator=generator, dtype=torch.float64)
+    same = cloud(25, 2)
+    return [
+        Case((cloud(35, 3), cloud(45, 3, 0.7), 2), {}, "two 3-d clouds, k = 2"),
+        Case((cloud(25, 5), cloud(30, 5, scale=0.6), 4), {}, "a narrower fake cloud in 5-d, k = 4"),
+        Case((cloud(40, 2), cloud(20, 2, scale=1.8), 1), {}, "a wider fake cloud in 2-d, k = 1"),
+        Case((real5, fake2, 2), {}, "5 modes in 3-d; the fake set covers 2 of them"),
+        Case((same, same.clone(), 2), {}, "identical sets, k = 2"),
+        Case((cloud(15, 3), cloud(25, 3, -40.0), 4), {}, "disjoint sets, k = 4"),
+    ]
+
+
 register(_NumbersExercise(
     name="10.precision_recall",
     reference=_pr,
     cases=_cloud_cases,
+    hidden_cases=_hidden_cloud_cases,
     mistakes=(
         Mistake("the nearest 'neighbour' at distance 0 is the point itself: each ball reaches the k-th *other* "
                 "point, the (k+1)-th smallest distance in the row (torch.kthvalue(d, k + 1))",

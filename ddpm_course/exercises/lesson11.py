@@ -5,6 +5,9 @@
 | ``11.modes_covered``      | ``my_modes_covered(x, means, radius, min_count) -> int`` | ``compare.mode_counts`` |
 | ``11.generator_loss``     | ``my_generator_loss(fake_logits)``: mean -log D(G(z))    | ``gan.generator_loss``  |
 | ``11.d_loss_equilibrium`` | the discriminator's loss when D(x) = 1/2 everywhere      | 2 log 2                 |
+
+The hidden cases (``ddpm-course grade --hidden``) use another ring (six modes, radius 2), other
+radii and counts, and other logits.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from ..oracle import GaussianMixture, ring_mixture
 from . import Case, FunctionExercise, Mistake, NumberExercise, register
 
 RING = ring_mixture()
+HIDDEN_RING = ring_mixture(k=6, radius=2.0, std=0.15)
 
 
 def _modes_covered(x: Tensor, means: Tensor, radius: float, min_count: int) -> int:
@@ -48,6 +52,25 @@ def _within(x, means, radius, min_count):  # how many samples are close to a mod
     return int((dist <= radius).sum())
 
 
+def _hidden_ring_cases(generator: torch.Generator) -> list[Case]:
+    ring = HIDDEN_RING
+    x, labels = ring.sample(300, generator=generator, return_labels=True)
+    collapsed = x[labels < 2]  # two modes only
+    strays = torch.cat([collapsed, ring.means[3:6] - 0.02])  # one stray on each of three more modes
+    between = torch.cat([x[:150], 0.6 * ring.means[[0, 2, 4]]])  # three points far from every mode
+    few = x[:30]  # about five per mode: min_count decides
+    where = "6 modes on a ring of radius 2"
+    return [
+        Case((x, ring.means, 0.45, 6), {}, f"300 samples, {where}, radius 0.45, min_count 6"),
+        Case((strays, ring.means, 0.45, 4), {}, f"two modes plus one stray on three others, {where}, min_count 4"),
+        Case((strays, ring.means, 0.45, 1), {}, f"the same with min_count 1, {where}"),
+        Case((between, ring.means, 0.45, 1), {}, f"150 samples plus three points inside the ring, {where}"),
+        Case((few, ring.means, 0.45, 5), {}, f"30 samples, {where}, min_count 5"),
+        Case((few, ring.means, 0.45, 4), {}, f"30 samples, {where}, min_count 4"),
+        Case((x, ring.means, 0.08, 8), {}, f"a tight radius 0.08, {where}, min_count 8"),
+    ]
+
+
 def _ring_cases(generator: torch.Generator) -> list[Case]:
     x, labels = RING.sample(400, generator=generator, return_labels=True)
     collapsed = x[labels < 3]  # three modes only
@@ -69,6 +92,7 @@ register(FunctionExercise(
     name="11.modes_covered",
     reference=_modes_covered,
     cases=_ring_cases,
+    hidden_cases=_hidden_ring_cases,
     mistakes=(
         Mistake("count only samples within radius of their nearest centre: a sample far from every mode "
                 "covers nothing", lambda x, m, r, c: _covered(x, m, r, c, use_radius=False)),
@@ -91,10 +115,21 @@ def _logit_cases(generator: torch.Generator) -> list[Case]:
     ]
 
 
+def _hidden_logit_cases(generator: torch.Generator) -> list[Case]:
+    return [
+        Case((3 * torch.randn(9, generator=generator, dtype=torch.float64),), {}, "9 random logits of spread 3"),
+        Case((torch.tensor([-1.0, 0.5, 2.0, 10.0], dtype=torch.float64),), {}, "logits [-1, 0.5, 2, 10]"),
+        Case((torch.tensor([-1000.0, -50.0, -30.0], dtype=torch.float64),), {},
+             "D sure of the fakes: logits [-1000, -50, -30]"),
+        Case((torch.randn(2, 3, generator=generator, dtype=torch.float64),), {}, "a (2, 3) batch of logits"),
+    ]
+
+
 register(FunctionExercise(
     name="11.generator_loss",
     reference=lambda logits: generator_loss(logits, "non_saturating"),
     cases=_logit_cases,
+    hidden_cases=_hidden_logit_cases,
     mistakes=(
         Mistake("that is the minimax loss mean log(1 - D(G(z))), which saturates when D wins; the "
                 "non-saturating loss is mean -log D(G(z))", lambda logit: (1 - torch.sigmoid(logit)).log().mean()),
