@@ -121,6 +121,7 @@ def test_a_record_that_does_not_follow_the_cases_is_an_error_not_a_verdict():
 # ---------------------------------------------------------------------------------------------- kernels
 
 
+@pytest.mark.kernel
 def test_every_lesson_solved_grades_all_correct_on_visible_and_hidden_cases(tmp_path):
     # One notebook with every lesson's "Your turn", each exercise answered by its reference solution.
     path = notebook(tmp_path / "all_solved.ipynb", *[your_turn(lesson) for lesson in LESSONS])
@@ -132,6 +133,7 @@ def test_every_lesson_solved_grades_all_correct_on_visible_and_hidden_cases(tmp_
         assert result.ok and result.correct == len(exercises.names()), result.table()
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("index", range(max(len(e.mistakes) for e in exercises.EXERCISES.values())))
 def test_each_listed_mistake_grades_its_hint_on_the_hidden_cases(tmp_path, index):
     # Notebook number k answers every exercise with its k-th listed mistake (the solution where it lists fewer).
@@ -155,6 +157,7 @@ def test_each_listed_mistake_grades_its_hint_on_the_hidden_cases(tmp_path, index
             assert verdict.status == "correct", verdict
 
 
+@pytest.mark.kernel
 def test_an_answer_hard_coded_to_the_visible_cases_passes_without_hidden_and_fails_with_it(tmp_path, capsys):
     exercise = exercises.EXERCISES["04.conv_params"]
     cases = exercise.cases(torch.Generator().manual_seed(exercise.seed))
@@ -171,6 +174,7 @@ def test_an_answer_hard_coded_to_the_visible_cases_passes_without_hidden_and_fai
     assert "hidden cases (seed 5)" in out and "total: 2 of 3 correct" in out
 
 
+@pytest.mark.kernel
 def test_a_hanging_notebook_gets_its_verdicts_in_time(tmp_path, monkeypatch):
     monkeypatch.setattr(grade, "PROBE_TIMEOUT", 3.0)
     # A cell that sleeps (interrupted, the run goes on), an answer that hangs on the hidden cases only,
@@ -194,6 +198,7 @@ def test_a_hanging_notebook_gets_its_verdicts_in_time(tmp_path, monkeypatch):
     assert statuses(grade.grade_notebook(path, hidden=False, timeout=4))["02.q_sample"] == "correct"
 
 
+@pytest.mark.kernel
 def test_a_crashing_notebook_gets_its_verdicts(tmp_path):
     cells = your_turn("01")
     path = notebook(tmp_path / "01_fog.ipynb", cells[:2], "import os; os._exit(3)", cells[2:])
@@ -205,6 +210,7 @@ def test_a_crashing_notebook_gets_its_verdicts(tmp_path):
     assert not result.ok
 
 
+@pytest.mark.kernel
 def test_a_notebook_that_prints_megabytes_deletes_itself_and_patches_the_checker_is_graded(tmp_path):
     cells = your_turn("09", lambda name: "None" if name == "09.kl_term" else solution(name))
     printing = "print('x' * 30_000_000)\nfor _ in range(100):\n    print('y' * 100_000)"
@@ -224,6 +230,7 @@ def test_a_notebook_that_prints_megabytes_deletes_itself_and_patches_the_checker
     assert got["09.pass_ratio"] == "correct"
 
 
+@pytest.mark.kernel
 def test_json_gradebook_and_exit_codes(tmp_path, capsys):
     solved = notebook(tmp_path / "03_schedules.ipynb", your_turn("03"))
     stubs = your_turn("12", lambda name: "None" if isinstance(exercises.EXERCISES[name], NumberExercise) else "stub")

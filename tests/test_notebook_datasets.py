@@ -21,8 +21,8 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-# Whole lessons in a kernel: run once per CI run, not again in its second CPU configuration (.ci/run).
-pytestmark = pytest.mark.lessons
+# Lessons in a kernel: run once per CI run, not again in its second CPU configuration (.ci/run).
+pytestmark = pytest.mark.kernel
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

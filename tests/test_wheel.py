@@ -113,7 +113,7 @@ def test_installed_wheel_samples_outside_the_checkout(venv_python, tmp_path):
     assert "sampled (2, 1, 16, 16)" in out
 
 
-@pytest.mark.lessons
+@pytest.mark.kernel
 def test_installed_wheel_runs_lesson_01(venv_python, tmp_path):
     lesson = tmp_path / "01_fog.py"
     shutil.copy2(ROOT / "notebooks" / "01_fog.py", lesson)
