@@ -173,14 +173,14 @@ def nothing_learned(mixture: GaussianMixture, n: int, generator: torch.Generator
 
 
 def run_verdict(precision: float, recall: float, real_precision: float, real_recall: float,
-                margin: float = 0.1) -> str:
-    """Name a run by its precision and recall against real data's, each kept or lost by ``margin``.
+                keep: float = 0.8) -> str:
+    """Name a run by its precision and recall: each is kept when it reaches ``keep`` times real data's.
 
     "good" (both kept), "collapsed" (precision kept, recall lost: what mode collapse is),
     "blurred" (recall kept, precision lost), "failed" (both lost: it did not learn the data).
     """
-    margin = finite_float("margin", margin, 0)
-    kept_p, kept_r = precision >= real_precision - margin, recall >= real_recall - margin
+    keep = finite_float("keep", keep, 0, 1, low_open=True)
+    kept_p, kept_r = precision >= keep * real_precision, recall >= keep * real_recall
     return {(True, True): "good", (True, False): "collapsed", (False, True): "blurred",
             (False, False): "failed"}[(kept_p, kept_r)]
 

@@ -79,5 +79,5 @@ def test_bad_arguments_name_themselves():
         compare.core_fractions(torch.zeros(3, 2), ring, radius=0)
     with pytest.raises(ValueError, match="n must"):
         compare.nothing_learned(ring, 0)
-    with pytest.raises(ValueError, match="margin"):
-        compare.run_verdict(0.5, 0.5, 0.9, 0.9, margin=-1)
+    with pytest.raises(ValueError, match="keep"):
+        compare.run_verdict(0.5, 0.5, 0.9, 0.9, keep=0)
