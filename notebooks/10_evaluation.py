@@ -442,8 +442,8 @@ print("plain FDs are all positive; some extrapolations are negative, their mean 
 # %% [markdown]
 # A negative extrapolated FD means "zero within the noise", nothing more. The price of
 # removing the bias is variance: the line's intercept is noisier than any of its points (at
-# 200 digits by the ratio printed above; with a model's samples, lesson 07's seeds, it is
-# larger still). Report it with its spread over seeds, and use the extrapolation to compare
+# 200 digits by the ratio printed above; the spreads over seeds at the end of this lesson
+# show the same for the model's samples). Report it with its spread over seeds, and use the extrapolation to compare
 # runs of *different* n; at one fixed n the plain FD with its floor is the steadier number.
 #
 # ## An estimator with no bias in n: KID
