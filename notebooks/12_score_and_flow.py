@@ -572,7 +572,7 @@ print(f"share of flow matching's eps-weight at t > 0.9: {high_share:.1%}; share 
 # $(x_1, x_0)$ by running the trained ODE from noise $x_1$ to its end $x_0$, and train a new
 # network by flow matching on *these* pairs, lines from each $x_1$ to its own $x_0$, instead of
 # independent draws. The lines no longer cross much, so their average velocity is nearly
-# constant along each path. One round here: 8,192 pairs from the network above (Heun, 20
+# constant along each path. One round here: 8,192 pairs from the network above (Heun, 10
 # steps), a fresh MLP, the same training budget. Straightness is measured as path length
 # over the distance from start to end (1 for a straight line).
 
