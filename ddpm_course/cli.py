@@ -4,7 +4,7 @@
 |-----------------------|-------------------------------------------------------------------|
 | ``ddpm-course train`` | trains a preset recipe (see ``train.PRESETS``) and saves a checkpoint |
 | ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into an image  |
-| ``ddpm-course evaluate`` | scores a model's digits: FD, FD_inf, precision, recall, each with its floor |
+| ``ddpm-course evaluate`` | scores a model's digits: FD, FD_inf, precision, recall, KID, floors; memorisation |
 | ``ddpm-course grade`` | grades learners' notebooks in fresh kernels (see :mod:`ddpm_course.grade`) |
 
 ``ddpm-course train`` also runs unchanged under ``torchrun --nproc_per_node N`` (data-parallel
@@ -648,8 +648,9 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction, parents: Sequenc
         help="score a model's samples: Frechet distance, precision, recall, with their floors",
         description="Draw --n digits with one of the course's samplers and score them against the 364 held-out "
         "digits on digit-classifier features (metrics.evaluate): the Frechet distance, its extrapolation to "
-        "infinitely many samples, precision, recall, density and coverage, each beside what --n real train "
-        "digits score (the floor). Example: ddpm-course evaluate --model digits --sampler ddim --steps 50 --n 1000",
+        "infinitely many samples, precision, recall, density, coverage and KID, each beside what --n real train "
+        "digits score (the floor), and a memorisation check (distance to the nearest training digit). "
+        "Example: ddpm-course evaluate --model digits --sampler ddim --steps 50 --n 1000",
     )
     add = parser.add_argument
     add("--model", default="digits", help="a shipped model (digits) or a checkpoint path of a 1-channel image "

@@ -10,12 +10,22 @@ number, because the modes and the density are known exactly (``oracle.py``):
 |--------------------|-------------------------------------|-------------------------------------------------------|
 | mode counts        | ``mode_counts``                     | samples within ``radius`` stds of each mode centre    |
 | modes covered      | ``modes_covered``                   | modes with ``min_share`` of their fair share or more  |
+| core fractions     | ``core_fractions``                  | samples within 1 std of each centre / real data's     |
+| modes reproduced   | ``modes_reproduced``                | modes whose core fraction is ``min_fraction`` or more |
+| run verdict        | ``run_verdict``                     | good, collapsed, blurred or failed, from P and R      |
+| a null model       | ``nothing_learned``                 | uniform points on the data's box: the control row     |
 | high quality       | ``high_quality``                    | share of samples within ``radius`` stds of some mode  |
 | precision / recall | ``metrics.precision_recall``        | Kynkaanniemi et al. (2019): k-NN balls, real and fake |
 | sharpness          | ``nearest_mode_distance``           | mean distance to the nearest centre (truth s sqrt(pi/2)) |
 | stability          | ``loss_roughness``, the runs        | wobble of the smoothed loss; quality over seeds, lrs  |
 | speed              | ``passes_per_sample``, timing       | network evaluations, seconds per 1000 samples         |
 | likelihood         | ``vae_negative_elbo``, ``ddpm_nll_bound`` | upper bounds on -log p(x), nats per point       |
+
+Why "modes covered" is not enough: a uniform smear over the data's box, or a uniform annulus
+over the ring, puts a few samples within 3 stds of every centre, so a count with a low bar
+"covers" every mode while the model learned no mode at all. A mode is a *peak* of density; a
+sampler reproduces it when it puts about as many points in its core (within 1 std of the centre)
+as the data does, n w_k P(chi^2_d <= 1), which a smear, an annulus or a blur cannot.
 
 The VAE is Kingma & Welling (2014), "Auto-Encoding Variational Bayes": an MLP encoder
 q(z|x) = N(mu(x), diag s(x)^2), an MLP decoder p(x|z) = N(m(z), diag sigma^2) with one
@@ -57,12 +67,16 @@ __all__ = [
     "VAEConfig",
     "VAEResult",
     "compare",
+    "core_fractions",
     "ddpm_nll_bound",
     "grid_mixture",
     "high_quality",
     "loss_roughness",
     "mode_counts",
     "modes_covered",
+    "modes_reproduced",
+    "nothing_learned",
+    "run_verdict",
     "train_vae",
     "vae_negative_elbo",
     "vae_sample",
@@ -121,6 +135,54 @@ def modes_covered(counts: Tensor, weights: Tensor, n: int, min_share: float = 0.
         raise ValueError(f"counts and weights must have the same shape (K,); got {shapes}")
     need = torch.clamp(min_share * n * weights.double(), min=1.0)  # (K,)
     return int((counts.double() >= need).sum())
+
+
+def core_fractions(x: Tensor, mixture: GaussianMixture, radius: float = 1.0) -> Tensor:
+    """Samples within ``radius`` stds of each centre (nearest centre only) over what real data puts
+    there on average, n w_k P(chi^2_d <= radius^2): (K,) float64, about 1 for a perfect sampler.
+
+    The components are taken as isotropic (``_component_std``), as in every mixture of the course.
+    """
+    radius = finite_float("radius", radius, 0, low_open=True)
+    x = _check_points(x, mixture.dim)
+    counts = mode_counts(x, mixture, radius).double()  # (K,)
+    share = torch.special.gammainc(torch.tensor(mixture.dim / 2, dtype=torch.float64),
+                                   torch.tensor(radius**2 / 2, dtype=torch.float64))  # P(chi^2_d <= r^2)
+    return counts / (x.shape[0] * mixture.weights.double() * share)
+
+
+def modes_reproduced(x: Tensor, mixture: GaussianMixture, radius: float = 1.0, min_fraction: float = 0.5) -> int:
+    """Modes whose core holds at least ``min_fraction`` of what real data puts there (:func:`core_fractions`).
+
+    Real data: every mode (at n = 1000 on the ring one of the 8 core fractions falls below 0.5 in
+    about one draw in a thousand); a uniform smear, or a uniform annulus over the ring's 3-std band:
+    none; a model that drops modes: the others.
+    """
+    min_fraction = finite_float("min_fraction", min_fraction, 0, low_open=True)
+    return int((core_fractions(x, mixture, radius) >= min_fraction).sum())
+
+
+def nothing_learned(mixture: GaussianMixture, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """A model that learned nothing but where the data lies: n points uniform on the box that
+    holds every centre widened by 3 stds of its component. Returns (n, d) float64."""
+    n = int_at_least("n", n, 1)
+    generator = generator_or_none("generator", generator)
+    pad = 3 * _component_std(mixture).max()
+    low, high = mixture.means.min(0).values - pad, mixture.means.max(0).values + pad  # (d,), (d,)
+    return low + (high - low) * torch.rand(n, mixture.dim, generator=generator, dtype=torch.float64)
+
+
+def run_verdict(precision: float, recall: float, real_precision: float, real_recall: float,
+                keep: float = 0.8) -> str:
+    """Name a run by its precision and recall: each is kept when it reaches ``keep`` times real data's.
+
+    "good" (both kept), "collapsed" (precision kept, recall lost: what mode collapse is),
+    "blurred" (recall kept, precision lost), "failed" (both lost: it did not learn the data).
+    """
+    keep = finite_float("keep", keep, 0, 1, low_open=True)
+    kept_p, kept_r = precision >= keep * real_precision, recall >= keep * real_recall
+    return {(True, True): "good", (True, False): "collapsed", (False, True): "blurred",
+            (False, False): "failed"}[(kept_p, kept_r)]
 
 
 def high_quality(x: Tensor, mixture: GaussianMixture, radius: float = 3.0) -> float:
@@ -370,6 +432,7 @@ class RunReport:
     precision: float
     recall: float
     roughness: float
+    modes_reproduced: int = 0
 
 
 @dataclass
@@ -377,7 +440,7 @@ class ModelReport:
     """Every measure of the table for one model; the sample measures are from the main run."""
 
     name: str
-    network: nn.Module  # the main run's sampling network: G, the VAE, or the DDPM's noise predictor
+    network: nn.Module | None  # the main run's sampling network: G, the VAE, the noise predictor (None: control)
     parameters: int
     samples: Tensor  # (n_samples, d), main run
     counts: Tensor  # (K,)
@@ -390,6 +453,8 @@ class ModelReport:
     seconds_per_1000: float
     nll_bound: float | None  # nats per point, upper bound on -log p(x); None: the model gives none
     runs: list[RunReport] = field(default_factory=list)
+    modes_reproduced: int = 0  # modes whose core holds half what real data's does (main run)
+    core_fractions: Tensor | None = None  # (K,)
 
     @property
     def runs_with_all_modes(self) -> int:
@@ -417,32 +482,42 @@ class Comparison:
     real_recall: float
     real_nearest_mode_distance: float
     real_high_quality: float
+    control: ModelReport | None = None  # "nothing": :func:`nothing_learned`'s points, scored alike
+    real_modes_reproduced: int = 0
 
     def table(self) -> str:
-        """The comparison as a fixed-width text table, one row per measure, one column per model."""
+        """The comparison as a fixed-width text table, one row per measure, one column per model,
+        then the control (a model that learned nothing) and real data."""
         k = self.mixture.means.shape[0]
+
+        def trained(cell):  # rows about training runs, time and likelihood: "-" for the control
+            return lambda m: cell(m) if m.runs else "-"
+
         rows = [
-            ("parameters", lambda m: f"{m.parameters:,}", "-"),
-            (f"modes covered (of {k})", lambda m: f"{m.modes_covered}", f"{k}"),
+            ("parameters", trained(lambda m: f"{m.parameters:,}"), "-"),
+            (f"modes covered (of {k}, 3 std, 1/10)", lambda m: f"{m.modes_covered}", f"{k}"),
+            (f"modes reproduced (of {k}, core)", lambda m: f"{m.modes_reproduced}", f"{self.real_modes_reproduced}"),
             ("samples within 3 std of a mode", lambda m: f"{m.high_quality:.1%}", f"{self.real_high_quality:.1%}"),
             ("precision", lambda m: f"{m.precision:.3f}", f"{self.real_precision:.3f}"),
             ("recall", lambda m: f"{m.recall:.3f}", f"{self.real_recall:.3f}"),
             ("distance to nearest mode", lambda m: f"{m.nearest_mode_distance:.4f}",
              f"{self.real_nearest_mode_distance:.4f}"),
             (f"runs covering all modes (of {len(self.budget.seeds) * len(self.budget.lrs)})",
-             lambda m: f"{m.runs_with_all_modes}", "-"),
-            ("fewest modes in a run", lambda m: f"{m.fewest_modes}", f"{k}"),
-            ("late-loss roughness (worst run)", lambda m: f"{m.worst_roughness:.3f}", "-"),
-            ("network passes per sample", lambda m: f"{m.passes_per_sample}", "-"),
-            ("seconds per 1000 samples", lambda m: f"{m.seconds_per_1000:.3f}", "-"),
+             trained(lambda m: f"{m.runs_with_all_modes}"), "-"),
+            ("fewest modes in a run", trained(lambda m: f"{m.fewest_modes}"), f"{k}"),
+            ("late-loss roughness (worst run)", trained(lambda m: f"{m.worst_roughness:.3f}"), "-"),
+            ("network passes per sample", trained(lambda m: f"{m.passes_per_sample}"), "-"),
+            ("seconds per 1000 samples", trained(lambda m: f"{m.seconds_per_1000:.3f}"), "-"),
             ("-log p bound (nats/point)", lambda m: "none" if m.nll_bound is None else f"{m.nll_bound:.3f}",
              f"{self.true_nll:.3f}"),
         ]
-        names = list(self.models)
-        head = f"{'measure (' + self.dataset + ')':<40}" + "".join(f"{n:>10}" for n in names) + f"{'real data':>11}"
+        columns = dict(self.models)
+        if self.control is not None:
+            columns["nothing"] = self.control
+        head = f"{'measure (' + self.dataset + ')':<40}" + "".join(f"{n:>10}" for n in columns) + f"{'real data':>11}"
         lines = [head, "-" * len(head)]
         for label, cell, ref in rows:
-            lines.append(f"{label:<40}" + "".join(f"{cell(self.models[n]):>10}" for n in names) + f"{ref:>11}")
+            lines.append(f"{label:<40}" + "".join(f"{cell(m):>10}" for m in columns.values()) + f"{ref:>11}")
         return "\n".join(lines)
 
 
@@ -508,7 +583,8 @@ def _model_report(name: str, data: Tensor, real: Tensor, mixture: GaussianMixtur
             x = fitted.sample(budget.n_samples, torch.Generator().manual_seed(seed + 1)).detach().double()
             seconds = time.perf_counter() - start
             counts, covered, precision, recall = _evaluate(x, real, mixture)
-            runs.append(RunReport(seed, lr, fitted.losses, covered, precision, recall, loss_roughness(fitted.losses)))
+            runs.append(RunReport(seed, lr, fitted.losses, covered, precision, recall, loss_roughness(fitted.losses),
+                                  modes_reproduced(x, mixture)))
             if main is None:
                 main = (fitted, x, counts, seconds)
     fitted, x, counts, seconds = main
@@ -522,7 +598,21 @@ def _model_report(name: str, data: Tensor, real: Tensor, mixture: GaussianMixtur
         high_quality=float(counts.sum()) / x.shape[0], precision=runs[0].precision, recall=runs[0].recall,
         nearest_mode_distance=float(mixture.nearest_mean_distance(x).mean()),
         passes_per_sample=fitted.passes_per_sample, seconds_per_1000=1000 * seconds / budget.n_samples,
-        nll_bound=nll, runs=runs,
+        nll_bound=nll, runs=runs, modes_reproduced=runs[0].modes_reproduced,
+        core_fractions=core_fractions(x, mixture),
+    )
+
+
+def _control_report(real: Tensor, mixture: GaussianMixture, n: int) -> ModelReport:
+    """The row of a model that learned nothing (:func:`nothing_learned`), measured like the others."""
+    x = nothing_learned(mixture, n, torch.Generator().manual_seed(30_000))
+    counts, covered, precision, recall = _evaluate(x, real, mixture)
+    return ModelReport(
+        name="nothing", network=None, parameters=0, samples=x, counts=counts, modes_covered=covered,
+        high_quality=float(counts.sum()) / n, precision=precision, recall=recall,
+        nearest_mode_distance=float(mixture.nearest_mean_distance(x).mean()), passes_per_sample=0,
+        seconds_per_1000=0.0, nll_bound=None, runs=[], modes_reproduced=modes_reproduced(x, mixture),
+        core_fractions=core_fractions(x, mixture),
     )
 
 
@@ -556,4 +646,6 @@ def compare(
         true_nll=float(-mixture.log_prob(x_eval).mean()), real_precision=real_precision, real_recall=real_recall,
         real_nearest_mode_distance=float(mixture.nearest_mean_distance(fresh).mean()),
         real_high_quality=high_quality(fresh, mixture),
+        control=_control_report(real, mixture, budget.n_samples),
+        real_modes_reproduced=modes_reproduced(fresh, mixture),
     )

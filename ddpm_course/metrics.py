@@ -7,6 +7,8 @@
 | FD_inf ("unbiased")  | the intercept of FD(n) = FD_inf + c / n fitted over sample counts n         |
 | precision, recall    | share of samples inside the real data's k-NN balls, and of real in samples' |
 | density, coverage    | mean count of real k-NN balls holding a sample / k; share of real balls hit |
+| KID                  | unbiased MMD^2 with the kernel k(a, b) = (a . b / F + 1)^3                  |
+| memorisation         | distance of each sample to its nearest training image, against held-out's   |
 | digit features       | the 32-d layer of a small CNN trained on the digits' train split            |
 
 Notation: ``feats`` (n, F) are feature vectors, one row per image; ``real`` and ``fake`` are
@@ -29,6 +31,22 @@ Precision and Recall Metric for Assessing Generative Models": each point's ball 
 k-th nearest neighbour in its own set. Density and coverage: Naeem, Oh, Uh, Choi & Yoo (2020),
 "Reliable Fidelity and Diversity Metrics for Generative Models".
 
+Kernel Inception distance (KID): Binkowski, Sutherland, Arbel & Gretton (2018), "Demystifying
+MMD GANs". The squared maximum mean discrepancy between the feature laws under the cubic
+polynomial kernel k(a, b) = (a . b / F + 1)^3, estimated by the unbiased U-statistic
+
+    MMD^2_u = sum_{i != j} k(x_i, x_j) / (n (n-1)) + sum_{i != j} k(y_i, y_j) / (m (m-1))
+              - 2 sum_{i, j} k(x_i, y_j) / (n m),
+
+whose expectation is the population value at every n and m: unlike the Frechet distance it
+needs no extrapolation in n (it can fall below 0 when the two laws are equal).
+
+Memorisation: a model that copies its training images scores well on every metric above.
+Following the nearest-neighbour tests of Carlini et al. (2023), "Extracting Training Data from
+Diffusion Models", and Somepalli et al. (2023), each sample's pixel distance to its nearest
+training image is set against the same distance for held-out real images, which the model
+never saw: a copier's samples sit much closer to the training set than held-out data does.
+
 Every number here depends on the feature extractor and on the sample counts: compare two
 numbers only when both are the same. ``evaluate`` therefore reports each metric next to what
 real images of the same count score (its *floor*, or ceiling for precision and recall).
@@ -39,6 +57,7 @@ rows, mismatched feature sizes, NaN or infinite values) raises a ``TypeError`` o
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -47,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import generator_or_none, int_at_least, int_in_range
+from ._checks import finite_float, generator_or_none, int_at_least, int_in_range
 
 __all__ = [
     "DensityCoverage",
@@ -55,6 +74,8 @@ __all__ = [
     "DigitsFD",
     "Evaluation",
     "FrechetExtrapolation",
+    "KID",
+    "Memorisation",
     "PrecisionRecall",
     "Score",
     "density_coverage",
@@ -65,6 +86,11 @@ __all__ = [
     "evaluate_features",
     "frechet_distance",
     "frechet_distance_unbiased",
+    "kid",
+    "memorisation",
+    "mmd2_unbiased",
+    "nearest_distances",
+    "polynomial_kernel",
     "precision_recall",
     "sliced_wasserstein",
     "train_digit_classifier",
@@ -428,6 +454,142 @@ def density_coverage(real: Tensor, fake: Tensor, k: int = 3) -> DensityCoverage:
 
 
 # ----------------------------------------------------------------------------------------------
+# Kernel (Inception) distance: an unbiased alternative to the Frechet distance
+
+
+def polynomial_kernel(a: Tensor, b: Tensor, degree: int = 3, coef: float = 1.0) -> Tensor:
+    """The kernel matrix k(a_i, b_j) = (a_i . b_j / F + coef)^degree of a (n, F), b (m, F) -> (n, m).
+
+    degree 3 and coef 1 are Binkowski et al.'s (2018) choice for KID.
+    """
+    a = _check_features("a", a, 1, "(samples)")
+    b = _check_features("b", b, 1, "(samples)")
+    _same_dim("a", a, "b", b)
+    degree = int_at_least("degree", degree, 1)
+    return (a @ b.T / a.shape[1] + float(coef)) ** degree
+
+
+def _mmd2(x: Tensor, y: Tensor, degree: int) -> float:
+    """Unbiased MMD^2 of float64 features x (n, F), y (m, F), n, m >= 2, cubic-type kernel."""
+    n, m, f = x.shape[0], y.shape[0], x.shape[1]
+    k_xx = (x @ x.T / f + 1) ** degree  # (n, n)
+    k_yy = (y @ y.T / f + 1) ** degree  # (m, m)
+    k_xy = (x @ y.T / f + 1) ** degree  # (n, m)
+    within_x = (k_xx.sum() - k_xx.diagonal().sum()) / (n * (n - 1))  # i != j only: the U-statistic
+    within_y = (k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    return (within_x + within_y - 2 * k_xy.mean()).item()
+
+
+def mmd2_unbiased(x: Tensor, y: Tensor, degree: int = 3) -> float:
+    """The unbiased estimate of the squared MMD between the laws of x (n, F) and y (m, F), n, m >= 2,
+    under the polynomial kernel (a . b / F + 1)^degree (see the module docstring). Its expectation
+    is the population MMD^2 at every n and m; it can be negative when the laws are close."""
+    x = _check_features("x", x, 2, "(samples) for the i != j sums")
+    y = _check_features("y", y, 2, "(samples) for the i != j sums")
+    _same_dim("x", x, "y", y)
+    degree = int_at_least("degree", degree, 1)
+    return _mmd2(x, y, degree)
+
+
+class KID(NamedTuple):
+    """Kernel distance: ``value`` the mean of the unbiased MMD^2 over ``subsets`` random subsets of
+    ``subset_size`` rows of each set, ``std`` its spread over subsets (0 for one subset)."""
+
+    value: float
+    std: float
+    subset_size: int
+    subsets: int
+
+
+def kid(
+    feats_a: Tensor,
+    feats_b: Tensor,
+    subset_size: int | None = None,
+    subsets: int = 10,
+    generator: torch.Generator | None = None,
+) -> KID:
+    """Kernel Inception distance (Binkowski et al. 2018) between features (n, F) and (m, F).
+
+    With ``subset_size`` None the unbiased MMD^2 of the two whole sets (one "subset", std 0);
+    otherwise the mean and standard deviation over ``subsets`` pairs of random subsets of
+    ``subset_size`` rows (drawn with ``generator``), as the paper reports it. The kernel is
+    (a . b / F + 1)^3. Its expectation does not depend on the sample counts: no extrapolation.
+    """
+    a = _check_features("feats_a", feats_a, 2, "(samples) for the i != j sums")
+    b = _check_features("feats_b", feats_b, 2, "(samples) for the i != j sums")
+    _same_dim("feats_a", a, "feats_b", b)
+    subsets = int_at_least("subsets", subsets, 1)
+    generator = generator_or_none("generator", generator)
+    if subset_size is None:
+        return KID(_mmd2(a, b, 3), 0.0, min(a.shape[0], b.shape[0]), 1)
+    size = int_in_range("subset_size", subset_size, 2, min(a.shape[0], b.shape[0]),
+                        hint="rows of each subset (at most the smaller set's count), or None for the whole sets")
+    values = torch.tensor([
+        _mmd2(a[torch.randperm(a.shape[0], generator=generator)[:size]],
+              b[torch.randperm(b.shape[0], generator=generator)[:size]], 3)
+        for _ in range(subsets)
+    ], dtype=torch.float64)
+    return KID(values.mean().item(), values.std().item() if subsets > 1 else 0.0, size, subsets)
+
+
+# ----------------------------------------------------------------------------------------------
+# Memorisation: are the samples closer to the training images than new real images are?
+
+
+def nearest_distances(x: Tensor, train: Tensor, batch_size: int = 1024) -> Tensor:
+    """Euclidean distance of each row of x (n, D) to its nearest row of train (m, D) -> (n,) float64.
+
+    Images (N, C, H, W) are flattened to pixels first; both must then have the same D.
+    """
+    x = _float_tensor("x", x, "(n, D) or images (N, C, H, W)")
+    train = _float_tensor("train", train, "(m, D) or images (M, C, H, W)")
+    x = _check_features("x", x.flatten(1) if x.ndim > 2 else x, 1, "(samples)")
+    train = _check_features("train", train.flatten(1) if train.ndim > 2 else train, 1, "(training images)")
+    _same_dim("x", x, "train", train)
+    batch_size = int_at_least("batch_size", batch_size, 1)
+    return torch.cat([torch.cdist(x[i : i + batch_size], train).min(1).values
+                      for i in range(0, x.shape[0], batch_size)])
+
+
+class Memorisation(NamedTuple):
+    """Nearest-training-image distances of samples against those of held-out real images.
+
+    ``samples_median``, ``heldout_median``: the medians of the two sets of distances; ``ratio``
+    = samples_median / heldout_median (about 1 for a model that does not copy, near 0 for one that
+    does); ``close_share``: the share of samples nearer to a training image than ``quantile`` of the
+    held-out images are (about ``quantile`` when the model does not copy, near 1 when it does).
+    """
+
+    samples_median: float
+    heldout_median: float
+    ratio: float
+    close_share: float
+    quantile: float
+
+    def __str__(self) -> str:
+        return (f"memorisation: median distance to the nearest training image {self.samples_median:.3f} "
+                f"(held-out real {self.heldout_median:.3f}, ratio {self.ratio:.2f}); "
+                f"{self.close_share:.1%} of samples nearer than the closest {self.quantile:.0%} of held-out")
+
+
+def memorisation(samples: Tensor, train: Tensor, heldout: Tensor, quantile: float = 0.05) -> Memorisation:
+    """Compare samples' distances to their nearest training image with held-out real images' distances.
+
+    samples (N, ...), train (M, ...), heldout (H, ...): images (flattened to pixels) or feature
+    rows, all with the same size per row. Held-out images come from the data distribution but not
+    from the training set, so their distances are what a generator that learned the distribution,
+    rather than the training images, gives.
+    """
+    quantile = finite_float("quantile", quantile, 0.0, 1.0, low_open=True, high_open=True)
+    d_samples = nearest_distances(samples, train)
+    d_heldout = nearest_distances(heldout, train)
+    threshold = d_heldout.quantile(quantile)
+    s_med, h_med = d_samples.median().item(), d_heldout.median().item()
+    return Memorisation(s_med, h_med, s_med / h_med if h_med > 0 else float("inf"),
+                        (d_samples < threshold).double().mean().item(), quantile)
+
+
+# ----------------------------------------------------------------------------------------------
 # Everything at once, next to what real images score
 
 
@@ -459,20 +621,24 @@ class Evaluation:
     recall: Score
     density: Score
     coverage: Score
+    kid: Score
+    memorisation: Memorisation | None = None
 
-    METRICS = ("fd", "fd_unbiased", "precision", "recall", "density", "coverage")
+    METRICS = ("fd", "fd_unbiased", "precision", "recall", "density", "coverage", "kid")
 
     def __str__(self) -> str:
         lines = [f"{self.n_samples} samples vs {self.n_reference} reference images (k = {self.k})",
                  f"{'metric':12s} {'samples':>9s}   {'real images':>9s} (mean +- std of {self.n_real} draws)"]
         lines += [f"{name:12s} {getattr(self, name)}" for name in self.METRICS]
+        if self.memorisation is not None:
+            lines.append(str(self.memorisation))
         return "\n".join(lines)
 
 
 def _all_metrics(x: Tensor, ref: Tensor, k: int, generator: torch.Generator | None) -> list[float]:
     pr, dc = precision_recall(ref, x, k), density_coverage(ref, x, k)
     unbiased = frechet_distance_unbiased(x, ref, generator=generator).value
-    return [frechet_distance(x, ref), unbiased, pr.precision, pr.recall, dc.density, dc.coverage]
+    return [frechet_distance(x, ref), unbiased, pr.precision, pr.recall, dc.density, dc.coverage, _mmd2(x, ref, 3)]
 
 
 def evaluate_features(
@@ -487,7 +653,9 @@ def evaluate_features(
     random draws of N rows of ``real`` (R, F), R >= N: real data that is not the reference.
 
     Metrics: the Frechet distance, its extrapolation to infinitely many samples, precision and
-    recall (``reference`` is the real set), density and coverage. Random draws use ``generator``.
+    recall (``reference`` is the real set), density and coverage, and KID (the unbiased MMD^2 of
+    the whole sets). Random draws use ``generator``. ``memorisation`` is left None: it needs the
+    images (see :func:`evaluate`).
     """
     k = int_at_least("k", k, 1)
     x = _check_features("samples", samples, max(k + 1, 3), f"(for the FD fit and the k-NN balls, k = {k})")
@@ -501,7 +669,7 @@ def evaluate_features(
     floors = torch.tensor([
         _all_metrics(pool[torch.randperm(pool.shape[0], generator=generator)[: x.shape[0]]], ref, k, generator)
         for _ in range(n_real)
-    ], dtype=torch.float64)  # (n_real, 6)
+    ], dtype=torch.float64)  # (n_real, len(METRICS))
     scores = {
         name: Score(value, floors[:, i].mean().item(), floors[:, i].std().item())
         for i, (name, value) in enumerate(zip(Evaluation.METRICS, values))
@@ -516,12 +684,16 @@ def evaluate(
     k: int = 3,
     n_real: int = 5,
     generator: torch.Generator | None = None,
+    train: Tensor | None = None,
 ) -> Evaluation:
     """Score generated digits: samples (N, 1, H, W) in [-1, 1] on digit-classifier features.
 
     reference: the images the samples are compared to (default: the 364 held-out test digits);
     real: real images of the same kind, not the reference, from which the floors draw N
     (default: the 1,433 train digits, so N <= 1,433). See :func:`evaluate_features`.
+    train: the images the model was trained on (default: the train digits, what every shipped
+    model saw), for the memorisation check: the samples' pixel distances to their nearest
+    training image against the reference's (:func:`memorisation`).
     """
     from .data import digits
 
@@ -534,7 +706,16 @@ def evaluate(
     if x.shape[0] > pool.shape[0]:
         raise ValueError(f"samples can hold at most {pool.shape[0]} images (the floors need as many real ones); "
                          f"got {x.shape[0]}")
-    return evaluate_features(digit_features(x), digit_features(ref), digit_features(pool), k, n_real, generator)
+    seen = digits(16, split="train").images if train is None else _check_images("train", train, min_count=1)
+    result = evaluate_features(digit_features(x), digit_features(ref), digit_features(pool), k, n_real, generator)
+    return dataclasses.replace(result, memorisation=memorisation(_resized(x, seen), seen, _resized(ref, seen)))
+
+
+def _resized(images: Tensor, like: Tensor) -> Tensor:
+    """images (N, 1, H, W) resized (bilinear, antialiased) to the height and width of ``like``."""
+    if images.shape[-2:] == like.shape[-2:]:
+        return images
+    return F.interpolate(images, size=like.shape[-2:], mode="bilinear", antialias=True, align_corners=False)
 
 
 class DigitsFD(NamedTuple):

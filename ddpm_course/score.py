@@ -189,8 +189,11 @@ def annealed_langevin(
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1). x: (B, d) start -> (B, d) samples.
 
     For each level i (largest first): ``n_steps_each`` Langevin steps with a_i = step_size *
-    sigma_i^2 / sigma_L^2 on ``score_fn(x, i)``. With ``denoise`` the result is finally replaced by
-    Tweedie's E[x | x~] = x~ + sigma_L^2 score_fn(x~, L - 1), removing the last level's noise.
+    sigma_i^2 / sigma_L^2 on ``score_fn(x, i)``; Algorithm 1 returns that last state, a sample of
+    the data noised at sigma_L (``denoise=False``). With ``denoise`` (the default) the result is
+    finally replaced by Tweedie's E[x | x~] = x~ + sigma_L^2 score_fn(x~, L - 1), removing the last
+    level's noise: the final denoising step that came later (Jolicoeur-Martineau et al., arXiv
+    2020, ICLR 2021), not part of the 2019 algorithm.
     """
     sigmas = _check_sigmas(sigmas)
     finite_float("step_size", step_size, 0.0, low_open=True)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,10 +26,13 @@
 # 2. compute the Frechet distance from its definition, by hand, and check it against the
 #    package and against scipy; see why the feature extractor decides what it measures;
 # 3. measure how the estimate depends on the number of samples n, find the reason for lesson
-#    07's ratios below 1, and fix it by extrapolating to infinitely many samples;
-# 4. separate fidelity from diversity with precision and recall on k-nearest-neighbour balls
+#    07's ratios below 1, and fix it by extrapolating to infinitely many samples; measure the
+#    bias the *reference* set keeps, and why extrapolated values can be negative;
+# 4. meet KID, an estimator with no bias in n at all;
+# 5. separate fidelity from diversity with precision and recall on k-nearest-neighbour balls
 #    (and density and coverage), on made-up cases where we know the answer;
-# 5. score the course's shipped model with three samplers, with error bars over seeds.
+# 6. score the course's shipped model with three samplers, with error bars over seeds, and
+#    check that it does not simply copy its training digits.
 
 # %%
 import subprocess, sys
@@ -299,15 +302,16 @@ assert real_curve[0] > 4 * real_curve[-1]  # the floor itself falls steeply with
 assert all(0.5 < q < 2.5 for q in ratios)  # at every n the samples score about what real digits score
 assert max(abs(real_line[1]), abs(model_line[1])) < 0.25 * real_curve[0]
 print("the real-vs-real floor falls more than 4x from the smallest n to the largest; the samples' FD follows it "
-      "(ratio between 0.5 and 2.5 at every n); at 1/n = 0 both lines end near 0, far below the values at small n")
+      "(ratio between 0.5 and 2.5 at every n); at 1/n = 0 both lines end far below the values at small n "
+      "(near 0 against this reference: why, below)")
 
 # %% [markdown]
 # ### Why lesson 07 saw ratios below 1
 #
 # Most of what a Frechet distance from a few hundred digits measures is bias: the floor
 # itself, real digits against real digits, is many times larger at n = 50 than at n = 800,
-# and both lines end near 0 at $n = \infty$. On this scale the shipped model is close to the
-# data, and then two effects decide the ratio FD / floor at one small n:
+# and both lines end far below it at $n = \infty$. On this scale the shipped model is close
+# to the data, and then two effects decide the ratio FD / floor at one small n:
 #
 # 1. **One draw is noisy.** At a few hundred samples one estimate varies by tens of percent
 #    (the spread over seeds is measured at the end of this lesson), as much as the gap we
@@ -340,12 +344,193 @@ print(f"toy Gaussians, n = 400: FD {metrics.frechet_distance(toy_a, toy_b):.3f},
 
 # %% [markdown]
 # One set of 400 gives one extrapolation, closer to the truth than the plain estimate but
-# noisy: a line extended beyond its data amplifies the noise of its points. The reference
-# set is used whole, so its own (smaller) bias stays in the intercept; comparing with real
-# data scored against the same reference, as `metrics.evaluate` does, cancels it to first
-# order. The test suite checks that over many sets the extrapolation's mean lands on the
-# closed form while the plain estimate misses it by many standard errors
-# (`tests/test_metrics.py`).
+# noisy: a line extended beyond its data amplifies the noise of its points. The test suite
+# checks that over many sets the extrapolation's mean lands on the closed form while the
+# plain estimate misses it by many standard errors (`tests/test_metrics.py`).
+#
+# ### The reference keeps a bias of its own
+#
+# `frechet_distance_unbiased` subsamples the *scored* set only; the reference is used whole,
+# so whatever its own sampling error adds stays in the intercept. How much? Score real digits
+# against a reference of real digits from the same distribution, where the true distance is
+# 0: split the 1,433 train digits at random into a 364-image reference (the held-out split's
+# size) and the 1,069 others, six times; and, for comparison, six *stratified* splits (a
+# quarter of each class, so the reference's class shares equal the scored set's).
+
+# %%
+train_labels = train.labels
+g_split = torch.Generator().manual_seed(SEED + 3)
+
+
+def split_intercept(ref_mask):
+    """Extrapolated FD of the train digits outside ref_mask against those inside it."""
+    return metrics.frechet_distance_unbiased(pool_f[~ref_mask], pool_f[ref_mask],
+                                             generator=torch.Generator().manual_seed(SEED)).value
+
+
+random_split, stratified_split = [], []
+for _ in range(6):
+    mask = torch.zeros(pool_f.shape[0], dtype=torch.bool)
+    mask[torch.randperm(pool_f.shape[0], generator=g_split)[:364]] = True
+    random_split.append(split_intercept(mask))
+    mask = torch.zeros(pool_f.shape[0], dtype=torch.bool)
+    for c in range(10):
+        idx = (train_labels == c).nonzero().flatten()
+        mask[idx[torch.randperm(len(idx), generator=g_split)[: len(idx) // 4]]] = True
+    stratified_split.append(split_intercept(mask))
+ref_bias = float(np.mean(random_split))
+scored_bias_364 = real_line[0] / 364  # what the scored side carries at n = 364 (slope c of the real curve)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print("extrapolated FD, real digits vs a same-distribution 364-image reference (truth 0):")
+print("  random references:     " + "  ".join(f"{v:6.2f}" for v in random_split) + f"   mean {ref_bias:.2f}")
+print("  stratified references: " + "  ".join(f"{v:6.2f}" for v in stratified_split))
+print(f"  the held-out split (stratified by construction), fitted above: {real_line[1]:.2f}")
+print(f"the scored side's bias at n = 364, c / 364 = {scored_bias_364:.2f}")
+
+# %%
+assert min(random_split) > 2 and ref_bias > 4
+assert np.mean(stratified_split) < 0.4 * ref_bias and abs(real_line[1]) < 0.25 * ref_bias
+assert all(ref_bias > real_line[0] / n for n in curve_ns if n >= 400)
+print("a random 364-image reference of the same distribution gives an extrapolated FD well above 0 (every split "
+      "above 2, mean above 4), more than the scored side's own bias c/n at every n >= 400; stratified references "
+      "keep less than 0.4 of it on average, and the held-out split less than a quarter")
+
+# %% [markdown]
+# So the intercept is the distance at $n = \infty$ *to this reference*, and a random 364-image
+# reference of the very same distribution puts about the mean printed above into it: of the
+# order of what the scored side carries at n = 364, and more than it carries at any larger n.
+# Most of it is the luck of the reference's class mix: stratified references, whose class
+# shares are exactly the data's, remove most of it (not all: the rest is the sampling error
+# within each class). The held-out split is stratified by construction (every fifth digit of
+# each class), which is why the lines above end near 0; with a random reference they would
+# end several units higher. Two rules follow. Compare an
+# extrapolated FD with real data scored against **the same reference** (its floor, as
+# `metrics.evaluate` reports), never with 0. And when you choose a reference, make it large,
+# or stratified by class where the classes are known.
+#
+# ### Negative extrapolated values
+#
+# Every plain FD is at least 0, but the intercept of a line through noisy points is not: when
+# the true distance is near 0, the extrapolation lands below 0 about as often as above. Ten
+# draws of 200 real digits against the held-out reference:
+
+# %%
+g_neg = torch.Generator().manual_seed(SEED + 4)
+plain_200, extrap_200 = [], []
+for _ in range(10):
+    subset = pool_f[torch.randperm(pool_f.shape[0], generator=g_neg)[:200]]
+    plain_200.append(metrics.frechet_distance(subset, ref_f))
+    extrap_200.append(metrics.frechet_distance_unbiased(subset, ref_f, generator=g_neg).value)
+spread_ratio = np.std(extrap_200, ddof=1) / np.std(plain_200, ddof=1)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"plain FD at n = 200:   mean {np.mean(plain_200):6.2f}  std {np.std(plain_200, ddof=1):5.2f}  "
+      f"min {min(plain_200):6.2f}")
+print(f"extrapolated from 200: mean {np.mean(extrap_200):6.2f}  std {np.std(extrap_200, ddof=1):5.2f}  "
+      f"min {min(extrap_200):6.2f}   ({sum(v < 0 for v in extrap_200)} of 10 below 0)")
+print(f"spread of the extrapolation / spread of the plain FD: {spread_ratio:.2f}")
+
+# %%
+assert min(plain_200) > 0 and min(extrap_200) < 0 and spread_ratio > 1.1
+assert abs(np.mean(extrap_200)) < 2 * np.std(extrap_200, ddof=1)
+print("plain FDs are all positive; some extrapolations are negative, their mean is within 2 std of 0, and they "
+      "spread more than the plain FD")
+
+# %% [markdown]
+# A negative extrapolated FD means "zero within the noise", nothing more. The price of
+# removing the bias is variance: the line's intercept is noisier than any of its points (at
+# 200 digits by the ratio printed above; the spreads over seeds at the end of this lesson
+# show the same for the model's samples). Report it with its spread over seeds, and use the extrapolation to compare
+# runs of *different* n; at one fixed n the plain FD with its floor is the steadier number.
+#
+# ## An estimator with no bias in n: KID
+#
+# The bias of FD comes from plugging estimated means and covariances into a nonlinear
+# formula. Binkowski et al. (2018) proposed the **kernel (Inception) distance**, KID: the
+# squared *maximum mean discrepancy* between the two feature laws under the kernel
+# $k(a, b) = (a \cdot b / F + 1)^3$,
+#
+# $$\mathrm{MMD}^2 = \mathbb{E}\,k(x, x') + \mathbb{E}\,k(y, y') - 2\,\mathbb{E}\,k(x, y),$$
+#
+# with $x, x'$ independent draws of one law and $y, y'$ of the other. Each expectation has an
+# *unbiased* estimate, an average over pairs, leaving out the pairs $i = j$ of a point with
+# itself:
+#
+# $$\widehat{\mathrm{MMD}}^2_u = \frac{\sum_{i \ne j} k(x_i, x_j)}{n(n-1)}
+#   + \frac{\sum_{i \ne j} k(y_i, y_j)}{m(m-1)} - \frac{2}{nm}\sum_{i,j} k(x_i, y_j).$$
+#
+# Its expectation is the population value at every n and m: nothing to extrapolate (and,
+# like the extrapolated FD, it can be negative when the two laws are equal). By hand against
+# the package on a few features, then its mean over subsets at each n, beside FD's:
+
+# %%
+def kid_by_hand(x, y):
+    f = x.shape[1]
+    k_xx, k_yy, k_xy = (x @ x.T / f + 1) ** 3, (y @ y.T / f + 1) ** 3, (x @ y.T / f + 1) ** 3
+    n, m = x.shape[0], y.shape[0]
+    return ((k_xx.sum() - k_xx.trace()) / (n * (n - 1)) + (k_yy.sum() - k_yy.trace()) / (m * (m - 1))
+            - 2 * k_xy.mean()).item()
+
+
+by_hand_kid, package_kid = kid_by_hand(pool_f[:50], ref_f[:40]), metrics.kid(pool_f[:50], ref_f[:40]).value
+assert abs(by_hand_kid - package_kid) < 1e-9 * abs(package_kid)
+g_kid = torch.Generator().manual_seed(SEED + 8)
+
+
+def kid_curve(feats, draws=30):
+    """Mean and standard error of KID (in thousands) over random subsets of each size in curve_ns."""
+    out = []
+    for n in curve_ns:
+        values = [metrics.kid(feats[torch.randperm(feats.shape[0], generator=g_kid)[:n]], ref_f).value / 1e3
+                  for _ in range(1 if n == feats.shape[0] else draws)]
+        out.append((float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(len(values)))
+                    if len(values) > 1 else 0.0))
+    return out
+
+
+real_kid, model_kid = kid_curve(pool_f), kid_curve(model_f)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+for curve, label in ((real_curve, "real train digits"), (model_curve, "DPM-Solver++ samples")):
+    axes[0].plot(curve_ns, curve, "o-", label=label)
+for curve, label in ((real_kid, "real train digits"), (model_kid, "DPM-Solver++ samples")):
+    axes[1].errorbar(curve_ns, [v for v, _ in curve], [2 * e for _, e in curve], fmt="o-", capsize=3, label=label)
+axes[1].axhline(0, color="k", lw=0.5)
+for ax, title in zip(axes, ("FD: falls with n (bias c/n)", "KID / 1000: flat in n (bars: 2 standard errors)")):
+    ax.set_xscale("log")
+    ax.set_xticks(curve_ns, [str(n) for n in curve_ns])
+    ax.minorticks_off()
+    ax.set_xlabel("n (scored digits)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+plt.show()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"{'n':>6s} {'FD real':>9s} {'KID/1e3 real':>14s} {'FD samples':>11s} {'KID/1e3 samples':>16s}")
+for i, n in enumerate(curve_ns):
+    print(f"{n:6d} {real_curve[i]:9.2f} {real_kid[i][0]:8.2f}+-{real_kid[i][1]:<4.2f} {model_curve[i]:11.2f} "
+          f"{model_kid[i][0]:9.2f}+-{model_kid[i][1]:<4.2f}")
+
+# %%
+for curve in (real_kid, model_kid):
+    (first, se_first), (last, se_last) = curve[0], curve[-1]
+    assert abs(first - last) < 4 * (se_first**2 + se_last**2) ** 0.5 + 0.1  # flat within the noise
+assert real_curve[0] > 4 * real_curve[-1] and model_curve[0] > 2 * model_curve[-1]
+print("KID's mean at the smallest n agrees with its value at the largest within 4 standard errors, for real "
+      "digits and samples alike; FD falls 2x to 4x over the same range")
+
+# %% [markdown]
+# FD needs the extrapolation; KID needs only error bars. (A subset of n from a fixed pool
+# has, on average, exactly the pool's U-statistic: the flat line is the estimator's
+# unbiasedness seen directly.) What KID pays for it is noise: at small n its spread is wide,
+# so it is reported as a mean and standard deviation over subsets (`metrics.kid(...,
+# subset_size=1000, subsets=10)` does what the paper did). Its scale depends on the kernel
+# and the features: with these 32 features, whose entries are of size about 8, the kernel's values are large,
+# so KID reads in the thousands here, against about 0.01 for Inception features; again,
+# compare it only with its floor. `metrics.evaluate` reports it as `kid`.
 #
 # ## Fidelity and diversity apart: precision and recall
 #
@@ -429,14 +614,16 @@ def score(x, seed=SEED):
 
 made_up = {name: score(x) for name, x in cases.items() if name != "noisy (std 0.3)"}
 names = list(metrics.Evaluation.METRICS)
+unit = {m: 1e3 if m == "kid" else 1.0 for m in names}  # KID is shown in thousands
+label = {m: "kid/1e3" if m == "kid" else m for m in names}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{'':25s}" + "".join(f"{m:>12s}" for m in names))
+print(f"{'':25s}" + "".join(f"{label[m]:>12s}" for m in names))
 floor = made_up["perfect (real digits)"]
-print(f"{'real digits (floor)':25s}" + "".join(f"{getattr(floor, m).real:12.3f}" for m in names))
+print(f"{'real digits (floor)':25s}" + "".join(f"{getattr(floor, m).real / unit[m]:12.3f}" for m in names))
 for case, e in made_up.items():
-    print(f"{case:25s}" + "".join(f"{getattr(e, m).value:12.3f}" for m in names))
+    print(f"{case:25s}" + "".join(f"{getattr(e, m).value / unit[m]:12.3f}" for m in names))
 
 # %%
 perfect, dropped = made_up["perfect (real digits)"], made_up["drops classes 5-9"]
@@ -480,18 +667,19 @@ with torch.no_grad():
     }
 dpm_scores = [score(x, seed=SEED + s) for s, x in enumerate(dpm_runs)]
 other_scores = {name: score(x.clamp(-1, 1).cpu()) for name, x in other_runs.items()}
-dpm_mean = {m: np.mean([getattr(e, m).value for e in dpm_scores]) for m in names}
-dpm_std = {m: np.std([getattr(e, m).value for e in dpm_scores], ddof=1) for m in names}
+dpm_mean = {m: np.mean([getattr(e, m).value for e in dpm_scores]) / unit[m] for m in names}
+dpm_std = {m: np.std([getattr(e, m).value for e in dpm_scores], ddof=1) / unit[m] for m in names}
 real_ref = dpm_scores[0]
 
 fig, axes = plt.subplots(1, len(names), figsize=(2.1 * len(names), 3.2))
 for ax, m in zip(axes, names):
-    ax.errorbar([0], [getattr(real_ref, m).real], [getattr(real_ref, m).real_std], fmt="o", color="k", capsize=4)
+    ax.errorbar([0], [getattr(real_ref, m).real / unit[m]], [getattr(real_ref, m).real_std / unit[m]], fmt="o",
+                color="k", capsize=4)
     ax.errorbar([1], [dpm_mean[m]], [dpm_std[m]], fmt="o", color="tab:blue", capsize=4)
     for i, e in enumerate(other_scores.values()):
-        ax.plot([2 + i], [getattr(e, m).value], "s", color=("tab:orange", "tab:green")[i])
+        ax.plot([2 + i], [getattr(e, m).value / unit[m]], "s", color=("tab:orange", "tab:green")[i])
     ax.set_xticks(range(4), ["real", "DPM++", "DDIM", "Euler"], rotation=45, fontsize=8)
-    ax.set_title(m, fontsize=9)
+    ax.set_title(label[m], fontsize=9)
 fig.suptitle(f"{N_PER_SEED} digits per run, {STEPS} steps; bars: std over {SEEDS} seeds (DPM++) or 5 real draws",
              fontsize=9)
 plt.tight_layout()
@@ -499,20 +687,64 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"{'':22s}" + "".join(f"{m:>12s}" for m in names))
-print(f"{'real digits':22s}" + "".join(f"{getattr(real_ref, m).real:7.3f}+-{getattr(real_ref, m).real_std:<4.2f}"
-                                      for m in names))
-print(f"{'DPM-Solver++ (seeds)':22s}" + "".join(f"{dpm_mean[m]:7.3f}+-{dpm_std[m]:<4.2f}" for m in names))
+print(f"{'':22s}" + "".join(f"{label[m]:>13s}" for m in names))
+print(f"{'real digits':22s}" + "".join(
+    f"{getattr(real_ref, m).real / unit[m]:8.3f}+-{getattr(real_ref, m).real_std / unit[m]:<4.2f}" for m in names))
+print(f"{'DPM-Solver++ (seeds)':22s}" + "".join(f"{dpm_mean[m]:8.3f}+-{dpm_std[m]:<4.2f}" for m in names))
 for name, e in other_scores.items():
-    print(f"{name:22s}" + "".join(f"{getattr(e, m).value:12.3f}" for m in names))
+    print(f"{name:22s}" + "".join(f"{getattr(e, m).value / unit[m]:13.3f}" for m in names))
 
 # %%
 for e in [*dpm_scores, *other_scores.values()]:
     assert e.precision.value > e.precision.real - 0.1 and e.recall.value > e.recall.real - 0.1, e
     assert e.fd.value < 3 * e.fd.real, e
-assert dpm_std["fd"] > 0.05 * dpm_mean["fd"]  # one run is not the answer
+assert dpm_std["fd"] > 0.05 * dpm_mean["fd"]  # one run is not the answer (FD's unit is 1)
 print(f"every sampler's precision and recall within 0.1 of real digits', FD within 3x the floor; "
       f"FD varies by more than 5% from seed to seed at {N_PER_SEED} digits")
+
+# %% [markdown]
+# ## Does the model copy its training digits?
+#
+# Every metric so far rewards a model that returns its training images unchanged: they *are*
+# real digits. Diffusion models can memorise (Carlini et al. 2023 extracted training images
+# from Stable Diffusion; Somepalli et al. 2023 found replicated content), so a report needs a
+# copying check. The simplest: each sample's pixel distance to its **nearest training
+# image**, against the same distance for **held-out real images**, which the model never saw.
+# A model that learned the distribution puts its samples about as far from the training set
+# as new real data is; a copier puts them much closer. `metrics.memorisation` reports both
+# medians and the share of samples closer than the closest 5% of held-out images (about 5%
+# when nothing is copied). The control is a "copier": 300 train digits with a little noise.
+
+# %%
+samples_all = torch.cat(dpm_runs)  # (SEEDS * N_PER_SEED, 1, 16, 16)
+mem_model = metrics.memorisation(samples_all, train.images, test.images)
+copies = (train.images[order[:300]] + 0.02 * torch.randn(300, 1, 16, 16, generator=gen)).clamp(-1, 1)
+mem_copier = metrics.memorisation(copies, train.images, test.images)
+copier_score = score(copies)
+nearest = torch.cdist(samples_all[:8].flatten(1).double(), train.images.flatten(1).double()).argmin(1)
+
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+dc.viz.show_images(samples_all[:8], nrow=8, ax=axes[0], title="samples")
+dc.viz.show_images(train.images[nearest], nrow=8, ax=axes[1], title="their nearest training digits")
+plt.show()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"{'':20s} {'median NN distance':>19s} {'held-out':>9s} {'ratio':>6s} {'closer than 5%':>15s}")
+for name, m in (("DPM-Solver++", mem_model), ("copier (control)", mem_copier)):
+    print(f"{name:20s} {m.samples_median:19.2f} {m.heldout_median:9.2f} {m.ratio:6.2f} {m.close_share:15.1%}")
+print(f"the copier's FD {copier_score.fd.value:.2f} (floor {copier_score.fd.real:.2f}), precision "
+      f"{copier_score.precision.value:.3f}, recall {copier_score.recall.value:.3f} (floors "
+      f"{copier_score.precision.real:.3f}, {copier_score.recall.real:.3f})")
+
+# %%
+assert mem_model.ratio > 0.8 and mem_model.close_share < 0.2
+assert mem_copier.ratio < 0.3 and mem_copier.close_share > 0.9
+assert near_real(copier_score.precision) and near_real(copier_score.recall)
+assert copier_score.fd.value < copier_score.fd.real + 4 * copier_score.fd.real_std
+print("the shipped model's samples are about as far from the training digits as held-out digits are (ratio "
+      "above 0.8, under 20% closer than the closest 5% of held-out); the copier scores like real data on FD, "
+      "precision and recall, and the memorisation check alone flags it")
 
 # %% [markdown]
 # At this size the three samplers are hard to tell apart: most of their differences are
@@ -524,10 +756,12 @@ print(f"every sampler's precision and recall within 0.1 of real digits', FD with
 # - the same metric for real data under the same conditions (the floor);
 # - the extrapolated FD when runs with different n are compared;
 # - precision and recall (or density and coverage) beside FD, to say *what* is wrong;
+# - KID beside FD where sample counts differ (it needs no extrapolation);
+# - a memorisation check against held-out data;
 # - the spread over seeds.
 #
 # The package does all of it in one call: `metrics.evaluate(samples)` returns every metric
-# with its floor; `ddpm-course evaluate --model digits --sampler ddim --steps 50 --n 1000`
+# with its floor, and the memorisation check; `ddpm-course evaluate --model digits --sampler ddim --steps 50 --n 1000`
 # prints them from the command line.
 
 # %% [markdown]
@@ -572,3 +806,17 @@ fd_infinity = None  # your number here
 
 # %%
 dc.exercises.check("10.fd_infinity", fd_infinity)
+
+# %% [markdown]
+# **4. KID by the unbiased estimator.** `x` $(n, F)$ and `y` $(m, F)$ are float64 feature
+# tensors. Return the unbiased estimate of the squared MMD under the kernel
+# $k(a, b) = (a \cdot b / F + 1)^3$ (the formula of the KID section), as a number. The check
+# compares it with the package on several cases, including two sets of only 2 and 3 points.
+
+# %%
+def my_kid(x, y):
+    raise NotImplementedError("your code here")
+
+
+# %%
+dc.exercises.check("10.kid", my_kid)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -28,11 +28,14 @@
 #    check them on the exact Gaussian-mixture oracle;
 # 2. train a network by **denoising score matching** on 2-D data and sample it with
 #    **Langevin dynamics**; measure why one noise level is not enough and annealing is;
-# 3. tie DDPM to a stochastic differential equation and its **probability-flow ODE**, and
-#    show numerically that lesson 07's DDIM is Euler's method on the flow below;
+# 3. tie DDPM to a stochastic differential equation and its **probability-flow ODE**, check
+#    on the oracle that both have the same marginals, and show numerically that lesson 07's
+#    DDIM is Euler's method on the flow below;
 # 4. train by **flow matching** (rectified flow), the recipe of today's large image models:
 #    a straight path from data to noise, a velocity target, an ODE to sample; show that its
-#    path is DDPM's path with another clock and scale; and compare it with DDPM on digits.
+#    path is DDPM's path with another clock and scale, and its loss DDPM's noise-prediction
+#    loss with another weighting; draw its trajectories beside DDIM's, and after one round of
+#    *reflow*, the step that does straighten them; and compare it with DDPM on digits.
 
 # %%
 # On Colab only: install the course package (torch, matplotlib and ipywidgets are preinstalled there).
@@ -59,7 +62,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import ddpm_course as dc
-from ddpm_course import flow, samplers
+from ddpm_course import compare, flow, samplers
 from ddpm_course import parametrization as P
 from ddpm_course import score as S
 from ddpm_course.models import MLPConfig, MLPDenoiser
@@ -184,10 +187,15 @@ learned = S.learned_score(score_net, sigmas)
 # climbs the log-density while the noise keeps it from collapsing onto the modes; for small
 # steps $a$ and many of them its samples follow $p$. **Annealed** Langevin (Song & Ermon 2019,
 # Algorithm 1) runs a few steps at every level from $\sigma_1$ down to $\sigma_L$ with steps
-# $a_i = a\,\sigma_i^2/\sigma_L^2$, then removes the last level's noise with Tweedie's formula.
-# First with the exact score of the noised ring (`score.mixture_score`, from the oracle), then
-# with the learned one; the yardstick is the sliced Wasserstein distance to fresh data next
-# to what two independent real sets score (10 pairs).
+# $a_i = a\,\sigma_i^2/\sigma_L^2$ and returns the last chain state: a sample of the data
+# noised at $\sigma_L$. The final denoising step, Tweedie's formula at $\sigma_L$, which removes
+# that last noise, came later (Jolicoeur-Martineau et al., 2020 on arXiv, ICLR 2021);
+# `score.annealed_langevin` applies it unless `denoise=False`. First with the exact score of the noised ring (`score.mixture_score`, from
+# the oracle), with and without that final step, then with the learned score; the yardstick
+# is the sliced Wasserstein distance to fresh data next to what two independent real sets
+# score (10 pairs). Here $\sigma_L = 0.02$ against modes of std 0.1, so the last level's noise
+# adds only 4% to each mode's variance: the final step matters little on this ring, and much
+# on images, whose fine detail lives at scales below $\sigma_L$.
 
 # %%
 def sw(a, b):
@@ -207,11 +215,20 @@ langevin_exact = S.annealed_langevin(exact_score, start, sigmas, n_steps_each=50
                                      generator=torch.Generator().manual_seed(SEED + 5))
 langevin_learned = S.annealed_langevin(learned, start.float(), sigmas, n_steps_each=50, step_size=2e-4,
                                        generator=torch.Generator().manual_seed(SEED + 5)).double()
+langevin_2019 = S.annealed_langevin(exact_score, start, sigmas, n_steps_each=50, step_size=2e-4, denoise=False,
+                                    generator=torch.Generator().manual_seed(SEED + 5))
 band = floors.mean() + 3 * floors.std()
 print(f"real vs real: {floors.mean():.4f} +- {floors.std():.4f};  start (uniform square): {sw(start, fresh):.3f}")
-print(f"annealed Langevin, exact score: {sw(langevin_exact, fresh):.4f}")
-assert sw(langevin_exact, fresh) < band
-print("annealed Langevin with the exact score lands within 3 standard deviations of the real-vs-real level")
+print(f"annealed Langevin, exact score: {sw(langevin_exact, fresh):.4f} with the final Tweedie step, "
+      f"{sw(langevin_2019, fresh):.4f} without it (2019's Algorithm 1)")
+spread = {name: ring.nearest_mean_distance(x).pow(2).mean().item() / 2
+          for name, x in (("data", fresh), ("with", langevin_exact), ("without", langevin_2019))}
+assert sw(langevin_exact, fresh) < band and sw(langevin_2019, fresh) < band
+print("annealed Langevin with the exact score lands within 3 standard deviations of the real-vs-real level, with "
+      "or without the final denoising step")
+print(f"per-coordinate variance around the nearest mode: data {spread['data']:.4f}, with the final step "
+      f"{spread['with']:.4f}, without {spread['without']:.4f} (truth 0.0100; the last level adds "
+      f"sigma_L^2 = {sigmas[-1].item() ** 2:.4f})")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -296,6 +313,67 @@ print("one small level keeps the starting basins' shares; annealing recovers the
 # Lesson 07 solved it in the variables $z = x/\sqrt{\bar\alpha}$, $\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}$,
 # where Euler's method is DDIM; DPM-Solver++ is a second-order solver of the same ODE.
 #
+# "The same marginals" is a claim we can check on the oracle: run the ancestral sampler (the
+# reverse SDE, fresh noise every step) and DDIM at every step (the ODE, no noise) from the same
+# $x_T$ with the exact noise predictor, stop both at a few steps $t$, and compare each with
+# fresh draws of $q_t$ itself (`q_sample` of fresh data), next to what two independent draws
+# of $q_t$ score.
+
+# %%
+oracle_eps = ring.as_model(schedule)
+x_start = torch.randn(N_POINTS, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(SEED + 12))
+stops = (749, 499, 249, 0)
+
+
+def reverse_run(stochastic):
+    """Every step from 999 down with the exact eps; the states at the code steps in ``stops``."""
+    x, out, g = x_start.clone(), {}, torch.Generator().manual_seed(SEED + 13)
+    for s in range(999, 0, -1):
+        eps = oracle_eps(x, torch.full((N_POINTS,), s))
+        abar, abar_prev, beta = schedule.alpha_bars[s], schedule.alpha_bars[s - 1], schedule.betas[s]
+        if stochastic:  # lesson 06's ancestral step, sigma_t^2 = beta_t
+            x = (x - beta / (1 - abar).sqrt() * eps) / (1 - beta).sqrt()
+            x = x + beta.sqrt() * torch.randn(x.shape, generator=g, dtype=torch.float64)
+        else:  # DDIM, eta = 0
+            x0_hat = (x - (1 - abar).sqrt() * eps) / abar.sqrt()
+            x = abar_prev.sqrt() * x0_hat + (1 - abar_prev).sqrt() * eps
+        if s - 1 in stops:
+            out[s - 1] = x.clone()
+    return out
+
+
+sde_states, ode_states = reverse_run(True), reverse_run(False)
+
+
+def q_draw(step, seed):
+    x0 = ring.sample(N_POINTS, torch.Generator().manual_seed(seed))
+    return dc.q_sample(schedule, x0, step, noise=torch.randn(N_POINTS, 2, dtype=torch.float64,
+                                                             generator=torch.Generator().manual_seed(seed + 1)))[0]
+
+
+marginals = {}
+for step in stops:
+    target = q_draw(step, 500 + step)
+    pairs = torch.tensor([sw(q_draw(step, 600 + 2 * i), target) for i in range(6)])
+    marginals[step] = (sw(sde_states[step], target), sw(ode_states[step], target), pairs.mean().item(),
+                       pairs.std().item())
+print(f"{'step t':>7s} {'reverse SDE':>12s} {'ODE (DDIM)':>11s} {'q_t vs q_t':>16s}")
+for step, (w_sde, w_ode, m, sd) in marginals.items():
+    print(f"{step:7d} {w_sde:12.4f} {w_ode:11.4f} {m:9.4f} +- {sd:.4f}")
+
+# %%
+assert all(max(w_sde, w_ode) < m + 4 * sd for w_sde, w_ode, m, sd in marginals.values())
+sde_modes = torch.cdist(sde_states[0], ring.means).argmin(1)
+ode_modes = torch.cdist(ode_states[0], ring.means).argmin(1)
+assert (sde_modes == ode_modes).double().mean() < 0.3
+print("at every checked step both the reverse SDE and the ODE sit within 4 standard deviations of the q_t-vs-q_t "
+      "level: the same marginals; yet from the same x_T they end on the same mode for under 30% of the points")
+
+# %% [markdown]
+# The same *marginals*, not the same *samples*: the SDE redraws its noise at every step, so a
+# given $x_T$ ends on a mode the ODE did not choose (lesson 11 measured the same on a trained
+# model).
+#
 # The flow-matching ODE of the next section is the same ODE once more, in the variables
 # $x^{\text{FM}} = x/(\sqrt{\bar\alpha} + \sqrt{1-\bar\alpha})$ and
 # $t = \sqrt{1-\bar\alpha}/(\sqrt{\bar\alpha}+\sqrt{1-\bar\alpha})$,
@@ -357,19 +435,36 @@ print("flow-matching loss by hand = flow.flow_matching_loss")
 fm = flow.train_flow(velocity_net, points_train, steps=TRAIN_STEPS, batch_size=256, lr=2e-3, warmup_steps=50,
                      ema_decay=0.99, generator=torch.Generator().manual_seed(SEED), progress=False)
 fm_samples = {n: flow.flow_sample(fm.final_model, x_T.float(), steps=n).double() for n in (5, 20)}
+real_pr = dc.metrics.precision_recall(fresh, ring.sample(N_POINTS, torch.Generator().manual_seed(SEED + 14)))
+panel = {n: (sw(x, fresh), *dc.metrics.precision_recall(fresh, x), compare.modes_reproduced(x, ring),
+             ring.nearest_mean_distance(x).mean().item()) for n, x in fm_samples.items()}
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print("flow matching on the ring, Euler: " + ", ".join(f"{n} steps {sw(x, fresh):.4f}" for n, x in fm_samples.items())
-      + f"   (real vs real {floors.mean():.4f})")
+print(f"{'flow matching, Euler':22s} {'sliced W2':>10s} {'precision':>10s} {'recall':>7s} {'modes reproduced':>17s} "
+      f"{'dist. to mode':>14s}")
+for n, (w, p, r, k, d) in panel.items():
+    print(f"{n:3d} steps{'':13s} {w:10.4f} {p:10.3f} {r:7.3f} {k:13d} of 8 {d:14.4f}")
+print(f"real data{'':13s} {floors.mean():10.4f} {real_pr.precision:10.3f} {real_pr.recall:7.3f} {8:13d} of 8 "
+      f"{ring.nearest_mean_distance(fresh).mean().item():14.4f}")
 
 # %%
 assert sw(fm_samples[20], fresh) < 3 * floors.mean()
-print("flow matching, 20 Euler steps: within 3x the real-vs-real level")
+assert panel[5][0] < band and panel[5][2] < panel[20][2] - 0.1
+print("flow matching, 20 Euler steps: within 3x the real-vs-real level; 5 steps: a sliced distance inside the "
+      "real-vs-real band, yet more than 0.1 of recall lost, which the sliced distance alone does not show")
 fig, axes = plt.subplots(1, 2, figsize=(6, 3))
 for ax, (n, pts) in zip(axes, fm_samples.items()):
     dc.viz.plot_points(pts, ax=ax, title=f"flow matching, {n} Euler steps")
 plt.show()
+
+# %% [markdown]
+# With five Euler steps the sliced Wasserstein distance stays inside the real-vs-real band,
+# while recall drops: the modes come out wider and misshapen (the distance column above, and
+# the figure), so part of the real spread has no generated neighbour. A sliced distance measures mass moved along random
+# lines, and moving mass a little within or between nearby modes costs little; it cannot
+# say *what* is wrong. Precision and recall (lesson 10) and the core test of lesson 11 can,
+# which is why they sit beside it here.
 
 # %% [markdown]
 # ### How the error falls with the steps, on the exact velocity
@@ -424,6 +519,159 @@ print("each rescaled DDPM sample equals the straight-path point at the matching 
 # %% [markdown]
 # The weighting differs visibly: uniform $t$ puts half of the training at a signal-to-noise
 # ratio above 1 ($t < 0.5$), where DDPM's uniform steps spend 259 of their 1000.
+#
+# ### The same loss, with another weighting
+#
+# Read a noise prediction $\hat\epsilon$ at a point $x_t = (1-t)x_0 + t\epsilon$ of the straight
+# path as a velocity (the table of section 1): $\hat x_0 = (x_t - t\hat\epsilon)/(1-t)$ and
+# $\hat u = \hat\epsilon - \hat x_0 = (\hat\epsilon - x_t)/(1-t)$. The true velocity is the same
+# expression with $\epsilon$, so on the same $x_t$
+#
+# $$u - \hat u = \frac{\epsilon - \hat\epsilon}{1-t}, \qquad
+#   \lVert u - \hat u\rVert^2 = \frac{\lVert\epsilon - \hat\epsilon\rVert^2}{(1-t)^2}:$$
+#
+# the flow-matching loss *is* the noise-prediction loss, weighted by $1/(1-t)^2$ (and with $t$
+# uniform where DDPM draws its steps uniformly). Checked on random numbers, and the weight's
+# share at high noise computed on DDPM's range of flow times:
+
+# %%
+g_id = torch.Generator().manual_seed(SEED + 15)
+x0_id, eps_id, eps_hat_id = (torch.randn(64, 2, dtype=torch.float64, generator=g_id) for _ in range(3))
+t_id = torch.rand(64, 1, dtype=torch.float64, generator=g_id) * 0.98
+x_t_id = (1 - t_id) * x0_id + t_id * eps_id
+u_true, u_hat = eps_id - x0_id, P.convert(eps_hat_id, "eps", "velocity", x_t_id, *P.linear(t_id))
+assert (u_true - u_hat - (eps_id - eps_hat_id) / (1 - t_id)).abs().max() < 1e-12
+t_max = flow.flow_time(schedule.alpha_bars[-1].item())  # DDPM's noisiest step on the flow clock
+
+
+def weight_mass(a, b):
+    return 1 / (1 - b) - 1 / (1 - a)  # integral of (1 - t)^-2 from a to b
+
+
+high_share = weight_mass(0.9, t_max) / weight_mass(0.0, t_max)
+ddpm_high = (flow.flow_time(schedule.alpha_bars) > 0.9).double().mean().item()
+print(f"u - u_hat = (eps - eps_hat) / (1 - t) on the same x_t (float64, < 1e-12); t up to {t_max:.4f}")
+print(f"share of flow matching's eps-weight at t > 0.9: {high_share:.1%}; share of DDPM's uniform steps there: "
+      f"{ddpm_high:.1%}")
+
+# %% [markdown]
+# Flow matching spends almost all of its noise-prediction weight at the noisiest levels,
+# where DDPM's uniform steps spend about a third of theirs. That is exactly where lesson 07 found that
+# the ODE samplers need an accurate network: their first steps, at high noise, decide the
+# mode and the rough shape, and no later step can correct them (the ancestral sampler's
+# fresh noise can). Keep it in mind for the digits comparison below.
+#
+# ### Trajectories: DDIM and flow matching in the same coordinates, and reflow
+#
+# Since both are the same ODE, draw them in the same coordinates: DDIM's states (oracle noise
+# predictor, 20 steps) rescaled to the straight path, $x^{\text{FM}} = x/(\sqrt{\bar\alpha}+
+# \sqrt{1-\bar\alpha})$, and the trained flow-matching network's Euler states (20 steps),
+# from the same 40 starting points. Under them, the learned velocity field at $t = 0.5$.
+#
+# **Reflow** (Liu et al. 2023, rectified flow) is what makes the paths straighter: draw pairs
+# $(x_1, x_0)$ by running the trained ODE from noise $x_1$ to its end $x_0$, and train a new
+# network by flow matching on *these* pairs, lines from each $x_1$ to its own $x_0$, instead of
+# independent draws. The lines no longer cross much, so their average velocity is nearly
+# constant along each path. One round here: 8,192 pairs from the network above (Heun, 10
+# steps), a fresh MLP, the same training budget. Straightness is measured as path length
+# over the distance from start to end (1 for a straight line).
+
+# %%
+def trajectory(step_fn, x, times):
+    states = [x]
+    for t_now, t_next in zip(times[:-1], times[1:]):
+        x = step_fn(x, t_now, t_next)
+        states.append(x)
+    return torch.stack(states)  # (steps + 1, n, 2)
+
+
+def net_step(net):
+    def step(x, t_now, t_next):
+        with torch.no_grad():
+            u = net(x.float(), torch.full((x.shape[0],), t_now * flow.TIME_SCALE)).double()
+        return flow.euler_step(x, t_now, t_next, u)
+    return step
+
+
+start40 = x_T[:40]
+ddim_ts = samplers.timesteps(schedule, 20, "linspace").tolist()
+z_ddim = [start40]
+for s_now, s_next in zip(ddim_ts, ddim_ts[1:] + [-1]):
+    x = z_ddim[-1]
+    a = schedule.alpha_bars[s_now]
+    eps = oracle_eps(x, torch.full((40,), s_now))
+    x0_hat = (x - (1 - a).sqrt() * eps) / a.sqrt()
+    a_next = schedule.alpha_bars[s_next] if s_next >= 0 else torch.tensor(1.0, dtype=torch.float64)
+    z_ddim.append(a_next.sqrt() * x0_hat + (1 - a_next).sqrt() * eps)
+ddim_path = torch.stack([flow.ddpm_to_flow(x, (schedule.alpha_bars[s] if s >= 0 else torch.tensor(1.0)).item())
+                         for x, s in zip(z_ddim, ddim_ts + [-1])])
+fm_times = flow.flow_timesteps(20).tolist()
+fm_path = trajectory(net_step(fm.final_model), start40, fm_times)  # from t = 1, as flow_sample starts
+
+pairs_x1 = torch.randn(8192, 2, generator=torch.Generator().manual_seed(SEED + 16))
+with torch.no_grad():
+    pairs_x0 = flow.flow_sample(fm.final_model, pairs_x1, steps=10, method="heun")
+torch.manual_seed(SEED + 1)
+reflow_net = MLPDenoiser(MLPConfig(dim=2, hidden=128, depth=3))
+opt = torch.optim.Adam(reflow_net.parameters(), lr=2e-3)
+g_reflow = torch.Generator().manual_seed(SEED + 17)
+for _ in range(TRAIN_STEPS):
+    idx = torch.randint(0, 8192, (256,), generator=g_reflow)
+    loss = flow.flow_matching_loss(reflow_net, pairs_x0[idx], t=torch.rand(256, generator=g_reflow),
+                                   noise=pairs_x1[idx])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+reflow_path = trajectory(net_step(reflow_net), fm_path[0], fm_times)
+
+
+def straightness(path):
+    """Total path length over total start-to-end distance of the (steps + 1, n, 2) paths."""
+    return ((path[1:] - path[:-1]).norm(dim=-1).sum() / (path[-1] - path[0]).norm(dim=-1).sum()).item()
+
+
+one_step = {name: flow.flow_sample(net, x_T.float(), steps=1).double()
+            for name, net in (("flow matching", fm.final_model), ("after reflow", reflow_net))}
+
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.8), sharex=True, sharey=True)
+for ax, (name, path) in zip(axes, (("DDIM (exact), flow coordinates", ddim_path),
+                                   ("flow matching, Euler 20", fm_path), ("after one reflow round", reflow_path))):
+    ax.plot(path[:, :, 0].numpy(), path[:, :, 1].numpy(), lw=0.8, alpha=0.7)
+    ax.scatter(path[-1, :, 0], path[-1, :, 1], s=6, c="k", zorder=3)
+    ax.set_title(f"{name}\nlength / chord {straightness(path):.3f}", fontsize=9)
+grid_1d = torch.linspace(-1.6, 1.6, 15)
+gx, gy = torch.meshgrid(grid_1d, grid_1d, indexing="xy")
+field_x = torch.stack([gx.flatten(), gy.flatten()], 1)
+with torch.no_grad():
+    field = fm.final_model(field_x, torch.full((field_x.shape[0],), 0.5 * flow.TIME_SCALE))
+axes[3].quiver(field_x[:, 0], field_x[:, 1], -field[:, 0], -field[:, 1], angles="xy", color="tab:blue")
+axes[3].set_title("learned -u(x, t = 0.5): where points move as t falls", fontsize=9)
+for ax in axes:
+    ax.set_aspect("equal")
+axes[0].set_xlim(-2.2, 2.2)
+axes[0].set_ylim(-2.2, 2.2)
+plt.show()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print("path length / chord (1 = straight): " + ", ".join(
+    f"{n} {straightness(p):.3f}" for n, p in (("DDIM", ddim_path), ("flow matching", fm_path),
+                                              ("after reflow", reflow_path))))
+print("one Euler step, sliced W2 to data: " + ", ".join(f"{n} {sw(x, fresh):.4f}" for n, x in one_step.items()))
+
+# %%
+assert abs(straightness(ddim_path) / straightness(fm_path) - 1) < 0.1
+assert straightness(reflow_path) < 1 + 0.5 * (straightness(fm_path) - 1)
+assert sw(one_step["after reflow"], fresh) < 0.5 * sw(one_step["flow matching"], fresh)
+print("DDIM and flow matching draw paths equally far from straight in the same coordinates (length / chord "
+      "within 10%): flow matching is not straighter; one reflow round removes more than half of the excess "
+      "length, and its one-step samples land less than half as far from the data")
+
+# %% [markdown]
+# The paths of flow matching bend like DDIM's, because they *are* DDIM's (section 3): the
+# straight lines are the training paths between independent pairs, and the ODE follows their
+# average, which curves. Only reflow, by training on the ODE's own pairs, straightens the
+# paths, and with them few-step sampling improves.
 #
 # ### Digits
 #
@@ -482,14 +730,41 @@ print("digits-flow: Euler with 20 evaluations within 2x the real-vs-real floor; 
 # At this small budget (28,800 images seen) the flow-matching model is within 1.1-1.4x of the
 # floor from 10 to 20 evaluations, while its DDPM twin stays near 4.5x with every ODE sampler,
 # does not improve from 10 to 50 evaluations, and reaches 3.2x with 1000 ancestral steps: the
-# network, more than the solver, is the limit there (its predicted noise has full size at high
-# noise, `losses.eps_scale` 0.996 at t = 999, so this is not lesson 07's failure). The shipped
-# `digits` DDPM, trained on 13 times as many images, reaches 1.2x with DPM-Solver++ at 20
-# evaluations. So: here flow matching learned faster at an equal, small budget. This is one
-# seed, one budget and one small dataset, and the two recipes differ in three ways at once
-# (target, weighting of the noise levels, time variable); we did not isolate which one
-# matters. Read the numbers with lesson 10's caution: one Frechet distance from 256 digits
-# varies by tens of percent between draws.
+# network, more than the solver, is the limit there. The shipped `digits` DDPM, trained on 13
+# times as many images, reaches 1.2x with DPM-Solver++ at 20 evaluations.
+#
+# The weighting identity above says that the two *losses* differ only in weighting. The two
+# *networks* differ in what they output, and with it in how their errors reach the ODE: a
+# velocity network's error enters each Euler step as it is, a noise predictor's multiplied by
+# $1/(1-t)$ (up to 160 at DDPM's noisiest step). Which matters: target, weighting or clock?
+# `python benchmarks/fm_ablation.py` trains this lesson's ring MLP five ways, changing one at
+# a time (same initial weights, data, Adam, 1,500 steps of 256), and samples all with the same
+# Euler steps at evenly spaced flow times from the same $x_T$ (for a noise predictor that is
+# DDIM at those times). Measured on a busy machine (167 s for the five):
+#
+# | model | Euler steps | sliced W2 | precision | recall | modes reproduced |
+# |---|---:|---:|---:|---:|---:|
+# | real data (another 1,000 points) | - | 0.0649 | 0.972 | 0.968 | 8 |
+# | flow matching: velocity, $1/(1-t)^2$, t uniform | 5 / 20 | 0.0869 / 0.0777 | 0.856 / 0.898 | 0.763 / 0.942 | 8 / 8 |
+# | velocity target, eps weighting, t uniform | 5 / 20 | 0.0888 / 0.0755 | 0.870 / 0.918 | 0.726 / 0.939 | 6 / 6 |
+# | eps target, $1/(1-t)^2$ weighting, t uniform | 5 / 20 | 0.9021 / 0.3943 | 0.261 / 0.270 | 0.744 / 0.856 | 0 / 0 |
+# | eps target, eps weighting, t uniform | 5 / 20 | 0.5478 / 0.3241 | 0.861 / 0.855 | 0.838 / 0.764 | 2 / 2 |
+# | eps target, eps weighting, DDPM clock ($L_\text{simple}$) | 5 / 20 | 0.3148 / 0.1692 | 0.750 / 0.789 | 0.589 / 0.831 | 3 / 3 |
+#
+# On the ring the **target** decides: both velocity networks land near the data with either
+# weighting, and all three noise predictors stay far from it whatever their weighting or
+# clock. The **weighting** comes second (the velocity network with the noise weighting
+# reproduces 6 modes, flow matching's 8); with a noise target, flow matching's weighting is
+# the worst of all: the same objective as flow matching, but with weights up to 25,000 on a
+# network whose output must then be divided by $1 - t$, its training is badly conditioned.
+# The **clock** matters among the noise predictors (DDPM's uniform steps beat uniform $t$).
+# This is one seed on a 2-D toy, and the digits twin of the table above was not ablated (a
+# twin's training each, more than this lesson's budget). But it points the same way: the
+# twin's noise predictions have the right *size* at high noise (`losses.eps_scale` 0.996 at
+# t = 999), and size is not the accuracy that an ODE sampler needs there, where $1/(1-t)$
+# amplifies every error (lesson 07); the ancestral sampler, which can correct early errors
+# with fresh noise, is the one that helps the twin. Read the digits numbers with lesson 10's
+# caution: one Frechet distance from 256 digits varies by tens of percent between draws.
 #
 # ## Your turn
 #
@@ -522,16 +797,19 @@ def my_eps_to_velocity(x_t, eps, t):
 dc.exercises.check("12.eps_to_velocity", my_eps_to_velocity)
 
 # %% [markdown]
-# **3. One Euler step of the flow ODE** from time `t` to `t_next` (< t), given the velocity `u`
-# at `x`.
+# **3. The flow-matching loss.** Given a network `model(x, s)` that takes the course's step
+# scale (feed it $s = 999\,t$, `flow.TIME_SCALE`), a batch of data `x0` (B, ...), times `t` (B,)
+# in [0, 1] and noise `noise` (the shape of `x0`), return the loss of section 4 as a 0-dim
+# tensor: the mean over the batch and every coordinate of $(\epsilon - x_0 - u_\theta(x_t, 999t))^2$
+# on the straight path. (With it, `flow.train_flow`'s loop is twelve lines of Adam.)
 
 # %%
-def my_euler_step(x, t, t_next, u):
+def my_flow_matching_loss(model, x0, t, noise):
     raise NotImplementedError("your code here")
 
 
 # %%
-dc.exercises.check("12.euler_step", my_euler_step)
+dc.exercises.check("12.flow_matching_loss", my_flow_matching_loss)
 
 # %% [markdown]
 # **4. A number.** At which time $t$ of the straight path is the signal-to-noise ratio the same

@@ -27,8 +27,16 @@ def d_loss_equilibrium() -> float:
     return 2 * math.log(2)
 
 
+def core_fractions(x: Tensor, means: Tensor, std: float, weights: Tensor) -> Tensor:
+    """Samples within 1 std of their nearest centre, per mode, over real data's n w_k (1 - e^(-1/2))."""
+    dist, nearest = torch.cdist(x.double(), means.double()).min(dim=1)  # (n,), (n,)
+    counts = torch.bincount(nearest[dist <= std], minlength=means.shape[0]).double()  # (K,)
+    return counts / (x.shape[0] * weights.double() * (1 - math.exp(-0.5)))
+
+
 ANSWERS = {
     "11.modes_covered": modes_covered,
     "11.generator_loss": generator_loss,
     "11.d_loss_equilibrium": d_loss_equilibrium(),
+    "11.core_fractions": core_fractions,
 }

@@ -167,10 +167,13 @@ def test_compare_on_a_tiny_budget_returns_every_measure():
     # the truth of a 2-D isotropic component: E|x - mu| = std sqrt(pi / 2)
     assert result.real_nearest_mode_distance == pytest.approx(0.1 * math.sqrt(math.pi / 2), rel=0.1)
     table = result.table()
-    for row in ("modes covered (of 8)", "precision", "recall", "distance to nearest mode", "runs covering all modes",
+    for row in ("modes covered (of 8", "modes reproduced (of 8",
+                "precision", "recall", "distance to nearest mode", "runs covering all modes",
                 "late-loss roughness", "network passes per sample", "seconds per 1000 samples", "-log p bound"):
         assert row in table
-    assert len(table.splitlines()) == 14
+    assert len(table.splitlines()) == 15
+    assert table.splitlines()[0].split()[-4:] == ["DDPM", "nothing", "real", "data"]  # the control, then real
+    assert result.control.modes_reproduced == 0 and result.real_modes_reproduced == 8
 
 
 def test_compare_is_repeatable_and_can_pick_models():

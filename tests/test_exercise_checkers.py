@@ -85,6 +85,10 @@ def _same(a, b) -> bool:
         return both and a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.nn.Module) and isinstance(b, torch.nn.Module):  # models rebuilt per case: by value
+        plain = [k for k in vars(a) if not k.startswith("_") and k != "training"]
+        return (type(a) is type(b) and _same(list(a.state_dict().values()), list(b.state_dict().values()))
+                and all(_same(getattr(a, k), getattr(b, k, None)) for k in plain))
     if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b):
         return type(a) is type(b) and all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
     return a is b or (type(a) is type(b) and not callable(a) and a == b)

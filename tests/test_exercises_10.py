@@ -8,7 +8,7 @@ from _solutions import answers
 
 from ddpm_course import exercises
 
-NAMES = ["10.frechet_gaussians", "10.precision_recall", "10.fd_infinity"]
+NAMES = ["10.frechet_gaussians", "10.precision_recall", "10.fd_infinity", "10.kid"]
 
 ANSWERS = answers("10")
 exercises.names()  # loads every lesson's checkers
@@ -33,6 +33,7 @@ UNLISTED = {
     "10.frechet_gaussians": [_mean_term_only, _traces_only],
     "10.precision_recall": [lambda r, f, k: (1.0, 1.0), _strict_one_nn],
     "10.fd_infinity": [0.0, 12.0, 8.25],
+    "10.kid": [lambda x, y: 0.0, lambda x, y: (x.mean(0) - y.mean(0)).square().sum()],
 }
 
 
@@ -59,3 +60,25 @@ def test_the_one_dimensional_case_is_the_closed_form():
     assert answer == pytest.approx(10)
 
 
+
+
+def test_kid_answers_in_float32_are_correct():
+    """A learner who computes in float32 loses digits in the kernel's cancellations, but stays
+    inside the checker's tolerance."""
+    def in_float32(x, y):
+        return ANSWERS["10.kid"](x.float(), y.float())
+
+    assert exercises.check("10.kid", in_float32).status == "correct"
+
+
+def test_kid_reference_is_the_double_loop():
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = torch.randn(4, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def k(a, b):
+        return (float(a @ b) / 2 + 1) ** 3
+
+    loop = (sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
+            + sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / 12
+            - 2 * sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / 20)
+    assert ANSWERS["10.kid"](x, y) == pytest.approx(loop, rel=1e-10)

@@ -11,7 +11,7 @@ from _solutions import answers
 
 from ddpm_course import exercises
 
-NAMES = ["11.modes_covered", "11.generator_loss", "11.d_loss_equilibrium"]
+NAMES = ["11.modes_covered", "11.generator_loss", "11.d_loss_equilibrium", "11.core_fractions"]
 
 ANSWERS = answers("11")
 exercises.names()  # loads every lesson's checkers
@@ -39,6 +39,9 @@ UNLISTED = {
     "11.generator_loss": [lambda logit: F.softplus(logit).mean(), lambda logit: -logit.mean(),
                           lambda logit: F.softplus(-logit).mean() / 2],
     "11.d_loss_equilibrium": [1.0, 4 * math.log(2), math.log(3)],
+    "11.core_fractions": [lambda x, m, s, w: torch.ones(m.shape[0], dtype=torch.float64),
+                          lambda x, m, s, w: torch.bincount(torch.cdist(x, m).argmin(1), minlength=m.shape[0]) / (
+                              x.shape[0] * w)],
 }
 
 
@@ -53,3 +56,26 @@ def test_unlisted_wrong_answers_fail(name):
         assert verdict.status in ("wrong", "mistake"), (name, verdict)
 
 
+
+
+def test_core_fractions_reject_the_smear_and_accept_real_data():
+    from ddpm_course import compare
+    from ddpm_course.oracle import ring_mixture
+
+    ring = ring_mixture()
+    g = torch.Generator().manual_seed(5)
+    real = ANSWERS["11.core_fractions"](ring.sample(2000, generator=g), ring.means, 0.1, ring.weights)
+    smear = ANSWERS["11.core_fractions"](compare.nothing_learned(ring, 2000, g), ring.means, 0.1, ring.weights)
+    assert real.min() > 0.7 and smear.max() < 0.4
+
+
+def test_core_fractions_unlisted_wrong_answers_fail():
+    def counts_only(x, means, std, weights):
+        dist, idx = torch.cdist(x.double(), means.double()).min(dim=1)
+        return torch.bincount(idx[dist <= std], minlength=means.shape[0]).double()
+
+    def as_float32(x, means, std, weights):  # float32 is fine: the same points are counted
+        return ANSWERS["11.core_fractions"](x.float(), means.float(), std, weights.float())
+
+    assert exercises.check("11.core_fractions", counts_only).status in ("wrong", "mistake")
+    assert exercises.check("11.core_fractions", as_float32).status == "correct"

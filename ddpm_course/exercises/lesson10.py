@@ -1,14 +1,17 @@
-"""Lesson 10 (evaluation): the Frechet distance of two Gaussians, precision and recall, one number.
+"""Lesson 10 (evaluation): the Frechet distance of two Gaussians, precision and recall, one number, KID.
 
 | exercise                 | the learner writes                                    | reference                 |
 |--------------------------|-------------------------------------------------------|---------------------------|
 | ``10.frechet_gaussians`` | ``my_frechet(mu_a, cov_a, mu_b, cov_b) -> float``     | Dowson & Landau's formula |
 | ``10.precision_recall``  | ``my_precision_recall(real, fake, k) -> (p, r)``      | ``precision_recall``      |
 | ``10.fd_infinity``       | FD_inf from FD(200) = 12.0 and FD(800) = 4.5          | a line in 1/n             |
+| ``10.kid``               | ``my_kid(x, y) -> float``, the unbiased MMD^2         | ``metrics.mmd2_unbiased`` |
 
 Means are (F,) and covariances (F, F) float64 tensors; ``real`` (n, F) and ``fake`` (m, F) are
-feature vectors. Answers may return floats or 0-d tensors: both are read as numbers. The hidden
-cases (``ddpm-course grade --hidden``) use other dimensions, set sizes, k and mode counts.
+feature vectors; ``x`` (n, F) and ``y`` (m, F) of ``10.kid`` too (float64; an answer computed
+in float32 agrees to about 1e-6 of the kernel's size, inside the tolerance). Answers may return
+floats or 0-d tensors: both are read as numbers. The hidden cases (``ddpm-course grade --hidden``)
+use other dimensions, set sizes, k and mode counts.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..metrics import precision_recall
+from ..metrics import mmd2_unbiased, precision_recall
 from . import Case, FunctionExercise, Mistake, NumberExercise, Verdict, register
 
 
@@ -202,4 +205,66 @@ register(NumberExercise(
                 "where the line reaches 1/n = 0", lambda: _FD1 - _FD2),
     ),
     rtol=1e-3,
+))
+
+# ----------------------------------------------------------------------------------------------
+# 10.kid: the unbiased MMD^2 under the cubic polynomial kernel
+
+
+def _kid_with(x: Tensor, y: Tensor, *, diagonal: bool = False, pairs: str = "n(n-1)", scale: bool = True,
+              cross: float = 2.0, degree: int = 3, coef: float = 1.0) -> float:
+    f = x.shape[1] if scale else 1
+
+    def within(a: Tensor) -> Tensor:
+        n = a.shape[0]
+        k = (a @ a.T / f + coef) ** degree  # (n, n)
+        total = k.sum() if diagonal else k.sum() - k.diagonal().sum()
+        return total / (n * n if diagonal or pairs == "n^2" else n * (n - 1))
+
+    return (within(x) + within(y) - cross * ((x @ y.T / f + coef) ** degree).mean()).item()
+
+
+def _kid_cases(generator: torch.Generator, hidden: bool = False) -> list[Case]:
+    def cloud(n, f, shift=0.0, scale=1.0):
+        return torch.randn(n, f, generator=generator, dtype=torch.float64) * scale + shift
+
+    if hidden:
+        same = cloud(9, 5)
+        return [
+            Case((cloud(33, 3, 0.2), cloud(21, 3)), {}, "two 3-d clouds, 33 and 21 points"),
+            Case((cloud(8, 10, scale=0.5), cloud(11, 10, 0.3)), {}, "a narrow 10-d cloud, 8 and 11 points"),
+            Case((cloud(60, 1, 2.0), cloud(7, 1, -0.5, 3.0)), {}, "1-d sets of 60 and 7 points"),
+            Case((same, same.clone()), {}, "the same 9 points twice"),
+            Case((cloud(3, 2), cloud(2, 2, 1.0)), {}, "3 and 2 points"),
+        ]
+    same = cloud(25, 3)
+    return [
+        Case((cloud(30, 2), cloud(40, 2, 0.5)), {}, "two 2-d clouds, 30 and 40 points"),
+        Case((cloud(20, 6), cloud(15, 6, scale=2.0)), {}, "a wider cloud in 6-d, 20 and 15 points"),
+        Case((cloud(12, 4, 1.0), cloud(50, 4, -1.0)), {}, "two shifted 4-d clouds, 12 and 50 points"),
+        Case((same, same.clone()), {}, "the same set twice (the U-statistic is below 0)"),
+        Case((cloud(2, 3), cloud(3, 3)), {}, "the smallest sets: 2 and 3 points"),
+    ]
+
+
+register(_NumbersExercise(
+    name="10.kid",
+    reference=lambda x, y: mmd2_unbiased(x, y),
+    cases=_kid_cases,
+    hidden_cases=lambda g: _kid_cases(g, hidden=True),
+    mistakes=(
+        Mistake("the i = j terms k(x_i, x_i) are in the within-set sums: that is the biased V-statistic, whose "
+                "mean is above the true MMD^2 by about (E k(x, x) - E k(x, x')) / n; drop the diagonal and "
+                "divide by n (n - 1)", lambda x, y: _kid_with(x, y, diagonal=True)),
+        Mistake("the diagonal is dropped but the sum is still divided by n^2: there are n (n - 1) pairs i != j",
+                lambda x, y: _kid_with(x, y, pairs="n^2")),
+        Mistake("the kernel divides the dot product by the feature dimension F: k(a, b) = (a . b / F + 1)^3",
+                lambda x, y: _kid_with(x, y, scale=False)),
+        Mistake("the cross term counts twice: MMD^2 = E k(x, x') + E k(y, y') - 2 E k(x, y)",
+                lambda x, y: _kid_with(x, y, cross=1.0)),
+        Mistake("KID's kernel is cubic: (a . b / F + 1)^3, not squared", lambda x, y: _kid_with(x, y, degree=2)),
+        Mistake("the kernel is (a . b / F + 1)^3: the + 1 is missing", lambda x, y: _kid_with(x, y, coef=0.0)),
+    ),
+    rtol=1e-5,
+    atol=1e-7,
 ))

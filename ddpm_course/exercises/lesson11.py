@@ -5,6 +5,12 @@
 | ``11.modes_covered``      | ``my_modes_covered(x, means, radius, min_count) -> int`` | ``compare.mode_counts`` |
 | ``11.generator_loss``     | ``my_generator_loss(fake_logits)``: mean -log D(G(z))    | ``gan.generator_loss``  |
 | ``11.d_loss_equilibrium`` | the discriminator's loss when D(x) = 1/2 everywhere      | 2 log 2                 |
+| ``11.core_fractions``     | ``my_core_fractions(x, means, std, weights) -> (K,)``    | ``compare.core_fractions`` |
+
+``11.core_fractions`` is the coverage criterion that a uniform smear cannot pass: samples within
+1 std of each centre (nearest centre only) over what real data puts there, n w_k (1 - e^(-1/2))
+in 2-D. Points are float64; an answer computed in float32 counts the same points (the cases keep
+every point well away from the 1-std boundary's rounding).
 
 The hidden cases (``ddpm-course grade --hidden``) use another ring (six modes, radius 2), other
 radii and counts, and other logits.
@@ -17,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..compare import mode_counts
+from ..compare import core_fractions, mode_counts, nothing_learned
 from ..gan import generator_loss
 from ..oracle import GaussianMixture, ring_mixture
 from . import Case, FunctionExercise, Mistake, NumberExercise, register
@@ -155,4 +161,76 @@ register(NumberExercise(
         Mistake("that is D's output at equilibrium, not its loss", lambda: 0.5),
     ),
     rtol=1e-3,
+))
+
+
+# ----------------------------------------------------------------------------------------------
+# 11.core_fractions: a coverage criterion that noise cannot pass
+
+
+def _mixture(means: Tensor, std: float, weights: Tensor) -> GaussianMixture:
+    k, d = means.shape
+    return GaussianMixture(weights.double(), means.double(),
+                           (std**2) * torch.eye(d, dtype=torch.float64).expand(k, -1, -1).clone())
+
+
+def _core(x: Tensor, means: Tensor, std: float, weights: Tensor) -> Tensor:
+    return core_fractions(x, _mixture(means, std, weights))
+
+
+def _core_with(x, means, std, weights, *, radius=1.0, share=True, fair="weights", nearest=True):
+    n, k = x.shape[0], means.shape[0]
+    dist = torch.cdist(x.double(), means.double())  # (n, K)
+    if nearest:
+        d, idx = dist.min(dim=1)
+        counts = torch.bincount(idx[d <= radius * std], minlength=k).double()
+    else:
+        counts = (dist <= radius * std).sum(0).double()
+    expected = n * (weights.double() if fair == "weights" else torch.full((k,), 1.0 / k, dtype=torch.float64))
+    if share:
+        expected = expected * (1 - math.exp(-radius**2 / 2))
+    return counts / expected
+
+
+def _core_cases(generator: torch.Generator, hidden: bool = False) -> list[Case]:
+    ring, n, std = (HIDDEN_RING, 500, 0.15) if hidden else (RING, 800, 0.1)
+    x, labels = ring.sample(n, generator=generator, return_labels=True)
+    smear = nothing_learned(ring, n, generator)
+    if hidden:
+        skew = torch.tensor([0.1, 0.5, 0.15, 0.25], dtype=torch.float64)
+        close_means = torch.tensor([[0.0, 0.0], [0.8, 0.0], [0.0, 1.2], [1.0, 1.0]], dtype=torch.float64)
+        close = _mixture(close_means, 0.5, skew).sample(700, generator=generator)
+    else:
+        skew = torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64)
+        close_means = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.5], [1.5, 1.5]], dtype=torch.float64)
+        close = _mixture(close_means, 0.6, skew).sample(600, generator=generator)  # discs of 1 std overlap
+    k = ring.means.shape[0]
+    return [
+        Case((x, ring.means, std, ring.weights), {}, f"{n} samples of a ring of {k}"),
+        Case((x[labels < 3], ring.means, std, ring.weights), {}, "ring samples from three modes only"),
+        Case((smear, ring.means, std, ring.weights), {}, f"{n} points uniform on the ring's box (a smear)"),
+        Case((close, close_means, 0.5 if hidden else 0.6, skew), {}, "4 unequal modes whose 1-std discs overlap"),
+    ]
+
+
+register(FunctionExercise(
+    name="11.core_fractions",
+    reference=_core,
+    cases=_core_cases,
+    hidden_cases=lambda g: _core_cases(g, hidden=True),
+    mistakes=(
+        Mistake("the core is the disc of 1 std around each centre: 3 std holds almost every point of a mode, so "
+                "a smear reaches it too", lambda x, m, s, w: _core_with(x, m, s, w, radius=3.0)),
+        Mistake("real data puts only 1 - e^(-1/2), about 39%, of a mode's points within 1 std: divide the count by "
+                "n w_k (1 - e^(-1/2)), so that real data scores about 1",
+                lambda x, m, s, w: _core_with(x, m, s, w, share=False)),
+        Mistake("a mode's fair share is n w_k with its own weight, not n / K: the modes need not be equal",
+                lambda x, m, s, w: _core_with(x, m, s, w, fair="equal")),
+        Mistake("give each sample to its nearest centre only: where two discs overlap a sample counts once",
+                lambda x, m, s, w: _core_with(x, m, s, w, nearest=False)),
+        Mistake("the radius is 1 standard deviation (std), not the variance std^2",
+                lambda x, m, s, w: _core_with(x, m, s, w, radius=s)),
+    ),
+    rtol=1e-6,  # a float32 answer agrees to ~1e-7; a wrong count is off by at least 1 in 40
+    atol=1e-9,
 ))
