@@ -16,7 +16,7 @@ The target of f at (x_t, t) can be had two ways:
 |   distillation): f_ema(x_{t_next}) |                     | one EMA-student pass, every step   |
 
 Consistency distillation needs hundreds of thousands of steps for the bootstrapped targets to
-agree; a CPU budget has a thousand, so ``digits-fast`` uses the exact targets: 2,048 teacher
+agree; a CPU budget has a thousand, so ``digits-fast`` uses the exact targets: 4,096 teacher
 paths (x_T drawn from a seed), each solved by DPM-Solver++ 2M on a log-SNR grid merged with
 the student's times, and the states at the student's times stored with the path's end. That
 is Luhman & Luhman's (2021) knowledge distillation extended from t = T - 1 to every time a
@@ -386,11 +386,11 @@ def _main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m ddpm_course.distill", description=_main.__doc__)
     parser.add_argument("--out", required=True, help="checkpoint path without suffix")
-    parser.add_argument("--paths", type=int, default=2048, help="teacher ODE paths to solve")
+    parser.add_argument("--paths", type=int, default=4096, help="teacher ODE paths to solve")
     parser.add_argument("--teacher-steps", type=int, default=20, help="log-SNR grid of the teacher's solver")
-    parser.add_argument("--steps", type=int, default=1200, help="training steps")
+    parser.add_argument("--steps", type=int, default=1000, help="training steps")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--warmup-steps", type=int, default=50)
     parser.add_argument("--ema-decay", type=float, default=0.995)
     parser.add_argument("--seed", type=int, default=0)

@@ -176,3 +176,24 @@ def test_bad_inputs():
         distill.student_times(SCHEDULE, (0,))
     with pytest.raises(ValueError, match="must agree"):
         distill.Paths(torch.tensor([999]), torch.zeros(2, 3, 2), torch.zeros(3, 2), 5)
+
+
+def test_the_shipped_student_loads_and_follows_its_teacher():
+    """digits-fast: an EDMUNet whose record names its command, teacher and time; in one evaluation it
+    lands much nearer the teacher's own ODE end (DPM-Solver++ 2M, 20 log-SNR steps) than the teacher's
+    one-step guess (DDIM from t = 999, the average image): measured 0.052 against 1.87 (RMS)."""
+    from ddpm_course.checkpoint import PRETRAINED
+
+    student, teacher = dc.pretrained("digits-fast"), dc.pretrained("digits")
+    assert type(student.model).__name__ == "EDMUNet" and student.sample_shape == (1, 16, 16)
+    record = student.record
+    assert record["command"].startswith(PRETRAINED["digits-fast"].split(": ", 1)[1])
+    assert record["teacher"].startswith("digits") and record["total_seconds"] > 0
+    torch.testing.assert_close(student.model.alpha_bars, teacher.schedule.alpha_bars.float())
+    x_T = torch.randn(16, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    end = samplers.dpm_solver_sample(teacher.model, teacher.schedule, x_T, steps=20, spacing="logsnr")
+    one = distill.student_sample(student.model, student.schedule, x_T, steps=1)
+    guess = samplers.ddim_sample(teacher.model, teacher.schedule, x_T, steps=1, spacing="trailing")
+    err_student, err_teacher = ((one - end).square().mean().sqrt().item(),
+                                (guess - end).square().mean().sqrt().item())
+    assert err_student < 0.1 * err_teacher, (err_student, err_teacher)  # at least ten times nearer
