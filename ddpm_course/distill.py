@@ -20,8 +20,8 @@ agree; a CPU budget has a thousand, so ``digits-fast`` uses the exact targets: 4
 paths (x_T drawn from a seed), each solved by DPM-Solver++ 2M on a log-SNR grid merged with
 the student's times, and the states at the student's times stored with the path's end. That
 is Luhman & Luhman's (2021) knowledge distillation extended from t = T - 1 to every time a
-few-step sampler visits. (Progressive distillation, Salimans & Ho 2022, also works here but
-gives one student per step count.)
+few-step sampler visits. (Progressive distillation, Salimans & Ho 2022, the other classic route,
+halves the steps round by round and gives one student per step count.)
 
 Notation (0-based steps as in ``schedules.py``):
 
