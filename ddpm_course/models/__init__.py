@@ -30,7 +30,8 @@ from .unet import UNet, UNetConfig
 
 __all__ = [
     "sinusoidal_embedding", "TimeEmbedding",
-    "SimpleUNet", "SimpleUNetConfig", "UNet", "UNetConfig", "MLPDenoiser", "MLPConfig", "EDMUNet", "EDMUNetConfig", "EDMPrecond",
+    "SimpleUNet", "SimpleUNetConfig", "UNet", "UNetConfig", "MLPDenoiser", "MLPConfig",
+    "EDMUNet", "EDMUNetConfig", "EDMPrecond",
     "ARCHITECTURES", "build_model", "model_spec", "count_parameters",
 ]
 
