@@ -197,8 +197,9 @@ print("measured orders: DDIM 1, 2M and Heun 2, 3M above 2 with a 2.5x smaller er
 
 # %% [markdown]
 # 3M's own rate is 3, but its warm-up steps (first, then second order) leave errors that shrink
-# only as $h^2$, so from 16 to 32 steps it shows about 2.4 (`tests/test_samplers.py` measures
-# it). Heun's row counts *noise levels*: 32 levels are 63 evaluations.
+# only as $h^2$: the measured order is below 3 here and falls towards 2 with more steps (2.4 from
+# 32 to 64 steps on other draws, `tests/test_samplers.py`); what the third order buys is the
+# smaller constant. Heun's row counts *noise levels*: 32 levels are 63 evaluations.
 #
 # **And with few evaluations?** Order is an asymptotic promise. At 1-10 evaluations the steps are
 # huge, and what matters is where the levels sit and how each step behaves when it is long:
