@@ -61,6 +61,8 @@ PRETRAINED = {
     "python benchmarks/train_guided.py digits-cond",
     "digits-prompt": "a small U-Net reading prompts ('thin seven') through cross-attention: "
     "python benchmarks/train_guided.py digits-prompt",
+    "digits-fast": "a few-step student of digits (1-4 evaluations; an EDMUNet, sample with "
+    "ddpm_course.distill.student_sample): python -m ddpm_course.distill --out ddpm_course/pretrained/digits-fast",
     "digits-latent": "the course U-Net on 8x8x4 latents of 32x32 digits, decoded by the VAE digits-latent-vae "
     "(load both with ddpm_course.autoencoder.load_latent): "
     "python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent",

@@ -682,3 +682,252 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "euler": SamplerSpec.of(euler_sample),
     "dpm_solver": SamplerSpec.of(dpm_solver_sample),
 }
+
+
+# ----------------------------------------------------------------------------- higher order: Heun, DPM-Solver++ 3M
+#
+# Lesson 13. Heun's method with Karras et al.'s sigma spacing (EDM, Algorithm 1 without churn)
+# and the third-order multistep DPM-Solver++ (Lu et al. 2022, "3M"), each matching a diffusers
+# scheduler step by step (``HeunDiscreteScheduler(use_karras_sigmas=True)``,
+# ``DPMSolverMultistepScheduler(solver_order=3)``; tests/test_parity_diffusers.py).
+
+
+def karras_sigmas(schedule: Schedule, steps: int, rho: float = 7.0) -> Tensor:
+    """Karras et al.'s noise levels: (sigma_max^(1/rho) + i / (n - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho.
+
+    sigma_max and sigma_min are those of steps T - 1 and 0; i = 0 .. n - 1 (n = ``steps``).
+    Returns (n,) float64, decreasing, unrounded (``timesteps(..., "karras")`` rounds them to
+    whole steps for the model contract; diffusers feeds the network fractional steps instead).
+    rho = 7 spends most of the steps at low noise, where the ODE's curvature is.
+    """
+    steps = _check_steps(schedule, steps)
+    rho = finite_float("rho", rho, 0.0, low_open=True)
+    abar = _abar_table(schedule)
+    lo, hi = (math.sqrt((1 - abar[i]) / abar[i]) ** (1 / rho) for i in (0, schedule.T - 1))
+    ramp = np.linspace(0, 1, steps)
+    return torch.from_numpy((hi + ramp * (lo - hi)) ** rho)
+
+
+def heun_step(
+    schedule: Schedule,
+    x_t: Tensor,
+    t: int,
+    eps: Tensor,
+    noise: Tensor | None = None,
+    *,
+    t_prev: int | None = None,
+    history: Sequence[Evaluation] = (),
+    predict: Callable[[Tensor, int], Tensor] | None = None,
+) -> Step:
+    """One Heun step of the probability-flow ODE dz/dsigma = eps (Karras et al. 2022, Algorithm 1).
+
+    With z = x_t / sqrt(abar_t) and sigma = sqrt((1 - abar) / abar): the Euler predictor
+    z_e = z + (sigma_prev - sigma) eps, a second evaluation eps_e = predict(sqrt(abar_prev) z_e,
+    t_prev), and the trapezoid z' = z + (sigma_prev - sigma) (eps + eps_e) / 2, mapped back to
+    x = sqrt(abar_prev) z'. Two network evaluations per step, error O(h^3) per step (second
+    order). The step to the data (t_prev = -1, sigma_prev = 0) is a plain Euler step, which
+    lands on x0_hat: there is no network at sigma = 0 to correct with (as in EDM and diffusers).
+
+    x_t, eps: (B, ...); ``predict(x, t) -> eps`` (B, ...) is required unless t_prev = -1.
+    """
+    t, t_prev = _check_state(schedule, x_t, t, eps, noise, t_prev)
+    _deterministic("heun_step", noise)
+    _no_history("heun_step", history)
+    abar, abar_prev = _abar(schedule, t), _abar(schedule, t_prev)
+    x0_hat = _x0_hat(x_t, eps, abar)
+    if t_prev < 0:
+        return Step(x0_hat, x0_hat)
+    if predict is None or not callable(predict):
+        raise TypeError("heun_step needs predict(x, t) -> eps for its second evaluation (unless t_prev = -1)")
+    sigma, sigma_prev = math.sqrt((1 - abar) / abar), math.sqrt((1 - abar_prev) / abar_prev)
+    z = x_t / math.sqrt(abar)
+    z_euler = z + (sigma_prev - sigma) * eps
+    eps_euler = predict(math.sqrt(abar_prev) * z_euler, t_prev)
+    same_shape("predict's output", eps_euler, x_t)
+    z_prev = z + (sigma_prev - sigma) * 0.5 * (eps + eps_euler)
+    return Step(math.sqrt(abar_prev) * z_prev, x0_hat)
+
+
+def _history_entries(schedule: Schedule, history: Sequence[Evaluation], x_t: Tensor, t: int, most: int) -> list:
+    """``history`` checked: at most ``most`` (t, x0_hat) pairs, oldest first, at strictly decreasing steps after t."""
+    if not isinstance(history, (tuple, list)):
+        raise TypeError(f"history must be a tuple of (t, x0_hat) pairs, oldest first; got {type(history).__name__}")
+    if len(history) > most:
+        raise ValueError(f"history holds at most {most} earlier evaluations here; got {len(history)}")
+    entries, later = [], schedule.T
+    for entry in history:
+        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+            raise ValueError(f"history must hold (t, x0_hat) pairs; got {entry!r:.80}")
+        step = check_step(schedule, entry[0], "a history step", low=t + 1, high=later - 1)
+        same_shape("a history x0_hat", entry[1], x_t)
+        entries.append(Evaluation(step, entry[1]))
+        later = step
+    return entries
+
+
+def dpm_solver_3m_step(
+    schedule: Schedule,
+    x_t: Tensor,
+    t: int,
+    eps: Tensor,
+    noise: Tensor | None = None,
+    *,
+    t_prev: int | None = None,
+    history: Sequence[Evaluation] = (),
+) -> Step:
+    """One step of multistep DPM-Solver++ up to third order (Lu et al. 2022; diffusers' "3M").
+
+    The order is 1 + len(history): none is :func:`dpm_solver_step`'s first order (DDIM), one
+    earlier evaluation its second order (2M), two the third order. With h = lambda_prev - lambda_t,
+    h_0 = lambda_t - lambda_1, h_1 = lambda_1 - lambda_2 (lambda_1, lambda_2 the steps of the last
+    and second-to-last evaluations), r0 = h_0 / h, r1 = h_1 / h and the divided differences
+    D1_0 = (D0 - D_1) / r0, D1_1 = (D_1 - D_2) / r1 of the x0_hat's D:
+
+        D1 = D1_0 + r0 / (r0 + r1) (D1_0 - D1_1),    D2 = (D1_0 - D1_1) / (r0 + r1),
+        x_prev = (s_prev / s_t) x_t - alpha_prev (e^{-h} - 1) D0
+                 + alpha_prev ((e^{-h} - 1) / h + 1) D1 - alpha_prev ((e^{-h} - 1 + h) / h^2 - 1/2) D2,
+
+    the Taylor expansion of x0_hat in lambda to second order, integrated exactly against the
+    exponential weight. A step to the data (t_prev = -1) must be first order and returns x0_hat.
+    x_t, eps: (B, ...).
+    """
+    t, t_prev = _check_state(schedule, x_t, t, eps, noise, t_prev)
+    _deterministic("dpm_solver_3m_step", noise)
+    entries = _history_entries(schedule, history, x_t, t, 2)
+    if len(entries) < 2:
+        return dpm_solver_step(schedule, x_t, t, eps, t_prev=t_prev, history=tuple(entries))
+    if t_prev < 0:
+        raise ValueError("a step to the data (t_prev = -1) must be first order: pass history=()")
+    abar, abar_prev = _abar(schedule, t), _abar(schedule, t_prev)
+    d0 = _x0_hat(x_t, eps, abar)
+    (t2, d2), (t1, d1) = entries
+    lam, lam_prev = _lambda(abar), _lambda(abar_prev)
+    lam1, lam2 = _lambda(_abar(schedule, t1)), _lambda(_abar(schedule, t2))
+    h, h0, h1 = lam_prev - lam, lam - lam1, lam1 - lam2
+    r0, r1 = h0 / h, h1 / h
+    d1_0, d1_1 = (d0 - d1) / r0, (d1 - d2) / r1
+    big_d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
+    big_d2 = (d1_0 - d1_1) / (r0 + r1)
+    phi = math.expm1(-h)  # e^{-h} - 1
+    a_prev = math.sqrt(abar_prev)
+    x_prev = (math.sqrt((1 - abar_prev) / (1 - abar)) * x_t - a_prev * phi * d0
+              + a_prev * (phi / h + 1.0) * big_d1 - a_prev * ((phi + h) / h**2 - 0.5) * big_d2)
+    return Step(x_prev, d0)
+
+
+def _model_chain(
+    model: Callable, schedule: Schedule, shape: tuple[int, ...] | Tensor, ts: Tensor, make_rule: Callable,
+    *, memory: int, generator, callback, y, check_finite, device, dtype,
+) -> Tensor:
+    """:func:`sample` for rules that need the model's ``predict`` or their position in the chain:
+    ``make_rule(predict, pairs)`` returns the bound rule that :func:`chain` calls."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable (i, t, x_t, x0_hat) or None; got {type(callback).__name__}")
+    one_of("check_finite", check_finite, (True, False))
+    x = start_state(model, shape, generator, device=device, dtype=dtype, check_finite=check_finite)
+    y = _check_y(y, x)
+
+    def predict(x_t: Tensor, t: int) -> Tensor:
+        t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)  # (B,)
+        return call_model(model, x_t, t_batch, y).to(x_t.dtype)
+
+    pairs = _pairs(ts)
+    with eval_mode(model):
+        return chain(x, pairs, predict, make_rule(predict, pairs), memory=memory, generator=generator,
+                     callback=callback, check_finite=check_finite)
+
+
+@torch.no_grad()
+def heun_sample(
+    model: Callable,
+    schedule: Schedule,
+    shape: tuple[int, ...] | Tensor,
+    *,
+    steps: int = 10,
+    spacing: str = "karras",
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    y: Tensor | None = None,
+    check_finite: bool = True,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """Heun's method (EDM's deterministic sampler) at the ``steps`` noise levels of :func:`timesteps`.
+
+    ``steps`` counts noise levels, as diffusers' ``HeunDiscreteScheduler`` does: 2 * steps - 1
+    network evaluations (the last step, to the data, is Euler). The default ``karras`` spacing
+    is Karras et al.'s rho = 7 ramp rounded to whole steps. ``callback`` sees the first
+    evaluation of each step. Returns x_0: (B, ...).
+    """
+    ts = timesteps(schedule, steps, spacing)
+
+    def make_rule(predict, pairs):
+        return functools.partial(heun_step, schedule, predict=predict)
+
+    return _model_chain(model, schedule, shape, ts, make_rule, memory=0, generator=generator, callback=callback,
+                        y=y, check_finite=check_finite, device=device, dtype=dtype)
+
+
+def multistep_orders(n: int, order: int, lower_order_final: bool = True) -> list[int]:
+    """The order of each of the n steps of diffusers' ``DPMSolverMultistepScheduler`` (final sigma 0).
+
+    Step i can use at most i earlier evaluations (order <= i + 1); the last step, to the data,
+    is first order; with ``lower_order_final`` and n < 15 the second-to-last is at most second
+    order. An order-k multistep method thus needs k - 1 warm-up steps of lower order, and no
+    extra network evaluation: each step costs one.
+    """
+    n = int_at_least("n", n, 1)
+    order = int_in_range("order", order, 1, 3)
+    one_of("lower_order_final", lower_order_final, (True, False))
+    orders = [min(order, i + 1) for i in range(n)]
+    if lower_order_final and n < 15 and n >= 2:
+        orders[-2] = min(orders[-2], 2)
+    orders[-1] = 1
+    return orders
+
+
+@torch.no_grad()
+def dpm_solver_3m_sample(
+    model: Callable,
+    schedule: Schedule,
+    shape: tuple[int, ...] | Tensor,
+    *,
+    steps: int = 20,
+    order: int = 3,
+    spacing: str = "linspace",
+    drop_t0: bool = True,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    y: Tensor | None = None,
+    check_finite: bool = True,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """DPM-Solver++ 3M, ``steps`` evaluations, as diffusers' ``DPMSolverMultistepScheduler(solver_order=3)``.
+
+    Evaluations at :func:`dpm_solver_timesteps`; the order of each step is :func:`multistep_orders`
+    (first, second, then third; lower order at the end for fewer than 15 steps). ``order`` 2 or 1
+    gives the lower-order solvers on the same grid. Returns x_0: (B, ...).
+    """
+    order = int_in_range("order", order, 1, 3)
+    ts = dpm_solver_timesteps(schedule, steps, spacing, drop_t0=drop_t0)
+    orders = multistep_orders(len(ts), order)
+
+    def make_rule(predict, pairs):
+        position = {pair: i for i, pair in enumerate(pairs)}
+
+        def rule(x_t, t, out, noise, *, t_prev, history):
+            keep = orders[position[(t, t_prev)]] - 1
+            return dpm_solver_3m_step(schedule, x_t, t, out, noise, t_prev=t_prev,
+                                      history=tuple(history)[len(history) - keep:] if keep else ())
+
+        return rule
+
+    return _model_chain(model, schedule, shape, ts, make_rule, memory=2, generator=generator, callback=callback,
+                        y=y, check_finite=check_finite, device=device, dtype=dtype)
+
+
+SAMPLERS["heun"] = SamplerSpec.of(heun_sample)
+SAMPLERS["dpm_solver_3m"] = SamplerSpec.of(dpm_solver_3m_sample)
+__all__ += ["karras_sigmas", "heun_step", "dpm_solver_3m_step", "multistep_orders", "heun_sample",
+            "dpm_solver_3m_sample"]

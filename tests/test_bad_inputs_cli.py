@@ -88,7 +88,7 @@ CLI_CASES = [
     ([*S, "--out", "{d}/missing/a.png"], 1, "does not exist; create it first"),
     ([*S, "--out", "{d}/taken.png"], 1, "already exists; pass --overwrite"),
     ([*S], 2, "required: --out"),
-    ([*S, "--sampler", "heun", "--out", "{d}/a.png"], 2, "--sampler: invalid choice: 'heun'"),
+    ([*S, "--sampler", "unipc", "--out", "{d}/a.png"], 2, "--sampler: invalid choice: 'unipc'"),
     ([*S, "--sampler", "euler", "--eta", "0.5", "--out", "{d}/a.png"], 1, "--eta does not apply to --sampler euler"),
     ([*S, "--sampler", "dpm_solver", "--eta", "0", "--out", "{d}/a.png"], 1, "--eta does not apply"),
     ([*S, "--sampler", "euler", "--eta", "0", "--variance", "beta", "--out", "{d}/a.png"], 1,

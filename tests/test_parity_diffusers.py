@@ -281,3 +281,121 @@ def test_dpm_solver_sample_matches_diffusers_loop(model):
     for t in sched.timesteps:
         x = sched.step(model(x, int(t)), t, x).prev_sample
     torch.testing.assert_close(ours, x, atol=ATOL, rtol=0)
+
+
+# ----------------------------------------------------------------------------- Heun with Karras sigmas (lesson 13)
+
+from diffusers import HeunDiscreteScheduler  # noqa: E402
+
+
+def karras_grid_schedule(sigmas: torch.Tensor) -> Schedule:
+    """A schedule whose steps 0 .. n-1 are the given noise levels (increasing with the step):
+    abar = 1 / (1 + sigma^2). diffusers' Heun evaluates at fractional training steps; our model
+    contract wants whole steps, so the step rule is checked on diffusers' own sigmas this way."""
+    abar = 1 / (1 + sigmas.double().flip(0) ** 2)  # (n,), step 0 = the smallest sigma
+    betas = 1 - abar / torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+    return Schedule.from_betas(betas, name="karras-grid")
+
+
+def gaussian_eps_at(abar: float, x: torch.Tensor) -> torch.Tensor:
+    """The exact eps for data N(m, s^2 I) in 2-D at a noise level given by its abar."""
+    m, s2 = torch.tensor([0.6, -0.3], dtype=torch.float64), 0.2**2
+    return ((1 - abar) ** 0.5 * (x.double() - abar**0.5 * m) / (abar * s2 + 1 - abar)).to(x.dtype)
+
+
+@pytest.mark.parametrize("steps", [5, 10, 25])
+def test_heun_karras_step_parity(steps):
+    """Every diffusers call (2 * steps - 1 of them) against our heun_step, on diffusers' sigmas."""
+    sched = HeunDiscreteScheduler(**COMMON, use_karras_sigmas=True)
+    sched.set_timesteps(steps)
+    levels = sched.sigmas[0::2]  # (steps,): s_0 > ... > s_{n-1}; sched.sigmas interleaves them, then 0
+    grid = karras_grid_schedule(levels)
+    abar = grid.alpha_bars.double()
+    n = len(levels)
+    x_ours = x_T()
+    calls = iter(range(len(sched.timesteps)))
+    for i in range(n):
+        t, t_prev = n - 1 - i, n - 2 - i  # our steps on the grid schedule; t_prev = -1 is the data
+        sigma = levels[i].item()
+        sample = x_ours * math.sqrt(1 + sigma**2)  # diffusers' variance-exploding state
+        eps = gaussian_eps_at(abar[t].item(), x_ours)
+        seen = []
+
+        def predict(x, step, seen=seen):
+            seen.append(x)
+            return gaussian_eps_at(abar[step].item(), x)
+
+        step = samplers.heun_step(grid, x_ours, t, eps, t_prev=t_prev, predict=predict)
+        k = next(calls)
+        out = sched.step(eps, sched.timesteps[k], sample).prev_sample
+        if t_prev >= 0:  # diffusers' second call: the corrector at the Euler-predicted state
+            sigma_next = levels[i + 1].item()
+            torch.testing.assert_close(sched.scale_model_input(out, sched.timesteps[k + 1]), seen[0], atol=ATOL, rtol=0)
+            k = next(calls)
+            out = sched.step(gaussian_eps_at(abar[t_prev].item(), seen[0]), sched.timesteps[k], out).prev_sample
+            theirs = out / math.sqrt(1 + sigma_next**2)
+        else:
+            theirs = out  # sigma = 0: the data itself
+        x_ours = step.x_prev
+        torch.testing.assert_close(x_ours, theirs, atol=ATOL, rtol=0, msg=f"level {i} of {n}")
+    assert next(calls, None) is None  # every diffusers call was matched
+
+
+@pytest.mark.parametrize("steps", [5, 10, 25])
+def test_karras_sigmas_and_rounded_steps_match_diffusers(steps):
+    """Our karras_sigmas are diffusers' (float32) levels; ``timesteps(..., "karras")`` is their
+    fractional training steps rounded (known difference: diffusers feeds the network fractional t)."""
+    sched = HeunDiscreteScheduler(**COMMON, use_karras_sigmas=True)
+    sched.set_timesteps(steps)
+    schedule = same_tables(sched)
+    torch.testing.assert_close(samplers.karras_sigmas(schedule, steps), sched.sigmas[0::2].double(), rtol=1e-5, atol=0)
+    fractional = torch.cat([sched.timesteps[:1], sched.timesteps[1::2]])  # (steps,), undo the interleaving
+    assert not torch.equal(fractional, fractional.round())
+    assert samplers.timesteps(schedule, steps, "karras").tolist() == fractional.round().long().unique().flip(0).tolist()
+
+
+def test_euler_karras_levels_equal_heun_karras_levels():
+    """EulerDiscreteScheduler(use_karras_sigmas=True) walks the same levels, one evaluation each."""
+    euler = EulerDiscreteScheduler(**COMMON, use_karras_sigmas=True)
+    heun = HeunDiscreteScheduler(**COMMON, use_karras_sigmas=True)
+    euler.set_timesteps(12)
+    heun.set_timesteps(12)
+    torch.testing.assert_close(euler.sigmas[:-1], heun.sigmas[0::2], atol=0, rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- DPM-Solver++ 3M (lesson 13)
+
+
+@pytest.mark.parametrize("spacing, steps", [("linspace", 20), ("linspace", 10), ("linspace", 5), ("trailing", 12)])
+def test_dpm_solver_3m_step_parity(model, spacing, steps):
+    sched = DPMSolverMultistepScheduler(
+        **COMMON, algorithm_type="dpmsolver++", solver_order=3, timestep_spacing=spacing
+    )
+    sched.set_timesteps(steps)
+    schedule = same_tables(sched)
+    ts = [int(v) for v in sched.timesteps]
+    assert ts == samplers.dpm_solver_timesteps(schedule, steps, spacing).tolist()
+    orders = samplers.multistep_orders(len(ts), 3)
+    x_ours, seen = x_T(), []
+    for i, t in enumerate(ts):
+        t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+        eps = model(x_ours, t)
+        keep = orders[i] - 1
+        history = tuple(seen[len(seen) - keep:]) if keep else ()
+        step = samplers.dpm_solver_3m_step(schedule, x_ours, t, eps, t_prev=t_prev, history=history)
+        x_theirs = sched.step(eps, sched.timesteps[i], x_ours).prev_sample
+        seen.append(samplers.Evaluation(t, step.x0_hat))
+        x_ours = step.x_prev
+        torch.testing.assert_close(x_ours, x_theirs, atol=ATOL, rtol=0, msg=f"step {i}, t={t}, order {orders[i]}")
+
+
+@pytest.mark.parametrize("steps", [20, 8])
+def test_dpm_solver_3m_sample_matches_diffusers_loop(model, steps):
+    sched = DPMSolverMultistepScheduler(**COMMON, algorithm_type="dpmsolver++", solver_order=3)
+    sched.set_timesteps(steps)
+    schedule = same_tables(sched)
+    ours = samplers.dpm_solver_3m_sample(lambda x, t: model(x, int(t[0])), schedule, x_T(), steps=steps)
+    x = x_T()
+    for t in sched.timesteps:
+        x = sched.step(model(x, int(t)), t, x).prev_sample
+    torch.testing.assert_close(ours, x, atol=ATOL, rtol=0)

@@ -7,6 +7,7 @@
 | UNet          | ``unet``          | the course U-Net: GroupNorm, levels, attention, labels|
 | MLPDenoiser   | ``mlp``           | a residual MLP for 2-D toy data                       |
 | PromptUNet    | ``text``          | the U-Net reading prompts through cross-attention     |
+| EDMUNet       | ``edm``           | the U-Net in EDM's preconditioning (few-step students)|
 
 ``model_spec(model)`` gives ``(arch, config_dict)``, plain JSON, and
 ``build_model(arch, config_dict)`` rebuilds an identical (freshly initialised) network: that
@@ -20,6 +21,7 @@ import typing
 from torch import nn
 
 from ..autoencoder import VAE, VAEConfig
+from .edm import EDMPrecond, EDMUNet, EDMUNetConfig
 from .embeddings import TimeEmbedding, sinusoidal_embedding
 from .mlp import MLPConfig, MLPDenoiser
 from .simple_unet import SimpleUNet, SimpleUNetConfig
@@ -29,6 +31,7 @@ from .unet import UNet, UNetConfig
 __all__ = [
     "sinusoidal_embedding", "TimeEmbedding",
     "SimpleUNet", "SimpleUNetConfig", "UNet", "UNetConfig", "MLPDenoiser", "MLPConfig",
+    "EDMUNet", "EDMUNetConfig", "EDMPrecond",
     "ARCHITECTURES", "build_model", "model_spec", "count_parameters",
 ]
 
@@ -38,6 +41,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "MLPDenoiser": (MLPDenoiser, MLPConfig),
     "VAE": (VAE, VAEConfig),  # the autoencoder of latent diffusion (lesson 09), so checkpoints can rebuild it
     "PromptUNet": (PromptUNet, PromptUNetConfig),
+    "EDMUNet": (EDMUNet, EDMUNetConfig),  # lesson 13's distilled student
 }
 
 
