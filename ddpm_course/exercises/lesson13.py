@@ -45,13 +45,17 @@ def _gaussian_denoiser(m: Tensor, s: float):
     return lambda z, sigma: m + s**2 / (s**2 + sigma**2) * (z - m)
 
 
-def _heun_cases(generator: torch.Generator) -> list[Case]:
-    sig = samplers.karras_sigmas(SCHEDULE, 6).tolist()  # 156.4 ... 0.01
+def _heun_cases(generator: torch.Generator, hidden: bool = False) -> list[Case]:
+    levels, shape, s = (9, (3, 5), 0.6) if hidden else (6, (4, 2), 0.3)
+    sig = samplers.karras_sigmas(SCHEDULE, levels).tolist()  # 156.4 ... 0.01
+    pairs = [(sig[0], sig[1]), (sig[2], sig[3]), (sig[4], sig[5]), (sig[5], 0.0), (2.0, 1.0)]
+    if hidden:
+        pairs = [(sig[1], sig[2]), (sig[3], sig[4]), (sig[6], sig[7]), (sig[8], 0.0), (0.5, 0.2)]
     cases = []
-    for a, b in [(sig[0], sig[1]), (sig[2], sig[3]), (sig[4], sig[5]), (sig[5], 0.0), (2.0, 1.0)]:
-        m = torch.randn(1, 2, generator=generator, dtype=torch.float64)
-        z = m + a * torch.randn(4, 2, generator=generator, dtype=torch.float64)
-        cases.append(Case((z, a, b, _gaussian_denoiser(m, 0.3)), {}, f"sigma {a:.4g} -> {b:.4g}"))
+    for a, b in pairs:
+        m = torch.randn(1, shape[1], generator=generator, dtype=torch.float64)
+        z = m + a * torch.randn(shape, generator=generator, dtype=torch.float64)
+        cases.append(Case((z, a, b, _gaussian_denoiser(m, s)), {}, f"sigma {a:.4g} -> {b:.4g}, shape {shape}"))
     return cases
 
 
@@ -77,6 +81,7 @@ register(FunctionExercise(
     name="13.heun_step",
     reference=heun_step,
     cases=_heun_cases,
+    hidden_cases=lambda g: _heun_cases(g, hidden=True),
     mistakes=(
         Mistake("this is Euler's step: evaluate the slope again at the predicted point z_e (at sigma_next) and "
                 "step with the average of the two slopes", _euler_only),
@@ -105,9 +110,12 @@ def _gaussian_teacher(x: Tensor, t: Tensor) -> Tensor:
     return (1 - abar).sqrt() * (x - abar.sqrt() * 0.4) / (abar * 0.04 + 1 - abar)
 
 
-def _target_cases(generator: torch.Generator) -> list[Case]:
+def _target_cases(generator: torch.Generator, hidden: bool = False) -> list[Case]:
+    steps = ((999, 899, (4, 2)), (500, 450, (3, 1, 4, 4)), (100, 50, (5, 2)), (60, -1, (2, 3)))
+    if hidden:
+        steps = ((980, 960, (2, 6)), (700, 500, (1, 2, 3, 3)), (301, 300, (6, 1)), (20, 0, (3, 2)), (0, -1, (2, 2)))
     cases = []
-    for t, t_next, shape in ((999, 899, (4, 2)), (500, 450, (3, 1, 4, 4)), (100, 50, (5, 2)), (60, -1, (2, 3))):
+    for t, t_next, shape in steps:
         x = torch.randn(shape, generator=generator, dtype=torch.float64)
         cases.append(Case((_gaussian_teacher, _linear_student, SCHEDULE, x, t, t_next), {}, f"t = {t} -> {t_next}"))
     return cases
@@ -154,6 +162,7 @@ register(FunctionExercise(
     name="13.consistency_target",
     reference=distill.consistency_target,
     cases=_target_cases,
+    hidden_cases=lambda g: _target_cases(g, hidden=True),
     mistakes=(
         Mistake("this is the teacher's state at t_next; the target is where the EMA student jumps from it: "
                 "student_ema(x_next, t_next)", _no_student),
