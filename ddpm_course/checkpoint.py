@@ -49,6 +49,7 @@ from .schedules import Schedule
 
 __all__ = [
     "Checkpoint", "Pretrained", "save_checkpoint", "load_checkpoint", "checkpoint_paths", "pretrained", "PRETRAINED",
+    "clean_stale_temporaries",
 ]
 
 FORMAT = "ddpm_course.checkpoint/1"
@@ -150,9 +151,12 @@ def _serialise(
         k: (v.detach().to("cpu", weights_dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in model.state_dict().items()
     }
+    _check_finite(state, "the weights")
     scalars = None
     if train_state is not None:
-        state.update({TRAIN_STATE_PREFIX + k: v.detach().cpu().contiguous() for k, v in train_state.tensors.items()})
+        extra = {TRAIN_STATE_PREFIX + k: v.detach().cpu().contiguous() for k, v in train_state.tensors.items()}
+        _check_finite(extra, "the training state")
+        state.update(extra)
         scalars = _jsonable(train_state.scalars, "train_state")
     weights = safetensors_bytes(state)
     meta = {
@@ -170,9 +174,20 @@ def _serialise(
     return weights, (json.dumps(meta, indent=1, allow_nan=False) + "\n").encode()
 
 
+def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Nothing non-finite is ever saved: the loader would refuse the file."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(
+            f"cannot save a checkpoint: {what} hold NaN or infinite values ({len(bad)} tensors, e.g. {bad[:3]}); "
+            "the previous checkpoint, if any, is left as it was"
+        )
+
+
 def _write_temporary(folder: Path, name: str, data: bytes) -> Path:
-    """``data`` in a new temporary file next to its destination, flushed to the disk."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    """``data`` in a new temporary file next to its destination (``.NAME.<pid>.<random>.tmp``: the
+    process id tells a later run whether its writer is gone), flushed to the disk."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.{os.getpid()}.", suffix=".tmp")
     try:
         _usual_permissions(fd)
         with os.fdopen(fd, "wb") as f:
@@ -191,6 +206,48 @@ def _usual_permissions(fd: int) -> None:
     os.umask(umask)
     if hasattr(os, "fchmod"):
         os.fchmod(fd, 0o666 & ~umask)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or no way to tell: leave its files alone
+    return True
+
+
+def clean_stale_temporaries(path: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """Remove the temporary files that a save of the checkpoint ``path`` left when its process
+    was killed (``kill -9``, a power cut): ``.NAME.safetensors.<pid>.*.tmp`` and
+    ``.NAME.json.<pid>.*.tmp`` whose process no longer runs. Returns (removed, kept): kept are
+    temporaries of a live process (a save under way) or without a process id (older versions),
+    which the caller may report."""
+    removed: list[Path] = []
+    kept: list[Path] = []
+    for dest in checkpoint_paths(path):
+        if not dest.parent.is_dir():
+            continue
+        for tmp in sorted(dest.parent.glob(f".{_glob_escape(dest.name)}.*.tmp")):
+            pid_text = tmp.name[len(dest.name) + 2:].split(".", 1)[0]
+            pid = int(pid_text) if pid_text.isdigit() else None
+            if pid is None or pid == os.getpid() or _process_alive(pid):
+                kept.append(tmp)
+                continue
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                kept.append(tmp)
+    return removed, kept
+
+
+def _glob_escape(name: str) -> str:
+    """``name`` with the glob wildcards * ? [ taken literally."""
+    import glob
+
+    return glob.escape(name)
 
 
 def _sync_folder(folder: Path) -> None:
@@ -242,6 +299,10 @@ def save_checkpoint(
     train_state: a ``train.TrainState`` (``TrainResult.state``) to store for a later
         ``train(..., resume=...)``; its tensors keep their own dtype.
     Returns the two paths written. On any failure the previous files are left as they were.
+    SIGINT, SIGTERM and SIGHUP arriving during the save take effect only once it has ended, and
+    the temporary files of an earlier save whose process was killed are removed first.
+    Weights or training-state tensors holding NaN or infinity are refused (ValueError naming
+    them): a checkpoint on disk always loads.
     """
     weights_path, meta_path = checkpoint_paths(path)
     if not isinstance(model, nn.Module):
@@ -262,10 +323,14 @@ def save_checkpoint(
     for p in (Path(path), weights_path, meta_path):
         if p.is_dir():
             raise IsADirectoryError(f"{p} is a folder; give a checkpoint name inside it, e.g. {p / 'run'}")
-    weights, meta = _serialise(model, schedule, sample_shape, record, weights_dtype, train_state)
-    folder = weights_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    _replace_pair(folder, (weights_path, meta_path), (weights, meta), overwrite)
+    from ._signals import DeferredSignals
+
+    with DeferredSignals():  # SIGINT, SIGTERM, SIGHUP wait until the pair is in place (or the save failed)
+        weights, meta = _serialise(model, schedule, sample_shape, record, weights_dtype, train_state)
+        folder = weights_path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(path)
+        _replace_pair(folder, (weights_path, meta_path), (weights, meta), overwrite)
     return weights_path, meta_path
 
 

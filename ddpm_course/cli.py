@@ -307,6 +307,17 @@ def _plan_resume(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
     _same("--minutes", args.minutes, settings.get("minutes"))
     _same("--precision", _precision(args), settings.get("precision"))
     _same("--batch-size", args.batch_size, settings.get("batch_size"))
+    options = record.get("cli_options") if isinstance(record.get("cli_options"), dict) else {}
+    saved_threads = options.get("threads")
+    if saved_threads is not None and args.device.type == "cpu":
+        _same("--threads", args.threads, saved_threads)
+        args.threads = saved_threads  # the thread count changes the float sums: the run continues with its own
+    saved_fp16 = options.get("fp16_weights")
+    if saved_fp16 is not None:
+        if args.fp16_weights and not saved_fp16:
+            raise CLIError("--fp16-weights differs from the resumed run, which saves float32 weights; a resumed run "
+                           "keeps its settings (drop --fp16-weights)")
+        args.fp16_weights = bool(saved_fp16)
     same_place = args.out is None or checkpoint_paths(args.out) == checkpoint_paths(args.resume)
     return _TrainPlan(
         preset=record["preset"], seed=int(record.get("seed", 0)),
@@ -349,8 +360,22 @@ def _plan_train(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
                        "rank must stop at the same step, and one rank's state cannot continue the run")
     for p in checkpoint_paths(plan.out):
         check_output(p, plan.overwrite)
+    _report_stale_temporaries(plan.out)
     _set_threads(args)
     return plan
+
+
+def _report_stale_temporaries(out: Path) -> None:
+    """Temporary files an earlier save at ``out`` left when it was killed: removed when their
+    process is gone, named otherwise."""
+    from .checkpoint import clean_stale_temporaries
+
+    removed, kept = clean_stale_temporaries(out)
+    for tmp in removed:
+        print(f"note: removed {tmp}, left by an earlier save that was killed", file=sys.stderr)
+    for tmp in kept:
+        print(f"note: {tmp} is a temporary file of another save (under way, or from an older version); "
+              "remove it by hand if no other save is running", file=sys.stderr)
 
 
 def _train_record(args: argparse.Namespace, plan: _TrainPlan, preset, result, status: str) -> dict:
@@ -370,6 +395,9 @@ def _train_record(args: argparse.Namespace, plan: _TrainPlan, preset, result, st
         "bf16_autocast": plan.precision == "bf16",
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "train_settings": _train_kwargs(plan, preset),
+        # what a --resume restores besides the training state (the thread count changes the float sums)
+        "cli_options": {"threads": torch.get_num_threads() if args.device.type == "cpu" else None,
+                        "fp16_weights": bool(args.fp16_weights)},
     }
     if plan.precision != "fp32":
         record["precision"] = plan.precision
@@ -422,7 +450,7 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .checkpoint import save_checkpoint
+    from ._signals import DeferredSignals, exit_status, signal_name
     from .distributed import rank_seed
     from .models import count_parameters
     from .train import train
@@ -439,37 +467,121 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ranks = f"; {args.ranks.world_size} processes (torchrun)" if args.ranks else ""
     say(f"preset {plan.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, "
         f"{preset.schedule} schedule T={preset.T}; budget {budget}; {hardware_description(args.device)}{ranks}")
-
-    def save(result, status: str) -> tuple[Path, Path]:
-        paths = save_checkpoint(
-            plan.out, result.final_model, run.schedule, sample_shape=run.sample_shape,
-            record=_train_record(args, plan, preset, result, status),
-            weights_dtype=torch.float16 if args.fp16_weights else torch.float32, overwrite=plan.overwrite,
-            train_state=result.state if status != "finished" else None,
+    saver = _Saver(args, plan, run)
+    # From here to the end of the last save, SIGINT, SIGTERM and SIGHUP never cut a save short: during
+    # training they stop the loop after the step (train's own guard), during a save they wait for its end.
+    with DeferredSignals(deliver=False) as held:
+        result = train(
+            run.model, run.schedule, run.data, steps=steps, minutes=minutes,
+            generator=torch.Generator().manual_seed(rank_seed(plan.seed, args.ranks)), device=args.device,
+            precision=plan.precision, progress=main_rank and not args.no_progress,
+            resume=plan.resume.train_state if plan.resume else None, distributed=args.ranks is not None,
+            checkpoint_every=args.save_every, on_checkpoint=saver.periodic if args.save_every else None,
+            **_train_kwargs(plan, preset),
         )
-        plan.overwrite = True  # from now on the files at --out are this run's own
-        return paths
-
-    result = train(
-        run.model, run.schedule, run.data, steps=steps, minutes=minutes,
-        generator=torch.Generator().manual_seed(rank_seed(plan.seed, args.ranks)), device=args.device,
-        precision=plan.precision, progress=main_rank and not args.no_progress,
-        resume=plan.resume.train_state if plan.resume else None, distributed=args.ranks is not None,
-        checkpoint_every=args.save_every, on_checkpoint=(lambda r: save(r, "running")) if args.save_every else None,
-        **_train_kwargs(plan, preset),
-    )
-    if not main_rank:
-        return EXIT_INTERRUPTED if result.interrupted else 0
+        if not main_rank:
+            return exit_status(result.stop_signal) if result.interrupted else 0
+        status = "interrupted" if result.interrupted else "finished"
+        written = saver.final(result, status)
+    signals = [s for s in (result.stop_signal, *held.pending) if s is not None]
+    if written is None:
+        return EXIT_ERROR
+    weights, meta, complete = written
     if result.interrupted:
-        weights, meta = save(result, "interrupted")
-        resumable = f"; continue with: {PROG} train --resume {plan.out}" if result.state is not None else ""
-        print(f"interrupted at step {result.steps}; saved {weights} and {meta}{resumable}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    weights, meta = save(result, "finished")
+        resumable = f"; continue with: {_continue_command(args, plan)}" if complete and result.state else ""
+        print(f"interrupted at step {result.steps} ({signal_name(signals[0])}); saved {weights} and {meta}"
+              f"{resumable}", file=sys.stderr)
+        return exit_status(signals[0])
     loss = _train_record(args, plan, preset, result, "finished")["final_loss"]
     print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min ({result.images_per_second:.0f} images/s), "
           f"final loss {loss:.4f}; saved {weights} and {meta}")
-    return 0
+    if signals:
+        print(f"{signal_name(signals[0])} arrived at the end of the run; the checkpoint above was saved whole first",
+              file=sys.stderr)
+        return exit_status(signals[0])
+    return 0 if complete else EXIT_ERROR
+
+
+def _continue_command(args: argparse.Namespace, plan: _TrainPlan) -> str:
+    """The command that continues this run: --resume restores the preset, seed, budget, batch size,
+    precision, threads and weights dtype; the options below are not saved, so they are repeated."""
+    parts = [PROG, "train", "--resume", str(plan.out)]
+    parts += ["--device", str(args.device)]  # "auto" might pick another device, and another device other sums
+    if args.data_root != "data":
+        parts += ["--data-root", args.data_root]
+    if args.save_every:
+        parts += ["--save-every", f"{args.save_every:g}"]
+    if args.no_progress:
+        parts.append("--no-progress")
+    import shlex
+
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+class _Saver:
+    """The saves of one ``ddpm-course train`` run: periodic ones that may fail without ending the
+    run, and a last one that falls back rather than lose the run."""
+
+    def __init__(self, args: argparse.Namespace, plan: _TrainPlan, run):
+        self.args, self.plan, self.run = args, plan, run
+
+    def save(self, result, status: str, out: Path, with_state: bool, fp16: bool, overwrite: bool):
+        from .checkpoint import save_checkpoint
+
+        record = _train_record(self.args, self.plan, self.run.preset, result, status)
+        if status != "finished" and not with_state:
+            record["note"] = "saved without its training state (the full save failed): it cannot be resumed"
+        paths = save_checkpoint(
+            out, result.final_model, self.run.schedule, sample_shape=self.run.sample_shape, record=record,
+            weights_dtype=torch.float16 if fp16 else torch.float32, overwrite=overwrite,
+            train_state=result.state if with_state else None,
+        )
+        if out == self.plan.out:
+            self.plan.overwrite = True  # from now on the files at --out are this run's own
+        return paths
+
+    def periodic(self, result) -> None:
+        """A --save-every save; a failure is reported and training goes on (the previous save stays)."""
+        try:
+            self.save(result, "running", self.plan.out, True, self.args.fp16_weights, self.plan.overwrite)
+        except (OSError, ValueError) as err:
+            print(f"warning: the periodic save at step {result.steps} failed ({_one_line(err)}); the previous "
+                  f"save at {self.plan.out} is kept and training goes on", file=sys.stderr)
+
+    def final(self, result, status: str) -> tuple[Path, Path, bool] | None:
+        """The last save, trying in turn: everything at --out; the weights alone (no training state);
+        the weights alone as float16; then the same beside --out under another name. Returns
+        (weights, json, complete) or None (after saying what was lost) when nothing could be written."""
+        out, fp16 = self.plan.out, self.args.fp16_weights
+        state = status != "finished" and result.state is not None
+        rescue = out.with_name(f"{out.name}-rescued-{os.getpid()}")
+        tries = list(dict.fromkeys([
+            (out, state, fp16), (out, False, fp16), (out, False, True), (rescue, state, fp16), (rescue, False, True),
+        ]))
+        errors: list[str] = []
+        for where, with_state, half in tries:
+            try:
+                weights, meta = self.save(result, status, where, with_state, half,
+                                          self.plan.overwrite if where == out else False)
+            except ValueError as err:  # non-finite weights, an unstorable record: another name will not help
+                errors.append(_one_line(err))
+                break
+            except OSError as err:
+                errors.append(_one_line(err))
+                continue
+            complete = (where, with_state, half) == tries[0]
+            if not complete:
+                lost = [w for w, gone in (("its training state (it cannot be resumed)", state and not with_state),
+                                          ("float32 precision (saved as float16)", half and not fp16)) if gone]
+                lost = " and ".join(lost) or "nothing"
+                print(f"warning: the save to {out} failed ({errors[0]}); saved the "
+                      f"{'EMA ' if result.ema_model is not None else ''}weights at {where} instead, losing {lost}",
+                      file=sys.stderr)
+            return weights, meta, complete
+        print(f"{PROG}: error: could not save the run at step {result.steps} ({'; '.join(dict.fromkeys(errors))}); "
+              f"tried {out} and {rescue}. The trained weights were only in memory and are lost now: free "
+              "space or fix the folder, then train again", file=sys.stderr)
+        return None
 
 
 # ----------------------------------------------------------------------------- sample

@@ -13,7 +13,7 @@ Around that loop sit the habits that make a small model train well and safely:
 | EMA               | w_ema <- d * w_ema + (1 - d) * w, via torch.optim.swa_utils   | averaged weights sample better|
 | budget            | stop after ``steps`` or after ``minutes``                     | a CPU lesson has minutes      |
 | NaN guard         | a non-finite loss stops with the step and what to try         | silent NaNs waste the budget  |
-| Ctrl-C            | finishes the step, returns what was learned (``interrupted``) | an interrupt keeps the EMA    |
+| Ctrl-C, SIGTERM   | finishes the step, returns what was learned (``interrupted``) | an interrupt keeps the EMA    |
 | state             | ``TrainResult.state`` continues the run (``resume=``)         | long runs survive a stop      |
 | precision         | fp32, bf16 autocast, or fp16 autocast with a GradScaler       | speed on GPUs                 |
 | distributed       | DDP under torchrun: gradients averaged over the ranks         | several GPUs, one model       |
@@ -81,7 +81,8 @@ class TrainResult:
     model: the trained (raw) weights, in eval mode; ema_model: the exponential moving average
     of them (a separate module, eval mode) or None without EMA; losses: the loss of every step;
     steps: steps done; seconds: wall time of the loop; images_per_second: training throughput;
-    interrupted: True when Ctrl-C stopped the run early (at a step boundary); state: what
+    interrupted: True when Ctrl-C (or SIGTERM, SIGHUP) stopped the run early (at a step boundary),
+    ``stop_signal`` the signal's number; state: what
     ``train(..., resume=state)`` needs to continue the run (None if it cannot be continued exactly).
     """
 
@@ -93,6 +94,7 @@ class TrainResult:
     images_per_second: float
     interrupted: bool = False
     state: TrainState | None = None
+    stop_signal: int | None = None  # the signal that asked the run to stop (SIGINT for Ctrl-C, SIGTERM, SIGHUP)
 
     @property
     def final_model(self) -> nn.Module:
@@ -311,31 +313,47 @@ class _Batches:
 
 
 class _CtrlC:
-    """While active, the first Ctrl-C (SIGINT) only asks the loop to stop after the current
-    step; a second one interrupts at once. Outside the main thread, Ctrl-C is left alone."""
+    """While active, the first Ctrl-C (SIGINT), SIGTERM or SIGHUP only asks the loop to stop
+    after the current step; a second one interrupts at once. ``signum`` is the first signal
+    received. Outside the main thread, signals are left alone. Signals that an enclosing
+    :class:`~ddpm_course._signals.DeferredSignals` region held before the loop began count as
+    received here."""
 
     def __init__(self, say: Callable[[str], None]):
         self.requested = False
+        self.signum: int | None = None
         self.say = say
-        self.installed = False
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _CtrlC:
+        from ._signals import STOP_SIGNALS, held_by
+
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self.installed = True
+            for signum in STOP_SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            for handler in self.previous.values():
+                region = held_by(handler)
+                for signum in region.take() if region is not None else ():
+                    self._note(signum)
         return self
+
+    def _note(self, signum: int) -> None:
+        from ._signals import signal_name
+
+        self.signum = signum if self.signum is None else self.signum
+        self.requested = True
+        self.say(f"{signal_name(signum)}: stopping after this step (press Ctrl-C again to stop at once)")
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        self.say("Ctrl-C: stopping after this step (press it again to stop at once)")
+        self._note(signum)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.installed:  # a handler set outside Python reads as None: Python's own is the nearest
-            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.default_int_handler)
+        from ._signals import _python_default
+
+        for signum, handler in self.previous.items():  # a handler set outside Python reads as None
+            signal.signal(signum, handler if handler is not None else _python_default(signum))
 
 
 # ----------------------------------------------------------------------------- saving and restoring a run
@@ -405,6 +423,7 @@ class _Run:
         self.max_steps = s.steps if s.steps is not None else math.inf
         self.global_rng: dict[str, Tensor] | None = None  # restored inside fork_rng
         self.interrupted, self.updating, self.resumable = False, False, not distributed
+        self.stop_signal: int | None = None
 
     # -- the loop body: a batch, the loss, the NaN guard, the update, the learning rate, the EMA
 
@@ -548,6 +567,7 @@ class _Run:
             model=self.model, ema_model=ema_model, losses=list(self.losses), steps=self.step, seconds=seconds,
             images_per_second=self.step * self.s.batch_size / seconds if seconds > 0 else float("nan"),
             interrupted=self.interrupted, state=self.state(seconds) if self.resumable else None,
+            stop_signal=self.stop_signal,
         )
 
     # -- the loop
@@ -559,13 +579,14 @@ class _Run:
             _set_lr(self.opt, self.s.lr * _lr_factor(0, self.s.warmup_steps, self.s.lr_decay, 0.0))
         while self.step < self.max_steps and time.perf_counter() - start < self.budget_s:
             if ctrl_c.requested:
-                self.interrupted = True
+                self.interrupted, self.stop_signal = True, ctrl_c.signum
                 break
             before = (self.generator.get_state(), torch.get_rng_state(), self.batches.order, self.batches.cursor)
             try:
                 self.one_step(start)
             except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: back to the step's start
                 self.interrupted, self.resumable = True, not self.updating
+                self.stop_signal = ctrl_c.signum or signal.SIGINT
                 self.generator.set_state(before[0])
                 torch.set_rng_state(before[1])
                 self.batches.order, self.batches.cursor = before[2], before[3]
@@ -573,8 +594,10 @@ class _Run:
             try:
                 self.after_step(start, bar, log_every, every_s, on_checkpoint)
             except KeyboardInterrupt:  # the step itself is complete: nothing to undo
-                self.interrupted = True
+                self.interrupted, self.stop_signal = True, ctrl_c.signum or signal.SIGINT
                 break
+        if self.stop_signal is None:  # a signal during the last step: the run is complete, but it was asked to stop
+            self.stop_signal = ctrl_c.signum
         return self.result(time.perf_counter() - start)
 
     def after_step(self, start: float, bar, log_every: int, every_s: float, on_checkpoint) -> None:
@@ -637,8 +660,9 @@ def train(
         its batches from its own ``generator`` and the gradients are averaged, so every rank ends
         with the same weights and EMA. Needs a step budget (a minutes budget could stop the ranks
         at different steps); such a run cannot be resumed (``state`` is None).
-    Ctrl-C (or a notebook's interrupt) finishes the step and returns the result so far with
-    ``interrupted=True``; a second one stops at once. The model and EMA end in eval mode.
+    Ctrl-C (or a notebook's interrupt), SIGTERM and SIGHUP finish the step and return the result
+    so far with ``interrupted=True`` and ``stop_signal`` set; a second one stops at once. The
+    model and EMA end in eval mode.
     """
     if autocast_bf16:
         if precision not in ("fp32", "bf16"):
