@@ -38,7 +38,6 @@ import os
 import stat
 import tempfile
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ import torch
 from torch import nn
 
 from .schedules import Schedule
+from .shipped import KINDS, SHIPPED, infer_kind, tag
 
 __all__ = [
     "Checkpoint", "Pretrained", "save_checkpoint", "load_checkpoint", "checkpoint_paths", "pretrained", "PRETRAINED",
@@ -53,19 +53,8 @@ __all__ = [
 ]
 
 FORMAT = "ddpm_course.checkpoint/1"
-PRETRAINED = {
-    "digits": "the course U-Net on 16x16 digits (EMA weights): ddpm-course train --preset digits",
-    "digits-flow": "the course U-Net on 16x16 digits trained by flow matching (velocity, input t * 999; sample with "
-    "ddpm_course.flow.flow_sample): python -m ddpm_course.flow --out ddpm_course/pretrained/digits-flow --steps 450",
-    "toy2d": "an MLP noise predictor on the 2-D ring mixture: ddpm-course train --preset toy2d",
-    "digits-cond": "a small U-Net on 16x16 digits with labels and a learned null label, for guidance: "
-    "python benchmarks/train_guided.py digits-cond",
-    "digits-prompt": "a small U-Net reading prompts ('thin seven') through cross-attention: "
-    "python benchmarks/train_guided.py digits-prompt",
-    "digits-latent": "the course U-Net on 8x8x4 latents of 32x32 digits, decoded by the VAE digits-latent-vae "
-    "(load both with ddpm_course.autoencoder.load_latent): "
-    "python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent",
-}
+# name -> "what it is: the command that makes it", for every shipped checkpoint (see shipped.SHIPPED)
+PRETRAINED = {name: entry.summary for name, entry in SHIPPED.items() if entry.kind != "classifier"}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TRAIN_STATE_PREFIX = "train_state."
 MAX_PARAMETERS = 100_000_000  # a model the JSON describes must be smaller than this to be built
@@ -80,6 +69,8 @@ class Checkpoint:
     shape of one sample ((C, H, W) for images, (d,) for points; image_size is H or None).
 
     name: the shipped model's name for :func:`pretrained`, None for a file of your own.
+    kind: the model's family (``shipped.KINDS``: "eps", "velocity", "latent", "vae"), as its JSON
+    declares it; the model carries it too, so that the samplers can refuse a model of another kind.
     train_state: what :func:`~ddpm_course.train.train` needs to resume the run (``resume=``),
     or None when the checkpoint was saved without it.
     """
@@ -92,6 +83,7 @@ class Checkpoint:
     config: dict[str, Any]
     name: str | None = None
     train_state: Any = None
+    kind: str = "eps"  # what the network predicts and how to sample it: see shipped.KINDS
 
     @property
     def image_size(self) -> int | None:
@@ -139,7 +131,7 @@ def _jsonable(value: Any, where: str = "record") -> Any:
 
 
 def _serialise(
-    model: nn.Module, schedule: Schedule, sample_shape, record, weights_dtype, train_state
+    model: nn.Module, schedule: Schedule, sample_shape, record, weights_dtype, train_state, kind
 ) -> tuple[bytes, bytes]:
     """Both files' bytes, built in memory: nothing is written unless everything serialises."""
     from safetensors.torch import save as safetensors_bytes
@@ -162,6 +154,7 @@ def _serialise(
     meta = {
         "format": FORMAT,
         "arch": arch,
+        "kind": kind if kind is not None else ("vae" if arch == "VAE" else "eps"),
         "config": _jsonable(config, "config"),
         "sample_shape": list(sample_shape),
         "schedule": {"name": schedule.name, "betas": schedule.betas.double().cpu().tolist()},
@@ -289,6 +282,7 @@ def save_checkpoint(
     weights_dtype: torch.dtype = torch.float32,
     overwrite: bool = False,
     train_state: Any = None,
+    kind: str | None = None,
 ) -> tuple[Path, Path]:
     """Save ``model``'s weights to ``path``.safetensors and its description to ``path``.json, atomically.
 
@@ -298,6 +292,8 @@ def save_checkpoint(
     overwrite: an existing checkpoint is replaced only when True; otherwise FileExistsError.
     train_state: a ``train.TrainState`` (``TrainResult.state``) to store for a later
         ``train(..., resume=...)``; its tensors keep their own dtype.
+    kind: what the network predicts (``shipped.KINDS``): "eps" (default; "vae" for a VAE),
+        "velocity" for flow matching, "latent" for a noise predictor on a VAE's latents.
     Returns the two paths written. On any failure the previous files are left as they were.
     SIGINT, SIGTERM and SIGHUP arriving during the save take effect only once it has ended, and
     the temporary files of an earlier save whose process was killed are removed first.
@@ -314,6 +310,8 @@ def save_checkpoint(
     if record is not None and not isinstance(record, dict):
         raise TypeError(f"record must be a dict or None; got {type(record).__name__}")
     sample_shape = _check_shape(sample_shape)
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}; got {kind!r}")
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False; got {overwrite!r}")
     if not overwrite:
@@ -326,7 +324,7 @@ def save_checkpoint(
     from ._signals import DeferredSignals
 
     with DeferredSignals():  # SIGINT, SIGTERM, SIGHUP wait until the pair is in place (or the save failed)
-        weights, meta = _serialise(model, schedule, sample_shape, record, weights_dtype, train_state)
+        weights, meta = _serialise(model, schedule, sample_shape, record, weights_dtype, train_state, kind)
         folder = weights_path.parent
         folder.mkdir(parents=True, exist_ok=True)
         clean_stale_temporaries(path)
@@ -515,9 +513,14 @@ def _check_meta(meta: Any, meta_path: Path) -> dict[str, Any]:
     dtype = f.get("weights_dtype", str, f"one of {list(_DTYPES)}", required=False)
     if dtype is not None and dtype not in _DTYPES:
         f.fail("weights_dtype", f"one of {list(_DTYPES)}", dtype)
-    f.get("record", dict, "an object", required=False)
+    record = f.get("record", dict, "an object", required=False)
     f.get("train_state", dict, "an object", required=False)
-    return {**meta, "sample_shape": tuple(shape)}
+    kind = f.get("kind", str, f"one of {list(KINDS)}", required=False)
+    if kind is None:  # saved before checkpoints declared their kind
+        kind = infer_kind(arch, record or {})
+    elif kind not in KINDS:
+        f.fail("kind", f"one of {list(KINDS)}", kind)
+    return {**meta, "sample_shape": tuple(shape), "kind": kind}
 
 
 def _check_model_size(meta: dict[str, Any], meta_path: Path, max_parameters: int) -> int:
@@ -644,7 +647,7 @@ def load_checkpoint(
     state = _read_weights(weights_path, meta, meta_path, size_limit)
     train_tensors = {k[len(TRAIN_STATE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(TRAIN_STATE_PREFIX)}
     _fit_weights(model, state, meta, weights_path)
-    model.to(device).eval()
+    tag(model.to(device).eval(), meta["kind"])
     train_state = None
     if "train_state" in meta:
         from .train import TrainState
@@ -658,24 +661,23 @@ def load_checkpoint(
         arch=meta["arch"],
         config=meta["config"],
         train_state=train_state,
+        kind=meta["kind"],
     )
 
 
 def pretrained(name: str = "digits", device: torch.device | str = "cpu") -> Checkpoint:
-    """A model shipped with the package: "digits" (16x16 digits) or "toy2d" (the 2-D ring mixture).
+    """A model shipped with the package (see ``shipped.SHIPPED`` for each one's kind): "digits"
+    (16x16 digits), "toy2d" (the 2-D ring mixture), "digits-cond", "digits-prompt", "digits-flow"
+    (a velocity model), "digits-latent" (a latent U-Net; ``autoencoder.load_latent`` gives it with
+    its decoder), the VAEs "digits-latent-vae" and "digits-latent-elbo-vae".
 
-    Returns a :class:`Checkpoint` (alias ``Pretrained``) with ``.name``, ``.model`` in eval mode,
-    ``.schedule``, ``.image_size``, ``.sample_shape`` and ``.record``.
+    Returns a :class:`Checkpoint` (alias ``Pretrained``) with ``.name``, ``.kind``, ``.model`` in
+    eval mode, ``.schedule``, ``.image_size``, ``.sample_shape`` and ``.record``.
     """
+    from . import shipped
+
     if name not in PRETRAINED:
         raise ValueError(f"name must be one of {sorted(PRETRAINED)}; got {name!r}")
-    folder = resources.files("ddpm_course") / "pretrained"
-    with resources.as_file(folder) as folder_path:
-        if not (Path(folder_path) / f"{name}.safetensors").exists():
-            raise FileNotFoundError(
-                f"the shipped model {name!r} is missing from {folder_path}; "
-                f"make it with: {PRETRAINED[name].split(': ', 1)[1]}"
-            )
-        ckpt = load_checkpoint(Path(folder_path) / name, device=device)
+    ckpt = load_checkpoint(shipped.path(name), device=device)
     ckpt.name = name
     return ckpt

@@ -605,7 +605,9 @@ def add_sample_parser(
         "--out grid.png",
     )
     add = parser.add_argument
-    add("--model", default="digits", help="a shipped model (digits, toy2d) or a checkpoint path (default digits)")
+    add("--model", default="digits",
+        help="a shipped noise predictor (digits, toy2d, digits-cond, digits-prompt), the latent model digits-latent "
+        "(its samples are decoded by its VAE), or a checkpoint path (default digits)")
     add("--sampler", default="dpm_solver", choices=sorted(SAMPLERS), help="default dpm_solver")
     add("--steps", type=_positive_int, default=None,
         help="network evaluations, for ddim, euler and dpm_solver (default: the sampler's; ddpm runs all T steps)")
@@ -662,10 +664,41 @@ def _check_sample_args(args: argparse.Namespace) -> Path:
     return out
 
 
-def _load_model(name: str, device: torch.device):
-    from .checkpoint import PRETRAINED, load_checkpoint, pretrained
+@dataclass
+class _Loaded:
+    """A model ready for the DDPM samplers: a noise predictor, its schedule, the shape it samples,
+    and for a latent model the decoder that turns its samples into images."""
 
-    return pretrained(name, device=device) if name in PRETRAINED else load_checkpoint(name, device=device)
+    model: torch.nn.Module
+    schedule: object
+    sample_shape: tuple[int, ...]
+    decode: object = None  # latents (B, c, h, w) -> images, or None
+    image_shape: tuple[int, ...] = ()
+
+
+def _load_model(name: str, device: torch.device, command: str = "sample") -> _Loaded:
+    """A shipped model or a checkpoint, sampled the way its kind needs (``shipped.KINDS``): a
+    noise predictor as it is, a latent model with its VAE (the samples are decoded); a velocity
+    model, a VAE or the classifier is refused, naming what samples it."""
+    from . import shipped
+    from .checkpoint import load_checkpoint, pretrained
+
+    ckpt = None
+    if name in shipped.SHIPPED:
+        kind = shipped.SHIPPED[name].kind
+    else:
+        ckpt = load_checkpoint(name, device=device)
+        kind = ckpt.kind
+    if kind not in shipped.SAMPLER_KINDS:
+        raise CLIError(f"--model {name} is {shipped.KINDS[kind]}; {PROG} {command} runs noise predictors (eps) "
+                       "and latent models only")
+    if kind == "latent":
+        from .autoencoder import load_latent
+
+        pipe = load_latent(str(shipped.path(name) if ckpt is None else name), device)
+        return _Loaded(pipe.unet, pipe.schedule, pipe.latent_shape, pipe.vae.decode_scaled, pipe.image_shape)
+    ckpt = ckpt if ckpt is not None else pretrained(name, device=device)
+    return _Loaded(ckpt.model, ckpt.schedule, ckpt.sample_shape, None, ckpt.sample_shape)
 
 
 def _condition(args: argparse.Namespace, model) -> torch.Tensor | None:
@@ -706,7 +739,11 @@ def _draw(args: argparse.Namespace, loaded) -> torch.Tensor:
     shape = (args.n, *loaded.sample_shape)
     gen = torch.Generator().manual_seed(args.seed)
     options = _sampler_options(args)
-    return samplers.SAMPLERS[args.sampler](model, schedule, shape, generator=gen, **options).detach().cpu().float()
+    x = samplers.SAMPLERS[args.sampler](model, schedule, shape, generator=gen, **options)
+    if loaded.decode is not None:  # a latent model: its samples are latents, the images come from its VAE
+        with torch.no_grad():
+            x = loaded.decode(x)
+    return x.detach().cpu().float()
 
 
 def _save_figure(x: torch.Tensor, args: argparse.Namespace, out: Path) -> None:
@@ -790,10 +827,10 @@ def _run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     _sampler_options(args)  # an option the sampler does not take fails here, before any work
     _set_threads(args)
-    loaded = _load_model(args.model, args.device)
-    if len(loaded.sample_shape) != 3 or loaded.sample_shape[0] != 1:
+    loaded = _load_model(args.model, args.device, "evaluate")
+    if len(loaded.image_shape) != 3 or loaded.image_shape[0] != 1:
         raise CLIError(f"evaluate scores grey images (1, H, W) on digit-classifier features; {args.model} makes "
-                       f"samples of shape {tuple(loaded.sample_shape)}")
+                       f"samples of shape {tuple(loaded.image_shape)}")
     start = time.perf_counter()
     with torch.no_grad():
         x = _draw(args, loaded)

@@ -276,6 +276,9 @@ def flow_sample(
     back. Returns x_0: (B, ...).
     """
     one_of("method", method, METHODS)
+    from .shipped import require_kind
+
+    require_kind(model, ("velocity",), "flow_sample")  # a loaded noise predictor is refused, naming its sampler
     x = start_state(model, shape, generator_or_none("generator", generator))
 
     def predict(x_t: Tensor, t: float) -> Tensor:
@@ -430,7 +433,7 @@ def _main(argv: list[str] | None = None) -> None:
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
     }
     paths = save_checkpoint(args.out, result.final_model, linear_schedule(), sample_shape=(1, 16, 16), record=record,
-                            weights_dtype=torch.float16, overwrite=args.overwrite)
+                            weights_dtype=torch.float16, overwrite=args.overwrite, kind="velocity")
     print(f"wrote {paths[0]} and {paths[1]}: {args.steps} steps in {result.seconds:.0f} s, "
           f"final loss {record['final_loss']}")
 

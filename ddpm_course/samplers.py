@@ -525,6 +525,9 @@ def sample(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable (i, t, x_t, x0_hat) or None; got {type(callback).__name__}")
     one_of("check_finite", check_finite, (True, False))
+    from .shipped import SAMPLER_KINDS, require_kind
+
+    require_kind(model, SAMPLER_KINDS, "the DDPM samplers (ddpm, ddim, euler, dpm_solver)")  # a loaded model's kind
     x = start_state(model, shape, generator, device=device, dtype=dtype, check_finite=check_finite)
     y = _check_y(y, x)
 
