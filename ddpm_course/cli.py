@@ -49,6 +49,7 @@ PROG = "ddpm-course"
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 MAX_SAMPLES = 4096
+MAX_BATCH = 2**16  # _checks.MAX_BATCH: images per training step
 
 
 class CLIError(Exception):
@@ -239,7 +240,7 @@ def add_train_parser(
         help="seeds the model's initialisation and every random draw of training (default 0)")
     add("--steps", type=_positive_int, default=None,
         help="optimiser steps to run (default: the preset's; reproducible)")
-    add("--batch-size", type=_positive_int, default=None,
+    add("--batch-size", type=_int_in(1, MAX_BATCH), default=None,
         help="images per step (and per process under torchrun; default: the preset's); lower it when a GPU "
         "runs out of memory")
     add("--minutes", type=_finite(0, low_open=True), default=None,
@@ -440,22 +441,22 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from . import distributed
 
     args.ranks = distributed.from_env()
+    plan = _plan_train(args, argv)  # every argument is checked before a process group is joined
     if args.ranks is None:
-        return _train(args, argv)
-    args.device = distributed.start(args.ranks, args.device)
+        return _train(args, plan)
+    args.device = distributed.start(args.ranks, args.device)  # waits distributed.join_timeout() s at most
     try:
-        return _train(args, argv)
+        return _train(args, plan)
     finally:
         distributed.stop()
 
 
-def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def _train(args: argparse.Namespace, plan: _TrainPlan) -> int:
     from ._signals import DeferredSignals, exit_status, signal_name
     from .distributed import rank_seed
     from .models import count_parameters
     from .train import train
 
-    plan = _plan_train(args, argv)
     run = _load_preset(plan, args)
     preset = run.preset
     main_rank = args.ranks is None or args.ranks.is_main

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from ._checks import finite_float, generator_or_none, int_at_least, one_of
+from ._checks import MAX_BATCH, finite_float, generator_or_none, int_at_least, int_in_range, one_of
 from .data import ImageData
 from .models.unet import set_weight_layout
 from .schedules import Schedule
@@ -138,7 +138,7 @@ def _check_settings(**kw: Any) -> _Settings:
     return _Settings(
         steps=None if kw["steps"] is None else int_at_least("steps", kw["steps"], 1),
         minutes=None if kw["minutes"] is None else finite_float("minutes", kw["minutes"], 0.0, low_open=True),
-        batch_size=int_at_least("batch_size", kw["batch_size"], 1),
+        batch_size=int_in_range("batch_size", kw["batch_size"], 1, MAX_BATCH, hint="_checks.MAX_BATCH"),
         lr=finite_float("lr", kw["lr"], 0.0, low_open=True),
         warmup_steps=int_at_least("warmup_steps", kw["warmup_steps"], 0),
         lr_decay=kw["lr_decay"],
@@ -304,9 +304,13 @@ class _Batches:
         self.cursor = 0
 
     def next(self) -> Tensor:
-        while self.cursor + self.batch_size > self.order.numel():  # a new pass over the data in a fresh order
-            self.order = torch.cat([self.order[self.cursor :], torch.randperm(self.n, generator=self.generator)])
-            self.cursor = 0
+        if self.cursor + self.batch_size > self.order.numel():  # new passes over the data, each in a fresh order
+            passes = [self.order[self.cursor :]]
+            left = self.batch_size - passes[0].numel()
+            while left > 0:  # one concatenation, however many passes a batch spans
+                passes.append(torch.randperm(self.n, generator=self.generator))
+                left -= self.n
+            self.order, self.cursor = torch.cat(passes), 0
         idx = self.order[self.cursor : self.cursor + self.batch_size]  # (B,)
         self.cursor += self.batch_size
         return idx
