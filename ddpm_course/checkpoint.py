@@ -149,11 +149,11 @@ def _serialise(
         k: (v.detach().to("cpu", weights_dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in model.state_dict().items()
     }
-    _check_finite(state, "the weights")
+    _check_finite(state, "the weights hold")
     scalars = None
     if train_state is not None:
         extra = {TRAIN_STATE_PREFIX + k: v.detach().cpu().contiguous() for k, v in train_state.tensors.items()}
-        _check_finite(extra, "the training state")
+        _check_finite(extra, "the training state holds")
         state.update(extra)
         scalars = _jsonable(train_state.scalars, "train_state")
     weights = safetensors_bytes(state)
@@ -178,7 +178,7 @@ def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
     bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise ValueError(
-            f"cannot save a checkpoint: {what} hold NaN or infinite values ({len(bad)} tensors, e.g. {bad[:3]}); "
+            f"cannot save a checkpoint: {what} NaN or infinite values ({len(bad)} tensors, e.g. {bad[:3]}); "
             "the previous checkpoint, if any, is left as it was"
         )
 
@@ -801,9 +801,10 @@ def load_checkpoint(
     tag(model.to(device).eval(), meta["kind"])
     train_state = None
     if "train_state" in meta:
-        from .train import TrainState
+        from .train import TrainState, check_train_state
 
         train_state = TrainState(tensors=train_tensors, scalars=meta["train_state"])
+        check_train_state(train_state, str(meta_path), str(weights_path))  # field by field, before any resume
     return Checkpoint(
         model=model,
         schedule=schedule,

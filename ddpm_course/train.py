@@ -31,6 +31,7 @@ course's recipe, for the CLI and the benchmarks.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import signal
@@ -51,7 +52,7 @@ from .schedules import Schedule
 
 __all__ = [
     "TrainResult", "TrainState", "NonFiniteLossError", "train", "ema_decay_at", "ema_model", "Preset", "PRESETS",
-    "build_preset",
+    "build_preset", "check_train_state",
 ]
 
 OPTIMIZERS = ("adamw", "adam")
@@ -72,6 +73,81 @@ class TrainState:
 
     tensors: dict[str, Tensor]
     scalars: dict[str, Any]
+
+
+_MAX_COUNT = 2**53  # steps, positions and sizes a saved state may name: exact as JSON numbers
+
+
+def check_train_state(state: TrainState, where: str, tensors_where: str) -> None:
+    """The training state of a checkpoint, field by field, at load time: each failure is a
+    ValueError naming the field (``train_state.seconds``) or tensor, before any run resumes it.
+
+    ``where`` names the JSON file, ``tensors_where`` the weights file.
+    """
+    sc, t = state.scalars, state.tensors
+
+    def fail(field: str, rule: str, value: Any) -> None:
+        text = repr(value)
+        raise ValueError(f"{where}: field 'train_state.{field}' must be {rule}; got "
+                         f"{text if len(text) <= 80 else text[:77] + '...'}")
+
+    def count(field: str, low: int = 0, high: int = _MAX_COUNT) -> int:
+        value = sc.get(field)
+        if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+            fail(field, f"an integer in [{low}, {high}]", value)
+        return value
+
+    if sc.get("version") != STATE_VERSION:
+        fail("version", f"{STATE_VERSION} (the state format this version reads)", sc.get("version"))
+    step, n_data = count("step"), count("n_data", 1)
+    seconds = sc.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        fail("seconds", "a finite number >= 0", seconds)
+    settings = sc.get("settings")
+    fields = [f.name for f in dataclasses.fields(_Settings)]
+    if not isinstance(settings, dict) or sorted(settings) != sorted(fields):
+        fail("settings", f"an object with exactly the fields {fields}", settings)
+    try:
+        _check_settings(**settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: field 'train_state.settings' is not valid ({err})") from None
+    if sc.get("scaler") is not None and not isinstance(sc.get("scaler"), dict):
+        fail("scaler", "null or an object", sc.get("scaler"))
+    _check_optimizer_state(sc.get("optimizer"), t, fail)
+    for key, rule in (("rng.generator", "uint8"), ("rng.cpu", "uint8"), ("data.order", "int64"), ("losses", "float64")):
+        tensor = t.get(key)
+        if not isinstance(tensor, Tensor) or str(tensor.dtype).removeprefix("torch.") != rule or tensor.ndim != 1:
+            got = "missing" if tensor is None else f"{tensor.dtype} of shape {tuple(tensor.shape)}"
+            raise ValueError(f"{tensors_where}: tensor 'train_state.{key}' must be a 1-D {rule} tensor; got {got}")
+    count("cursor", 0, t["data.order"].numel())
+    order = t["data.order"]
+    if order.numel() and (int(order.min()) < 0 or int(order.max()) >= n_data):
+        raise ValueError(f"{tensors_where}: tensor 'train_state.data.order' must hold indices in [0, {n_data - 1}]")
+    if t["losses"].numel() != step:
+        raise ValueError(f"{tensors_where}: tensor 'train_state.losses' holds {t['losses'].numel()} values for "
+                         f"{step} steps (field 'train_state.step')")
+    bad = sorted(k for k, v in t.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise ValueError(f"{tensors_where}: the training state holds NaN or infinite values (tensor "
+                         f"'train_state.{bad[0]}' and {len(bad) - 1} more); it cannot be resumed")
+
+
+def _check_optimizer_state(opt: Any, tensors: dict[str, Tensor], fail: Callable[[str, str, Any], None]) -> None:
+    """The optimiser's JSON part: per-parameter entries naming tensors that exist, parameter groups."""
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or not isinstance(
+            opt.get("param_groups"), list):
+        fail("optimizer", 'an object {"state": {...}, "param_groups": [...]}', opt)
+    for index, entry in opt["state"].items():
+        if not (index.isdigit() and isinstance(entry, dict) and isinstance(entry.get("tensors"), list)
+                and isinstance(entry.get("scalars"), dict)):
+            fail(f"optimizer.state.{index}", 'an object {"tensors": [...], "scalars": {...}}', entry)
+        missing = [k for k in entry["tensors"] if not isinstance(k, str) or f"opt.{index}.{k}" not in tensors]
+        if missing:
+            fail(f"optimizer.state.{index}.tensors", "names of tensors stored in the weights file", missing)
+    for i, group in enumerate(opt["param_groups"]):
+        params = group.get("params") if isinstance(group, dict) else None
+        if not (isinstance(params, list) and all(isinstance(p, int) and not isinstance(p, bool) for p in params)):
+            fail(f"optimizer.param_groups[{i}]", 'an object with "params": [integers]', group)
 
 
 @dataclass

@@ -594,3 +594,79 @@ def test_a_weights_file_linked_to_proc_is_read_only_as_far_as_its_header(tmp_pat
     with pytest.raises(ValueError, match=f"{weights_path} is not a safetensors file"):
         load_checkpoint(tmp_path / "run")
     assert time.monotonic() - start < 5
+
+
+# ----------------------------------------------------------------------------- the training state, field by field
+
+
+@pytest.fixture
+def state_checkpoint(tmp_path):
+    data = dc.toy2d("mixture", n=64, generator=torch.Generator().manual_seed(0))
+    result = train(_net(), SCHEDULE, data, steps=3, batch_size=16, progress=False)
+    return save_checkpoint(tmp_path / "run", result.final_model, SCHEDULE, sample_shape=(2,), train_state=result.state)
+
+
+def _edit_state(meta_path, **fields):
+    meta = json.loads(meta_path.read_text())
+    for field, value in fields.items():
+        target = meta["train_state"]
+        *parents, last = field.split("__")
+        for p in parents:
+            target = target[p]
+        if value is KeyError:
+            del target[last]
+        else:
+            target[last] = value
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("fields, fragment", [
+    ({"seconds": "abc"}, "field 'train_state.seconds' must be a finite number >= 0; got 'abc'"),
+    ({"seconds": -1.0}, "field 'train_state.seconds' must be a finite number >= 0; got -1.0"),
+    ({"step": "3"}, "field 'train_state.step' must be an integer in [0, 9007199254740992]; got '3'"),
+    ({"step": 2**70}, "field 'train_state.step' must be an integer in [0, 9007199254740992]"),
+    ({"step": 5}, "tensor 'train_state.losses' holds 3 values for 5 steps"),
+    ({"version": 2}, "field 'train_state.version' must be 1"),
+    ({"n_data": 0}, "field 'train_state.n_data' must be an integer in [1,"),
+    ({"n_data": 10}, "tensor 'train_state.data.order' must hold indices in [0, 9]"),
+    ({"cursor": 10**6}, "field 'train_state.cursor' must be an integer in [0, "),
+    ({"settings__lr": -1}, "field 'train_state.settings' is not valid (lr must be a finite number in (0.0, inf]"),
+    ({"settings__lr": KeyError}, "field 'train_state.settings' must be an object with exactly the fields"),
+    ({"scaler": 3}, "field 'train_state.scaler' must be null or an object; got 3"),
+    ({"optimizer": []}, "field 'train_state.optimizer' must be an object"),
+    ({"optimizer__state__0__tensors": ["step", "nope"]},
+     "field 'train_state.optimizer.state.0.tensors' must be names of tensors stored in the weights file; got ['nope']"),
+    ({"optimizer__param_groups": [{"params": ["a"]}]}, "field 'train_state.optimizer.param_groups[0]' must be"),
+])
+def test_the_training_state_is_checked_field_by_field_at_load_time(state_checkpoint, fields, fragment):
+    _, meta_path = state_checkpoint
+    _edit_state(meta_path, **fields)
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(meta_path)
+    assert fragment in str(info.value) and ("run.json" in str(info.value) or "run.safetensors" in str(info.value))
+
+
+def test_a_nan_in_the_saved_ema_is_refused_at_load_and_nothing_is_replaced(state_checkpoint, capsys):
+    from safetensors.torch import load_file
+
+    weights_path, meta_path = state_checkpoint
+    state = load_file(str(weights_path))
+    key = next(k for k in state if k.startswith("train_state.ema.module.") and state[k].is_floating_point())
+    state[key][0] = float("nan")
+    _rewrite_weights(weights_path, meta_path, state)
+    before = (weights_path.read_bytes(), meta_path.read_bytes())
+    with pytest.raises(ValueError, match=rf"tensor '{key}' and 0 more\); it cannot be resumed"):
+        load_checkpoint(meta_path)
+    assert cli.main(["train", "--resume", str(weights_path.with_suffix("")), "--device", "cpu"]) == 1
+    assert "it cannot be resumed" in capsys.readouterr().err
+    assert (weights_path.read_bytes(), meta_path.read_bytes()) == before  # the resumable checkpoint is untouched
+
+
+def test_a_state_with_a_nan_is_never_saved(tmp_path):
+    data = dc.toy2d("mixture", n=64, generator=torch.Generator().manual_seed(0))
+    result = train(_net(), SCHEDULE, data, steps=2, batch_size=16, progress=False)
+    key = next(k for k, v in result.state.tensors.items() if k.startswith("ema.") and v.is_floating_point())
+    result.state.tensors[key] = torch.full_like(result.state.tensors[key], float("inf"))
+    with pytest.raises(ValueError, match="the training state holds NaN or infinite values"):
+        save_checkpoint(tmp_path / "run", result.final_model, SCHEDULE, sample_shape=(2,), train_state=result.state)
+    assert list(tmp_path.iterdir()) == []
