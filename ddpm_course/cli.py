@@ -50,6 +50,7 @@ EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 MAX_SAMPLES = 4096
 MAX_BATCH = 2**16  # _checks.MAX_BATCH: images per training step
+MAX_GUIDANCE = 100.0  # classifier-free guidance scales in use are below 20; far above, the samples overflow
 
 
 class CLIError(Exception):
@@ -623,8 +624,8 @@ def add_sample_parser(
         help="the class to draw, for a class-conditional model such as digits-cond (default: none, the null label)")
     add("--prompt", default=None,
         help="the words to draw, for a prompt model such as digits-prompt, e.g. 'thin seven' (default: none)")
-    add("--guidance", type=_finite(0.0), default=None,
-        help="classifier-free guidance scale s >= 0 with --label or --prompt: 0 unconditional, "
+    add("--guidance", type=_finite(0.0, MAX_GUIDANCE), default=None,
+        help=f"classifier-free guidance scale s in [0, {MAX_GUIDANCE:g}] with --label or --prompt: 0 unconditional, "
         "1 conditional (default), above 1 guided")
     add("--n", type=_int_in(1, MAX_SAMPLES), default=64, help=f"how many samples, at most {MAX_SAMPLES} (default 64)")
     add("--seed", type=_seed, default=0, help="seed of the generator that draws all noise (default 0)")
@@ -740,7 +741,12 @@ def _draw(args: argparse.Namespace, loaded) -> torch.Tensor:
     shape = (args.n, *loaded.sample_shape)
     gen = torch.Generator().manual_seed(args.seed)
     options = _sampler_options(args)
-    x = samplers.SAMPLERS[args.sampler](model, schedule, shape, generator=gen, **options)
+    try:
+        x = samplers.SAMPLERS[args.sampler](model, schedule, shape, generator=gen, **options)
+    except samplers.NonFiniteSampleError as err:
+        scale = getattr(args, "guidance", None)
+        hint = f"--guidance {scale:g} may be too strong (try 1 to 10); " if scale is not None and scale > 1 else ""
+        raise CLIError(f"--model {args.model} with --sampler {args.sampler}: {hint}{err}") from None
     if loaded.decode is not None:  # a latent model: its samples are latents, the images come from its VAE
         with torch.no_grad():
             x = loaded.decode(x)

@@ -477,6 +477,8 @@ def start_state(
         raise ValueError(
             f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}"
         ) from err
+    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} asked for, but CUDA is not available here (use 'cpu')")
     model_device, model_dtype = device_and_dtype(model)
     device = model_device if device is None else device
     if isinstance(shape, Tensor):

@@ -1000,16 +1000,37 @@ def build_preset(name: str, seed: int = 0, data_root: str = "data", download: bo
     return PresetRun(preset=preset, model=model, schedule=schedule, sample_shape=sample_shape, load_data=load)
 
 
+_TORCHVISION_FOLDERS = {"mnist": "MNIST/raw", "cifar10": "cifar-10-batches-py"}
+
+
 def _torchvision_data(name: str, root: str, download: bool) -> ImageData:
-    """The train split of a torchvision set; FileNotFoundError (saying how to get it) when missing."""
+    """The train split of a torchvision set: FileNotFoundError (saying how to get it) when its files
+    are missing, ValueError naming the folder when they are there but incomplete or corrupt."""
+    import pickle
+    from pathlib import Path
+
     from .data import torchvision_images
 
+    folder = Path(root) / _TORCHVISION_FOLDERS.get(name, name)
     try:
         return torchvision_images(name, root=str(root), train=True, download=download)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the {name} files are not under {root!r} (torchvision's layout)") from None
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
-        if download or "not found" not in str(err).lower():
-            raise
+        if "not found" not in str(err).lower() or download and not folder.is_dir():
+            raise ValueError(f"the {name} files in {folder} cannot be read ({' '.join(str(err).split())})") from None
+        if folder.is_dir() and any(folder.iterdir()):
+            raise ValueError(
+                f"the {name} files in {folder} are incomplete or corrupt (torchvision's check of them failed); "
+                "delete that folder and download them again (--download), or copy intact files there"
+            ) from None
         raise FileNotFoundError(
             f"the {name} files are not under {root!r} (torchvision's layout); download them with "
             f"download=True, or copy them there"
         ) from None
+    except (ValueError, EOFError, OSError, IndexError, KeyError, TypeError, AssertionError,
+            pickle.UnpicklingError) as err:  # a truncated or made-up file read by torchvision
+        reason = " ".join(str(err).split())[:120] or type(err).__name__
+        raise ValueError(f"the {name} files in {folder} cannot be read: corrupt, unreadable or not torchvision's "
+                         f"format ({reason}); "
+                         "delete that folder and download them again (--download)") from None

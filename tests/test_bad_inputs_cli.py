@@ -670,3 +670,96 @@ def test_a_state_with_a_nan_is_never_saved(tmp_path):
     with pytest.raises(ValueError, match="the training state holds NaN or infinite values"):
         save_checkpoint(tmp_path / "run", result.final_model, SCHEDULE, sample_shape=(2,), train_state=result.state)
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- smaller: each error names what is wrong
+
+
+def test_an_extreme_guidance_scale_names_the_option(capsys):
+    argv = [*S, "--model", "digits-cond", "--label", "3", "--guidance", "1e300", "--out", "x.png"]
+    assert cli.main(argv) == 2
+    assert "--guidance: must be a finite number in [0, 100]; got 1e300" in capsys.readouterr().err
+
+
+def test_samples_that_overflow_name_the_model_and_sampler(tmp_path, capsys):
+    net = _net()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1e30)  # finite weights whose products overflow float32
+    save_checkpoint(tmp_path / "loud", net, SCHEDULE, sample_shape=(2,))
+    out = tmp_path / "x.png"
+    argv = [*S, "--model", str(tmp_path / "loud"), "--sampler", "ddim", "--steps", "2", "--out", str(out)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"error: --model {tmp_path / 'loud'} with --sampler ddim: the sample became NaN or infinite" in err
+    assert "NonFiniteSampleError" not in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_a_clear_error_in_the_api(tmp_path):
+    with pytest.raises(ValueError, match="device cuda asked for, but CUDA is not available here"):
+        dc.samplers.ddim_sample(_net(), SCHEDULE, (2, 2), steps=2, device="cuda")
+    save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    with pytest.raises(ValueError, match="device cuda asked for, but CUDA is not available here"):
+        load_checkpoint(tmp_path / "run", device="cuda")
+
+
+def test_a_complex_answer_is_not_graded_correct():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from _solutions import answers
+    finally:
+        sys.path.pop(0)
+    from ddpm_course import exercises
+
+    reference = answers("02")["02.q_sample"]
+    assert exercises.check("02.q_sample", reference).ok  # the control: the real answer passes
+    complex_answer = lambda *args: reference(*args).to(torch.complex64)  # noqa: E731  same real part
+    assert not exercises.check("02.q_sample", complex_answer).ok
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (None, "are incomplete or corrupt (torchvision's check of them failed)"),  # made-up files: the MD5 check fails
+    ("truncate", "cannot be read: corrupt, unreadable or not torchvision's format"),
+])
+def test_corrupt_cifar_files_are_named_as_corrupt_not_missing(tmp_path, monkeypatch, capsys, damage, fragment):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from _fake_datasets import cifar_md5_off, fake_cifar10
+    finally:
+        sys.path.pop(0)
+    fake_cifar10(tmp_path)
+    if damage:
+        cifar_md5_off(monkeypatch)
+        batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+        batch.write_bytes(batch.read_bytes()[:100])
+    argv = ["train", "--preset", "cifar10", "--steps", "1", "--device", "cpu", "--data-root", str(tmp_path),
+            "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert fragment in err and str(tmp_path / "cifar-10-batches-py") in err and "not in --data-root" not in err
+
+
+def test_a_truncated_mnist_file_is_named(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from _fake_datasets import fake_mnist
+    finally:
+        sys.path.pop(0)
+    fake_mnist(tmp_path)
+    images = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:40])
+    argv = ["train", "--preset", "mnist", "--steps", "1", "--device", "cpu", "--data-root", str(tmp_path),
+            "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "the mnist files in" in err and "cannot be read" in err and len(err.splitlines()) == 1
