@@ -600,8 +600,12 @@ def _header(f, weights_path: Path, size_limit: int) -> tuple[dict[str, Any], int
     n = int.from_bytes(head, "little")
     if not 2 <= n <= min(MAX_JSON_BYTES, size_limit):
         raise ValueError(f"{weights_path} is not a safetensors file: its header claims {n:,} bytes")
+    raw = f.read(n)
+    if len(raw) < n:
+        raise ValueError(f"{weights_path} is cut short: the weights file is truncated (it ends inside its "
+                         "header), or it is not a safetensors file")
     try:
-        header = json.loads(f.read(n).decode("utf-8"), parse_constant=_reject_constant)
+        header = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise ValueError(f"{weights_path} is not a safetensors file: its header is not JSON (truncated or "
                          "altered)") from None

@@ -64,16 +64,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import (
-    batch_tensor,
-    finite_float,
-    generator_or_none,
-    int_at_least,
-    int_in_range,
-    one_of,
-    same_shape,
-    shape_tuple,
-)
+from ._checks import batch_tensor, finite_float, generator_or_none, int_at_least, int_in_range, one_of, same_shape
 from ._model import call_model, device_and_dtype, eval_mode
 from .forward import noise_like
 from .schedules import Schedule, check_step
@@ -486,6 +477,8 @@ def start_state(
         return x.to(device=device or x.device, dtype=dtype or x.dtype, copy=True)
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2:
         raise ValueError(f"shape must be a tuple of positive ints (B, ...) or a starting x_T tensor; got {shape!r}")
+    from ._checks import shape_tuple
+
     shape = shape_tuple("shape", shape, min_len=2)  # at most _checks.MAX_ELEMENTS, checked before drawing
     if dtype is None:  # a half-precision network still gets a float32 chain (see the docstring)
         dtype = torch.float32 if model_dtype is None else torch.promote_types(model_dtype, torch.float32)
