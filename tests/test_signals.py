@@ -280,3 +280,16 @@ def test_nothing_non_finite_is_ever_saved(tmp_path):
     with pytest.raises(ValueError, match="the weights hold NaN or infinite values"):
         save_checkpoint(tmp_path / "bad", net, linear_schedule(10), sample_shape=(2,))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_held_before_training_starts_stops_it_at_the_first_step():
+    from ddpm_course.models import MLPConfig, MLPDenoiser
+    from ddpm_course.schedules import linear_schedule
+    from ddpm_course.train import train
+
+    net = MLPDenoiser(MLPConfig(dim=2, hidden=8, depth=1, time_dim=8))
+    with DeferredSignals(deliver=False) as held:
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. while the data was loading: held, then handed to train()
+        result = train(net, linear_schedule(10), torch.randn(32, 2), steps=50, batch_size=8, progress=False)
+    assert result.interrupted and result.steps == 0 and result.stop_signal == signal.SIGTERM
+    assert held.pending == [] and result.state is not None
