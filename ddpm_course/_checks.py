@@ -18,6 +18,17 @@ number is) raises :class:`ArgumentTypeError`, which is both a ``TypeError`` and 
 | ``generator_or_none`` | a ``torch.Generator`` (on the CPU if asked) or None          |
 | ``batch_tensor``    | a non-empty floating-point tensor (B, ...), finite if asked    |
 | ``same_shape``      | a tensor with the shape of another (noise, a model output)     |
+| ``shape_tuple``     | a shape (B, ...) of positive ints with at most MAX_ELEMENTS in all |
+
+Upper bounds, checked before anything is allocated (a typo such as ``1e8`` is an error, not a
+machine that swaps for an hour):
+
+| bound           | value      | on                                                               |
+|-----------------|------------|------------------------------------------------------------------|
+| ``MAX_BATCH``   | 65,536     | images or points in one training batch (``batch_size``)          |
+| ``MAX_STEPS``   | 100,000    | steps of a chain without a schedule (``flow_sample``, Langevin), |
+|                 |            | noise levels (``geometric_sigmas``)                              |
+| ``MAX_ELEMENTS``| 2**28      | elements of one tensor made from a shape (1 GiB of float32)      |
 """
 from __future__ import annotations
 
@@ -27,7 +38,12 @@ from typing import TypeVar
 
 import torch
 
+MAX_BATCH = 2**16
+MAX_STEPS = 100_000
+MAX_ELEMENTS = 2**28
+
 __all__ = [
+    "MAX_BATCH", "MAX_STEPS", "MAX_ELEMENTS", "shape_tuple",
     "ArgumentTypeError", "int_at_least", "int_in_range", "finite_float", "one_of", "generator_or_none",
     "batch_tensor", "same_shape",
 ]
@@ -157,3 +173,15 @@ def same_shape(name: str, value: object, like: torch.Tensor, like_name: str = "x
     if value.shape != like.shape:
         raise ValueError(f"{name} must have the shape of {like_name} {tuple(like.shape)}; got {tuple(value.shape)}")
     return value
+
+
+def shape_tuple(name: str, shape: object, *, min_len: int = 1, max_elements: int = MAX_ELEMENTS) -> tuple[int, ...]:
+    """``shape`` must be a tuple (or list, torch.Size) of at least ``min_len`` positive integers
+    whose product is at most ``max_elements``; returns it as a tuple of ints."""
+    if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < min_len:
+        raise ValueError(f"{name} must be a tuple of at least {min_len} positive ints; got {shape!r}")
+    dims = tuple(int_at_least(f"every entry of {name}", n, 1) for n in shape)
+    if math.prod(dims) > max_elements:
+        raise ValueError(f"{name} {dims} holds {math.prod(dims):,} elements, more than the {max_elements:,} allowed "
+                         "(a bound checked before allocating)")
+    return dims

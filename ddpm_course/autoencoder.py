@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
               "data": f"scaled latents of {out}-vae (4 draws per train image, scale {float(vae.scale_factor):.5f})",
               "vae_train_seconds": vaes["vae"][1]["train_seconds"], "decode_with": f"{out}-vae"}
     save_checkpoint(out, run.final_model, schedule, sample_shape=tuple(latents.shape[1:]), record=record,
-                    weights_dtype=torch.float16, overwrite=args.overwrite)
+                    weights_dtype=torch.float16, overwrite=args.overwrite, kind="latent")
     print(f"wrote {out}, {out}-vae, {out}-elbo-vae")
 
 

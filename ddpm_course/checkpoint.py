@@ -37,8 +37,8 @@ import numbers
 import os
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -46,32 +46,26 @@ import torch
 from torch import nn
 
 from .schedules import Schedule
+from .shipped import KINDS, SHIPPED, infer_kind, tag
 
 __all__ = [
     "Checkpoint", "Pretrained", "save_checkpoint", "load_checkpoint", "checkpoint_paths", "pretrained", "PRETRAINED",
+    "clean_stale_temporaries",
 ]
 
 FORMAT = "ddpm_course.checkpoint/1"
-PRETRAINED = {
-    "digits": "the course U-Net on 16x16 digits (EMA weights): ddpm-course train --preset digits",
-    "digits-flow": "the course U-Net on 16x16 digits trained by flow matching (velocity, input t * 999; sample with "
-    "ddpm_course.flow.flow_sample): python -m ddpm_course.flow --out ddpm_course/pretrained/digits-flow --steps 450",
-    "toy2d": "an MLP noise predictor on the 2-D ring mixture: ddpm-course train --preset toy2d",
-    "digits-cond": "a small U-Net on 16x16 digits with labels and a learned null label, for guidance: "
-    "python benchmarks/train_guided.py digits-cond",
-    "digits-prompt": "a small U-Net reading prompts ('thin seven') through cross-attention: "
-    "python benchmarks/train_guided.py digits-prompt",
-    "digits-fast": "a few-step student of digits (1-4 evaluations; an EDMUNet, sample with "
-    "ddpm_course.distill.student_sample): python -m ddpm_course.distill --out ddpm_course/pretrained/digits-fast",
-    "digits-latent": "the course U-Net on 8x8x4 latents of 32x32 digits, decoded by the VAE digits-latent-vae "
-    "(load both with ddpm_course.autoencoder.load_latent): "
-    "python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent",
-}
+# name -> "what it is: the command that makes it", for every shipped checkpoint (see shipped.SHIPPED)
+PRETRAINED = {name: entry.summary for name, entry in SHIPPED.items() if entry.kind != "classifier"}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TRAIN_STATE_PREFIX = "train_state."
 MAX_PARAMETERS = 100_000_000  # a model the JSON describes must be smaller than this to be built
 MAX_SAMPLE_ELEMENTS = 2**24  # the largest sample_shape (C * H * W) a checkpoint may describe
-MAX_JSON_BYTES = 64 * 2**20
+MAX_JSON_BYTES = 64 * 2**20  # the JSON file, and the weights file's header
+MAX_CONFIG_INT = 2**16  # every integer in an architecture's config (channels, widths, dims)
+MAX_CONFIG_LIST = 8  # every list in a config (levels of a U-Net)
+MAX_REPEATS = 64  # repeat counts in a config (an MLP's depth, a U-Net's res blocks per level)
+_REPEAT_FIELDS = ("depth", "num_res_blocks")
+READ_RETRY_WAITS_S = (0.01, 0.02, 0.04, 0.08, 0.16)  # a reader beside a save: how long it waits for the JSON
 _CHUNK = 2**20
 
 
@@ -81,6 +75,8 @@ class Checkpoint:
     shape of one sample ((C, H, W) for images, (d,) for points; image_size is H or None).
 
     name: the shipped model's name for :func:`pretrained`, None for a file of your own.
+    kind: the model's family (``shipped.KINDS``: "eps", "velocity", "latent", "vae"), as its JSON
+    declares it; the model carries it too, so that the samplers can refuse a model of another kind.
     train_state: what :func:`~ddpm_course.train.train` needs to resume the run (``resume=``),
     or None when the checkpoint was saved without it.
     """
@@ -93,6 +89,7 @@ class Checkpoint:
     config: dict[str, Any]
     name: str | None = None
     train_state: Any = None
+    kind: str = "eps"  # what the network predicts and how to sample it: see shipped.KINDS
 
     @property
     def image_size(self) -> int | None:
@@ -140,7 +137,7 @@ def _jsonable(value: Any, where: str = "record") -> Any:
 
 
 def _serialise(
-    model: nn.Module, schedule: Schedule, sample_shape, record, weights_dtype, train_state
+    model: nn.Module, schedule: Schedule, sample_shape, record, weights_dtype, train_state, kind
 ) -> tuple[bytes, bytes]:
     """Both files' bytes, built in memory: nothing is written unless everything serialises."""
     from safetensors.torch import save as safetensors_bytes
@@ -152,14 +149,18 @@ def _serialise(
         k: (v.detach().to("cpu", weights_dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in model.state_dict().items()
     }
+    _check_finite(state, "the weights hold")
     scalars = None
     if train_state is not None:
-        state.update({TRAIN_STATE_PREFIX + k: v.detach().cpu().contiguous() for k, v in train_state.tensors.items()})
+        extra = {TRAIN_STATE_PREFIX + k: v.detach().cpu().contiguous() for k, v in train_state.tensors.items()}
+        _check_finite(extra, "the training state holds")
+        state.update(extra)
         scalars = _jsonable(train_state.scalars, "train_state")
     weights = safetensors_bytes(state)
     meta = {
         "format": FORMAT,
         "arch": arch,
+        "kind": kind if kind is not None else ("vae" if arch == "VAE" else "eps"),
         "config": _jsonable(config, "config"),
         "sample_shape": list(sample_shape),
         "schedule": {"name": schedule.name, "betas": schedule.betas.double().cpu().tolist()},
@@ -172,9 +173,20 @@ def _serialise(
     return weights, (json.dumps(meta, indent=1, allow_nan=False) + "\n").encode()
 
 
+def _check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Nothing non-finite is ever saved: the loader would refuse the file."""
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(
+            f"cannot save a checkpoint: {what} NaN or infinite values ({len(bad)} tensors, e.g. {bad[:3]}); "
+            "the previous checkpoint, if any, is left as it was"
+        )
+
+
 def _write_temporary(folder: Path, name: str, data: bytes) -> Path:
-    """``data`` in a new temporary file next to its destination, flushed to the disk."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    """``data`` in a new temporary file next to its destination (``.NAME.<pid>.<random>.tmp``: the
+    process id tells a later run whether its writer is gone), flushed to the disk."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.{os.getpid()}.", suffix=".tmp")
     try:
         _usual_permissions(fd)
         with os.fdopen(fd, "wb") as f:
@@ -193,6 +205,48 @@ def _usual_permissions(fd: int) -> None:
     os.umask(umask)
     if hasattr(os, "fchmod"):
         os.fchmod(fd, 0o666 & ~umask)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or no way to tell: leave its files alone
+    return True
+
+
+def clean_stale_temporaries(path: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """Remove the temporary files that a save of the checkpoint ``path`` left when its process
+    was killed (``kill -9``, a power cut): ``.NAME.safetensors.<pid>.*.tmp`` and
+    ``.NAME.json.<pid>.*.tmp`` whose process no longer runs. Returns (removed, kept): kept are
+    temporaries of a live process (a save under way) or without a process id (older versions),
+    which the caller may report."""
+    removed: list[Path] = []
+    kept: list[Path] = []
+    for dest in checkpoint_paths(path):
+        if not dest.parent.is_dir():
+            continue
+        for tmp in sorted(dest.parent.glob(f".{_glob_escape(dest.name)}.*.tmp")):
+            pid_text = tmp.name[len(dest.name) + 2:].split(".", 1)[0]
+            pid = int(pid_text) if pid_text.isdigit() else None
+            if pid is None or pid == os.getpid() or _process_alive(pid):
+                kept.append(tmp)
+                continue
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                kept.append(tmp)
+    return removed, kept
+
+
+def _glob_escape(name: str) -> str:
+    """``name`` with the glob wildcards * ? [ taken literally."""
+    import glob
+
+    return glob.escape(name)
 
 
 def _sync_folder(folder: Path) -> None:
@@ -234,6 +288,7 @@ def save_checkpoint(
     weights_dtype: torch.dtype = torch.float32,
     overwrite: bool = False,
     train_state: Any = None,
+    kind: str | None = None,
 ) -> tuple[Path, Path]:
     """Save ``model``'s weights to ``path``.safetensors and its description to ``path``.json, atomically.
 
@@ -243,7 +298,13 @@ def save_checkpoint(
     overwrite: an existing checkpoint is replaced only when True; otherwise FileExistsError.
     train_state: a ``train.TrainState`` (``TrainResult.state``) to store for a later
         ``train(..., resume=...)``; its tensors keep their own dtype.
+    kind: what the network predicts (``shipped.KINDS``): "eps" (default; "vae" for a VAE),
+        "velocity" for flow matching, "latent" for a noise predictor on a VAE's latents.
     Returns the two paths written. On any failure the previous files are left as they were.
+    SIGINT, SIGTERM and SIGHUP arriving during the save take effect only once it has ended, and
+    the temporary files of an earlier save whose process was killed are removed first.
+    Weights or training-state tensors holding NaN or infinity are refused (ValueError naming
+    them): a checkpoint on disk always loads.
     """
     weights_path, meta_path = checkpoint_paths(path)
     if not isinstance(model, nn.Module):
@@ -255,6 +316,8 @@ def save_checkpoint(
     if record is not None and not isinstance(record, dict):
         raise TypeError(f"record must be a dict or None; got {type(record).__name__}")
     sample_shape = _check_shape(sample_shape)
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}; got {kind!r}")
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False; got {overwrite!r}")
     if not overwrite:
@@ -264,10 +327,14 @@ def save_checkpoint(
     for p in (Path(path), weights_path, meta_path):
         if p.is_dir():
             raise IsADirectoryError(f"{p} is a folder; give a checkpoint name inside it, e.g. {p / 'run'}")
-    weights, meta = _serialise(model, schedule, sample_shape, record, weights_dtype, train_state)
-    folder = weights_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    _replace_pair(folder, (weights_path, meta_path), (weights, meta), overwrite)
+    from ._signals import DeferredSignals
+
+    with DeferredSignals():  # SIGINT, SIGTERM, SIGHUP wait until the pair is in place (or the save failed)
+        weights, meta = _serialise(model, schedule, sample_shape, record, weights_dtype, train_state, kind)
+        folder = weights_path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_stale_temporaries(path)
+        _replace_pair(folder, (weights_path, meta_path), (weights, meta), overwrite)
     return weights_path, meta_path
 
 
@@ -354,12 +421,18 @@ def _open_regular(path: Path):
     return os.fdopen(fd, "rb")
 
 
-def _sha256(path: Path) -> str:
-    """SHA-256 of a regular file, read in chunks."""
+def _sha256(path: Path, limit: int) -> str:
+    """SHA-256 of a regular file, read in chunks, of at most ``limit`` bytes (a longer file, or one
+    such as a /proc file that reads without end, gives the checksum of a prefix: it matches nothing)."""
     digest = hashlib.sha256()
+    left = limit + 1
     with _open_regular(path) as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
+        while left > 0:
+            chunk = f.read(min(_CHUNK, left))
+            if not chunk:
+                break
             digest.update(chunk)
+            left -= len(chunk)
     return digest.hexdigest()
 
 
@@ -452,19 +525,39 @@ def _check_meta(meta: Any, meta_path: Path) -> dict[str, Any]:
     dtype = f.get("weights_dtype", str, f"one of {list(_DTYPES)}", required=False)
     if dtype is not None and dtype not in _DTYPES:
         f.fail("weights_dtype", f"one of {list(_DTYPES)}", dtype)
-    f.get("record", dict, "an object", required=False)
+    record = f.get("record", dict, "an object", required=False)
     f.get("train_state", dict, "an object", required=False)
-    return {**meta, "sample_shape": tuple(shape)}
+    kind = f.get("kind", str, f"one of {list(KINDS)}", required=False)
+    if kind is None:  # saved before checkpoints declared their kind
+        kind = infer_kind(arch, record or {})
+    elif kind not in KINDS:
+        f.fail("kind", f"one of {list(KINDS)}", kind)
+    return {**meta, "sample_shape": tuple(shape), "kind": kind}
 
 
-def _check_model_size(meta: dict[str, Any], meta_path: Path, max_parameters: int) -> int:
+def _check_config_bounds(config: dict[str, Any], meta_path: Path) -> None:
+    """Bounds on the architecture's settings, checked before anything is built: every integer at
+    most MAX_CONFIG_INT, every list at most MAX_CONFIG_LIST long, repeat counts at most MAX_REPEATS."""
+    for key, value in config.items():
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) > MAX_CONFIG_LIST:
+            raise ValueError(f"{meta_path}: field 'config.{key}' must be a list of at most {MAX_CONFIG_LIST} "
+                             f"items; got {len(value)}")
+        limit = MAX_REPEATS if key in _REPEAT_FIELDS else MAX_CONFIG_INT
+        for item in items:
+            if _is_int(item) and not -limit <= item <= limit:
+                raise ValueError(f"{meta_path}: field 'config.{key}' must be at most {limit:,}; got {_short(value)}")
+
+
+def _check_model_size(meta: dict[str, Any], meta_path: Path, max_parameters: int) -> tuple[nn.Module, int]:
     """Build the described model on the meta device (no memory, no compute) and count its
-    parameters against the limit. Returns the largest size its weights file can have (bytes):
-    the state dict and, with a training state, the raw weights, the EMA and two optimiser
-    moments, all as float32."""
+    parameters against the limit. Returns that model and the largest size its weights file can
+    have (bytes): the state dict and, with a training state, the raw weights, the EMA and two
+    optimiser moments, all as float32."""
     from .models import build_model
 
     arch, config = meta["arch"], meta["config"]
+    _check_config_bounds(config, meta_path)
     try:
         with torch.device("meta"):
             model = build_model(arch, config)
@@ -479,49 +572,142 @@ def _check_model_size(meta: dict[str, Any], meta_path: Path, max_parameters: int
         )
     state_bytes = sum(v.numel() * 4 for v in model.state_dict().values())
     copies = 6 if "train_state" in meta else 1
-    return copies * state_bytes + 2**20 * (1 + 4 * copies)
+    return model.eval(), copies * state_bytes + 2**20 * (1 + 4 * copies)
 
 
-def _backup_hint(weights_path: Path, sha: str) -> str:
+def _backup_hint(weights_path: Path, sha: str, size_limit: int) -> str:
     """Where the matching weights are, if a save was cut off between its two renames (a power cut)."""
-    for backup in sorted(weights_path.parent.glob(f".{weights_path.name}.*.bak")):
-        if backup.is_file() and _sha256(backup) == sha:
+    for backup in sorted(weights_path.parent.glob(f".{_glob_escape(weights_path.name)}.*.bak")):
+        if backup.is_file() and _sha256(backup, size_limit) == sha:
             return f"; a save was cut off: the weights that match are in {backup}, rename it to {weights_path.name}"
     return ""
 
 
-def _read_weights(
-    weights_path: Path, meta: dict[str, Any], meta_path: Path, size_limit: int
-) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+# safetensors dtype codes -> what a checkpoint may hold there: floats for the weights, anything
+# torch itself writes for a training state (random generator bytes, the data order)
+_FLOAT_CODES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+_STATE_CODES = {**_FLOAT_CODES, "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
+_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+             "C64": 8}
 
-    with _open_regular(weights_path) as f:
-        size = os.fstat(f.fileno()).st_size
-    if size > size_limit:
-        raise ValueError(f"{weights_path} is {size:,} bytes, far more than the {meta['arch']} in {meta_path} needs")
-    if _sha256(weights_path) != meta["weights_sha256"]:
-        raise ValueError(
-            f"{weights_path} does not match the checksum in {meta_path}: the weights file is truncated, "
-            f"altered, or belongs to another checkpoint{_backup_hint(weights_path, meta['weights_sha256'])}"
-        )
+
+def _header(f, weights_path: Path, size_limit: int) -> tuple[dict[str, Any], int]:
+    """The safetensors header (8-byte little-endian length, then JSON), checked as a layout:
+    returns it and the file's total size that it declares."""
+    head = f.read(8)
+    if len(head) < 8:
+        raise ValueError(f"{weights_path} is not a safetensors file: {len(head)} bytes, shorter than its header")
+    n = int.from_bytes(head, "little")
+    if not 2 <= n <= min(MAX_JSON_BYTES, size_limit):
+        raise ValueError(f"{weights_path} is not a safetensors file: its header claims {n:,} bytes")
+    raw = f.read(n)
+    if len(raw) < n:
+        raise ValueError(f"{weights_path} is cut short: the weights file is truncated (it ends inside its "
+                         "header), or it is not a safetensors file")
     try:
-        return load_file(str(weights_path))
-    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
-        raise ValueError(f"{weights_path} is not a readable safetensors file ({err})") from None
+        header = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError(f"{weights_path} is not a safetensors file: its header is not JSON (truncated or "
+                         "altered)") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{weights_path} is not a safetensors file: its header is not an object")
+    header.pop("__metadata__", None)
+    end = 0
+    for key, entry in header.items():
+        ok = isinstance(entry, dict) and isinstance(entry.get("shape"), list) and all(
+            _is_int(s) and s >= 0 for s in entry["shape"]) and isinstance(entry.get("data_offsets"), list) and len(
+            entry["data_offsets"]) == 2 and all(_is_int(o) and o >= 0 for o in entry["data_offsets"])
+        if ok and entry.get("dtype") in _ITEMSIZE:
+            begin, stop = entry["data_offsets"]
+            ok = stop - begin == math.prod(entry["shape"]) * _ITEMSIZE[entry["dtype"]]
+        if not ok:
+            raise ValueError(f"{weights_path}: the header entry of tensor {key!r} is malformed ({_short(entry)})")
+        end = max(end, entry["data_offsets"][1])
+    return header, 8 + n + end
+
+
+def _check_header(header: dict[str, Any], expected: dict[str, torch.Tensor], meta: dict[str, Any],
+                  weights_path: Path) -> None:
+    """Every tensor the model needs, with its shape and a floating dtype; training-state tensors
+    only with a training state; nothing else. Checked before a byte of data is read."""
+    names = set(header)
+    state_keys = {k for k in names if k.startswith(TRAIN_STATE_PREFIX)}
+    if state_keys and "train_state" not in meta:
+        raise ValueError(f"{weights_path} holds training-state tensors but its JSON has no 'train_state'")
+    model_keys = names - state_keys
+    missing, unexpected = sorted(set(expected) - model_keys), sorted(model_keys - set(expected))
+    wrong_shape = sorted(k for k in expected if k in header and list(expected[k].shape) != header[k]["shape"])
+    if missing or unexpected or wrong_shape:
+        raise ValueError(
+            f"the weights in {weights_path} do not fit a {meta['arch']} with config {_short(meta['config'])}: "
+            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(wrong_shape)} with another shape (e.g. {wrong_shape[:3]}); "
+            "the file was made for another architecture"
+        )
+    for key in sorted(names):
+        code = header[key].get("dtype")
+        want_float = key in expected and expected[key].is_floating_point()
+        allowed = _FLOAT_CODES if want_float else _STATE_CODES
+        if code not in allowed:
+            what = "a floating-point dtype (F32, F16, BF16)" if want_float else f"one of {sorted(allowed)}"
+            raise ValueError(f"{weights_path}: tensor {key!r} has dtype {code!r}; it must have {what}")
+        if key in expected and not want_float and allowed[code] != expected[key].dtype:
+            raise ValueError(f"{weights_path}: tensor {key!r} has dtype {code!r}; the model keeps it as "
+                             f"{expected[key].dtype}")
+
+
+def _read_weights(weights_path: Path, meta: dict[str, Any], meta_path: Path, size_limit: int,
+                  expected: dict[str, torch.Tensor]) -> tuple[bytes | None, str]:
+    """The weights file's bytes, read through one open file: its header first (checked against
+    the model), then exactly the size the header declares. Returns (bytes, "") or (None, why)
+    when the bytes do not match the JSON's checksum (the caller may retry: a save may be
+    replacing the pair)."""
+    with _open_regular(weights_path) as f:
+        header, total = _header(f, weights_path, size_limit)
+        _check_header(header, expected, meta, weights_path)
+        if total > size_limit:
+            raise ValueError(f"{weights_path} declares {total:,} bytes, far more than the {meta['arch']} in "
+                             f"{meta_path} needs")
+        f.seek(0)
+        data = f.read(total)
+        extra = f.read(1)
+    if len(data) < total:
+        return None, f"{weights_path} is truncated: {len(data):,} of the {total:,} bytes its header declares"
+    if extra:
+        return None, f"{weights_path} holds more bytes than the {total:,} its header declares"
+    if hashlib.sha256(data).hexdigest() != meta["weights_sha256"]:
+        return None, (f"{weights_path} does not match the checksum in {meta_path}: the weights file is truncated, "
+                      f"altered, or belongs to another checkpoint")
+    return data, ""
 
 
 def _check_sample_shape(model: nn.Module, meta: dict[str, Any], meta_path: Path) -> None:
-    """One sample of ``sample_shape`` through the (freshly built) model must come out with that shape."""
+    """One sample of ``sample_shape`` through the model built on the meta device must come out with
+    that shape: shapes are checked, nothing is computed. A model whose forward pass reads values
+    (a prompt model checks its token ids) gets a real pass, for samples of at most 2**16 elements."""
     shape, num_classes = meta["sample_shape"], getattr(getattr(model, "config", None), "num_classes", None)
-    x, t = torch.zeros(1, *shape), torch.zeros(1, dtype=torch.long)
-    try:
+
+    def fits(device: str, net: nn.Module) -> bool:
+        x, t = torch.zeros(1, *shape, device=device), torch.zeros(1, dtype=torch.long, device=device)
         with torch.no_grad():
-            out = model(x, t) if num_classes is None else model(x, t, torch.zeros(1, dtype=torch.long))
-        fits = isinstance(out, torch.Tensor) and out.shape == x.shape
-    except (RuntimeError, ValueError, TypeError, IndexError):
-        fits = False
-    if not fits:
+            out = net(x, t) if num_classes is None else net(x, t, torch.zeros(1, dtype=torch.long, device=device))
+        return isinstance(out, torch.Tensor) and out.shape == x.shape
+
+    try:
+        ok = fits("meta", model)
+    except (RuntimeError, NotImplementedError) as err:
+        if "meta" not in str(err) or math.prod(shape) > 2**16:
+            ok = False
+        else:
+            from .models import build_model
+
+            try:
+                ok = fits("cpu", build_model(meta["arch"], meta["config"]).eval())
+            except (RuntimeError, ValueError, TypeError, IndexError):
+                ok = False
+    except (ValueError, TypeError, IndexError):
+        ok = False
+    if not ok:
         raise ValueError(
             f"{meta_path}: field 'sample_shape' {list(shape)} does not fit the {meta['arch']} "
             f"described by 'config' {_short(meta['config'])}"
@@ -530,22 +716,44 @@ def _check_sample_shape(model: nn.Module, meta: dict[str, Any], meta_path: Path)
 
 def _fit_weights(model: nn.Module, state: dict[str, torch.Tensor], meta: dict[str, Any], weights_path: Path) -> None:
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = [k for k in expected if k in state and expected[k].shape != state[k].shape]
-    if missing or unexpected or wrong_shape:
-        raise ValueError(
-            f"the weights in {weights_path} do not fit a {meta['arch']} with config {_short(meta['config'])}: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
-            f"{len(wrong_shape)} with another shape (e.g. {wrong_shape[:3]}); "
-            "the file was made for another architecture"
-        )
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise ValueError(
             f"the weights in {weights_path} hold NaN or infinite values ({len(bad)} tensors, e.g. {bad[:3]})"
         )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+
+
+def _file_ids(*paths: Path) -> tuple:
+    ids = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            ids.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            ids.append(None)
+    return tuple(ids)
+
+
+def _read_pair(weights_path: Path, meta_path: Path, max_parameters: int) -> tuple[dict, nn.Module, bytes]:
+    """The checked JSON, the model built on the meta device and the weights' bytes. A checksum
+    mismatch is retried while the files change under the reader (a save replacing the pair
+    renames the weights, then the JSON); a file that stays wrong is reported (ValueError)."""
+    waits = READ_RETRY_WAITS_S
+    for attempt in range(len(waits) + 1):
+        ids = _file_ids(weights_path, meta_path)
+        meta = _check_meta(_read_json(meta_path), meta_path)
+        meta_model, size_limit = _check_model_size(meta, meta_path, max_parameters)
+        data, why = _read_weights(weights_path, meta, meta_path, size_limit, meta_model.state_dict())
+        if data is not None:
+            return meta, meta_model, data
+        for wait in waits[attempt:]:  # wait for the writer's second rename, if one is under way
+            if _file_ids(weights_path, meta_path) != ids:
+                break
+            time.sleep(wait)
+        if _file_ids(weights_path, meta_path) == ids:
+            break
+    raise ValueError(why + _backup_hint(weights_path, meta["weights_sha256"], size_limit))
 
 
 def load_checkpoint(
@@ -557,7 +765,16 @@ def load_checkpoint(
     """Load a checkpoint saved by :func:`save_checkpoint`; the model comes back in eval mode
     and float32 on ``device``. Raises FileNotFoundError for missing files and ValueError for a
     file that is not regular, corrupt or truncated metadata (naming the field), a model larger
-    than ``max_parameters``, or weights that do not fit the stored architecture. Never unpickles."""
+    than ``max_parameters``, or weights that do not fit the stored architecture. Never unpickles.
+
+    Order of the checks, so that a bad file costs no more than reading its JSON and header: the
+    JSON (fields, bounds), the model built on the meta device (size, sample shape), the weights
+    file's header (every tensor's name, shape and dtype), then exactly the bytes the header
+    declares, through one open file, against the JSON's checksum; only then is the model built.
+    A reader beside a save that replaces the pair retries rather than report corruption."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_bytes
+
     from .models import build_model
 
     weights_path, meta_path = checkpoint_paths(path)
@@ -565,28 +782,33 @@ def load_checkpoint(
         device = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda'; got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} asked for, but CUDA is not available here (use 'cpu')")
     if isinstance(max_parameters, bool) or not isinstance(max_parameters, int) or max_parameters < 1:
         raise ValueError(f"max_parameters must be an integer >= 1; got {max_parameters!r}")
     for p in (weights_path, meta_path):
         _open_regular(p).close()  # missing or special files are reported before anything is read
-    meta = _check_meta(_read_json(meta_path), meta_path)
-    size_limit = _check_model_size(meta, meta_path, max_parameters)
+    meta, meta_model, data = _read_pair(weights_path, meta_path, max_parameters)
+    _check_sample_shape(meta_model, meta, meta_path)
     try:
         betas = torch.tensor(meta["schedule"]["betas"], dtype=torch.float64)
         schedule = Schedule.from_betas(betas, name=meta["schedule"]["name"])
     except ValueError as err:
         raise ValueError(f"{meta_path}: field 'schedule.betas' does not make a schedule ({err})") from None
+    try:
+        state = load_bytes(data)
+    except (SafetensorError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{weights_path} is not a readable safetensors file ({err})") from None
     model = build_model(meta["arch"], meta["config"]).eval()
-    _check_sample_shape(model, meta, meta_path)
-    state = _read_weights(weights_path, meta, meta_path, size_limit)
     train_tensors = {k[len(TRAIN_STATE_PREFIX):]: state.pop(k) for k in list(state) if k.startswith(TRAIN_STATE_PREFIX)}
     _fit_weights(model, state, meta, weights_path)
-    model.to(device).eval()
+    tag(model.to(device).eval(), meta["kind"])
     train_state = None
     if "train_state" in meta:
-        from .train import TrainState
+        from .train import TrainState, check_train_state
 
         train_state = TrainState(tensors=train_tensors, scalars=meta["train_state"])
+        check_train_state(train_state, str(meta_path), str(weights_path))  # field by field, before any resume
     return Checkpoint(
         model=model,
         schedule=schedule,
@@ -595,24 +817,23 @@ def load_checkpoint(
         arch=meta["arch"],
         config=meta["config"],
         train_state=train_state,
+        kind=meta["kind"],
     )
 
 
 def pretrained(name: str = "digits", device: torch.device | str = "cpu") -> Checkpoint:
-    """A model shipped with the package: "digits" (16x16 digits) or "toy2d" (the 2-D ring mixture).
+    """A model shipped with the package (see ``shipped.SHIPPED`` for each one's kind): "digits"
+    (16x16 digits), "toy2d" (the 2-D ring mixture), "digits-cond", "digits-prompt", "digits-flow"
+    (a velocity model), "digits-latent" (a latent U-Net; ``autoencoder.load_latent`` gives it with
+    its decoder), the VAEs "digits-latent-vae" and "digits-latent-elbo-vae".
 
-    Returns a :class:`Checkpoint` (alias ``Pretrained``) with ``.name``, ``.model`` in eval mode,
-    ``.schedule``, ``.image_size``, ``.sample_shape`` and ``.record``.
+    Returns a :class:`Checkpoint` (alias ``Pretrained``) with ``.name``, ``.kind``, ``.model`` in
+    eval mode, ``.schedule``, ``.image_size``, ``.sample_shape`` and ``.record``.
     """
+    from . import shipped
+
     if name not in PRETRAINED:
         raise ValueError(f"name must be one of {sorted(PRETRAINED)}; got {name!r}")
-    folder = resources.files("ddpm_course") / "pretrained"
-    with resources.as_file(folder) as folder_path:
-        if not (Path(folder_path) / f"{name}.safetensors").exists():
-            raise FileNotFoundError(
-                f"the shipped model {name!r} is missing from {folder_path}; "
-                f"make it with: {PRETRAINED[name].split(': ', 1)[1]}"
-            )
-        ckpt = load_checkpoint(Path(folder_path) / name, device=device)
+    ckpt = load_checkpoint(shipped.path(name), device=device)
     ckpt.name = name
     return ckpt

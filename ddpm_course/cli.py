@@ -50,6 +50,8 @@ PROG = "ddpm-course"
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 MAX_SAMPLES = 4096
+MAX_BATCH = 2**16  # _checks.MAX_BATCH: images per training step
+MAX_GUIDANCE = 100.0  # classifier-free guidance scales in use are below 20; far above, the samples overflow
 
 
 class CLIError(Exception):
@@ -240,7 +242,7 @@ def add_train_parser(
         help="seeds the model's initialisation and every random draw of training (default 0)")
     add("--steps", type=_positive_int, default=None,
         help="optimiser steps to run (default: the preset's; reproducible)")
-    add("--batch-size", type=_positive_int, default=None,
+    add("--batch-size", type=_int_in(1, MAX_BATCH), default=None,
         help="images per step (and per process under torchrun; default: the preset's); lower it when a GPU "
         "runs out of memory")
     add("--minutes", type=_finite(0, low_open=True), default=None,
@@ -308,6 +310,17 @@ def _plan_resume(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
     _same("--minutes", args.minutes, settings.get("minutes"))
     _same("--precision", _precision(args), settings.get("precision"))
     _same("--batch-size", args.batch_size, settings.get("batch_size"))
+    options = record.get("cli_options") if isinstance(record.get("cli_options"), dict) else {}
+    saved_threads = options.get("threads")
+    if saved_threads is not None and args.device.type == "cpu":
+        _same("--threads", args.threads, saved_threads)
+        args.threads = saved_threads  # the thread count changes the float sums: the run continues with its own
+    saved_fp16 = options.get("fp16_weights")
+    if saved_fp16 is not None:
+        if args.fp16_weights and not saved_fp16:
+            raise CLIError("--fp16-weights differs from the resumed run, which saves float32 weights; a resumed run "
+                           "keeps its settings (drop --fp16-weights)")
+        args.fp16_weights = bool(saved_fp16)
     same_place = args.out is None or checkpoint_paths(args.out) == checkpoint_paths(args.resume)
     return _TrainPlan(
         preset=record["preset"], seed=int(record.get("seed", 0)),
@@ -350,8 +363,22 @@ def _plan_train(args: argparse.Namespace, argv: Sequence[str]) -> _TrainPlan:
                        "rank must stop at the same step, and one rank's state cannot continue the run")
     for p in checkpoint_paths(plan.out):
         check_output(p, plan.overwrite)
+    _report_stale_temporaries(plan.out)
     _set_threads(args)
     return plan
+
+
+def _report_stale_temporaries(out: Path) -> None:
+    """Temporary files an earlier save at ``out`` left when it was killed: removed when their
+    process is gone, named otherwise."""
+    from .checkpoint import clean_stale_temporaries
+
+    removed, kept = clean_stale_temporaries(out)
+    for tmp in removed:
+        print(f"note: removed {tmp}, left by an earlier save that was killed", file=sys.stderr)
+    for tmp in kept:
+        print(f"note: {tmp} is a temporary file of another save (under way, or from an older version); "
+              "remove it by hand if no other save is running", file=sys.stderr)
 
 
 def _train_record(args: argparse.Namespace, plan: _TrainPlan, preset, result, status: str) -> dict:
@@ -371,6 +398,9 @@ def _train_record(args: argparse.Namespace, plan: _TrainPlan, preset, result, st
         "bf16_autocast": plan.precision == "bf16",
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "train_settings": _train_kwargs(plan, preset),
+        # what a --resume restores besides the training state (the thread count changes the float sums)
+        "cli_options": {"threads": torch.get_num_threads() if args.device.type == "cpu" else None,
+                        "fp16_weights": bool(args.fp16_weights)},
     }
     if plan.precision != "fp32":
         record["precision"] = plan.precision
@@ -413,22 +443,22 @@ def _run_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from . import distributed
 
     args.ranks = distributed.from_env()
+    plan = _plan_train(args, argv)  # every argument is checked before a process group is joined
     if args.ranks is None:
-        return _train(args, argv)
-    args.device = distributed.start(args.ranks, args.device)
+        return _train(args, plan)
+    args.device = distributed.start(args.ranks, args.device)  # waits distributed.join_timeout() s at most
     try:
-        return _train(args, argv)
+        return _train(args, plan)
     finally:
         distributed.stop()
 
 
-def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .checkpoint import save_checkpoint
+def _train(args: argparse.Namespace, plan: _TrainPlan) -> int:
+    from ._signals import DeferredSignals, exit_status, signal_name
     from .distributed import rank_seed
     from .models import count_parameters
     from .train import train
 
-    plan = _plan_train(args, argv)
     run = _load_preset(plan, args)
     preset = run.preset
     main_rank = args.ranks is None or args.ranks.is_main
@@ -440,37 +470,121 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ranks = f"; {args.ranks.world_size} processes (torchrun)" if args.ranks else ""
     say(f"preset {plan.preset}: {preset.arch}, {count_parameters(run.model):,} parameters, "
         f"{preset.schedule} schedule T={preset.T}; budget {budget}; {hardware_description(args.device)}{ranks}")
-
-    def save(result, status: str) -> tuple[Path, Path]:
-        paths = save_checkpoint(
-            plan.out, result.final_model, run.schedule, sample_shape=run.sample_shape,
-            record=_train_record(args, plan, preset, result, status),
-            weights_dtype=torch.float16 if args.fp16_weights else torch.float32, overwrite=plan.overwrite,
-            train_state=result.state if status != "finished" else None,
+    saver = _Saver(args, plan, run)
+    # From here to the end of the last save, SIGINT, SIGTERM and SIGHUP never cut a save short: during
+    # training they stop the loop after the step (train's own guard), during a save they wait for its end.
+    with DeferredSignals(deliver=False) as held:
+        result = train(
+            run.model, run.schedule, run.data, steps=steps, minutes=minutes,
+            generator=torch.Generator().manual_seed(rank_seed(plan.seed, args.ranks)), device=args.device,
+            precision=plan.precision, progress=main_rank and not args.no_progress,
+            resume=plan.resume.train_state if plan.resume else None, distributed=args.ranks is not None,
+            checkpoint_every=args.save_every, on_checkpoint=saver.periodic if args.save_every else None,
+            **_train_kwargs(plan, preset),
         )
-        plan.overwrite = True  # from now on the files at --out are this run's own
-        return paths
-
-    result = train(
-        run.model, run.schedule, run.data, steps=steps, minutes=minutes,
-        generator=torch.Generator().manual_seed(rank_seed(plan.seed, args.ranks)), device=args.device,
-        precision=plan.precision, progress=main_rank and not args.no_progress,
-        resume=plan.resume.train_state if plan.resume else None, distributed=args.ranks is not None,
-        checkpoint_every=args.save_every, on_checkpoint=(lambda r: save(r, "running")) if args.save_every else None,
-        **_train_kwargs(plan, preset),
-    )
-    if not main_rank:
-        return EXIT_INTERRUPTED if result.interrupted else 0
+        if not main_rank:
+            return exit_status(result.stop_signal) if result.interrupted else 0
+        status = "interrupted" if result.interrupted else "finished"
+        written = saver.final(result, status)
+    signals = [s for s in (result.stop_signal, *held.pending) if s is not None]
+    if written is None:
+        return EXIT_ERROR
+    weights, meta, complete = written
     if result.interrupted:
-        weights, meta = save(result, "interrupted")
-        resumable = f"; continue with: {PROG} train --resume {plan.out}" if result.state is not None else ""
-        print(f"interrupted at step {result.steps}; saved {weights} and {meta}{resumable}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    weights, meta = save(result, "finished")
+        resumable = f"; continue with: {_continue_command(args, plan)}" if complete and result.state else ""
+        print(f"interrupted at step {result.steps} ({signal_name(signals[0])}); saved {weights} and {meta}"
+              f"{resumable}", file=sys.stderr)
+        return exit_status(signals[0])
     loss = _train_record(args, plan, preset, result, "finished")["final_loss"]
     print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min ({result.images_per_second:.0f} images/s), "
           f"final loss {loss:.4f}; saved {weights} and {meta}")
-    return 0
+    if signals:
+        print(f"{signal_name(signals[0])} arrived at the end of the run; the checkpoint above was saved whole first",
+              file=sys.stderr)
+        return exit_status(signals[0])
+    return 0 if complete else EXIT_ERROR
+
+
+def _continue_command(args: argparse.Namespace, plan: _TrainPlan) -> str:
+    """The command that continues this run: --resume restores the preset, seed, budget, batch size,
+    precision, threads and weights dtype; the options below are not saved, so they are repeated."""
+    parts = [PROG, "train", "--resume", str(plan.out)]
+    parts += ["--device", str(args.device)]  # "auto" might pick another device, and another device other sums
+    if args.data_root != "data":
+        parts += ["--data-root", args.data_root]
+    if args.save_every:
+        parts += ["--save-every", f"{args.save_every:g}"]
+    if args.no_progress:
+        parts.append("--no-progress")
+    import shlex
+
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+class _Saver:
+    """The saves of one ``ddpm-course train`` run: periodic ones that may fail without ending the
+    run, and a last one that falls back rather than lose the run."""
+
+    def __init__(self, args: argparse.Namespace, plan: _TrainPlan, run):
+        self.args, self.plan, self.run = args, plan, run
+
+    def save(self, result, status: str, out: Path, with_state: bool, fp16: bool, overwrite: bool):
+        from .checkpoint import save_checkpoint
+
+        record = _train_record(self.args, self.plan, self.run.preset, result, status)
+        if status != "finished" and not with_state:
+            record["note"] = "saved without its training state (the full save failed): it cannot be resumed"
+        paths = save_checkpoint(
+            out, result.final_model, self.run.schedule, sample_shape=self.run.sample_shape, record=record,
+            weights_dtype=torch.float16 if fp16 else torch.float32, overwrite=overwrite,
+            train_state=result.state if with_state else None,
+        )
+        if out == self.plan.out:
+            self.plan.overwrite = True  # from now on the files at --out are this run's own
+        return paths
+
+    def periodic(self, result) -> None:
+        """A --save-every save; a failure is reported and training goes on (the previous save stays)."""
+        try:
+            self.save(result, "running", self.plan.out, True, self.args.fp16_weights, self.plan.overwrite)
+        except (OSError, ValueError) as err:
+            print(f"warning: the periodic save at step {result.steps} failed ({_one_line(err)}); the previous "
+                  f"save at {self.plan.out} is kept and training goes on", file=sys.stderr)
+
+    def final(self, result, status: str) -> tuple[Path, Path, bool] | None:
+        """The last save, trying in turn: everything at --out; the weights alone (no training state);
+        the weights alone as float16; then the same beside --out under another name. Returns
+        (weights, json, complete) or None (after saying what was lost) when nothing could be written."""
+        out, fp16 = self.plan.out, self.args.fp16_weights
+        state = status != "finished" and result.state is not None
+        rescue = out.with_name(f"{out.name}-rescued-{os.getpid()}")
+        tries = list(dict.fromkeys([
+            (out, state, fp16), (out, False, fp16), (out, False, True), (rescue, state, fp16), (rescue, False, True),
+        ]))
+        errors: list[str] = []
+        for where, with_state, half in tries:
+            try:
+                weights, meta = self.save(result, status, where, with_state, half,
+                                          self.plan.overwrite if where == out else False)
+            except ValueError as err:  # non-finite weights, an unstorable record: another name will not help
+                errors.append(_one_line(err))
+                break
+            except OSError as err:
+                errors.append(_one_line(err))
+                continue
+            complete = (where, with_state, half) == tries[0]
+            if not complete:
+                lost = [w for w, gone in (("its training state (it cannot be resumed)", state and not with_state),
+                                          ("float32 precision (saved as float16)", half and not fp16)) if gone]
+                lost = " and ".join(lost) or "nothing"
+                print(f"warning: the save to {out} failed ({errors[0]}); saved the "
+                      f"{'EMA ' if result.ema_model is not None else ''}weights at {where} instead, losing {lost}",
+                      file=sys.stderr)
+            return weights, meta, complete
+        print(f"{PROG}: error: could not save the run at step {result.steps} ({'; '.join(dict.fromkeys(errors))}); "
+              f"tried {out} and {rescue}. The trained weights were only in memory and are lost now: free "
+              "space or fix the folder, then train again", file=sys.stderr)
+        return None
 
 
 # ----------------------------------------------------------------------------- sample
@@ -494,7 +608,9 @@ def add_sample_parser(
         "--out grid.png",
     )
     add = parser.add_argument
-    add("--model", default="digits", help="a shipped model (digits, toy2d) or a checkpoint path (default digits)")
+    add("--model", default="digits",
+        help="a shipped noise predictor (digits, toy2d, digits-cond, digits-prompt), the latent model digits-latent "
+        "(its samples are decoded by its VAE), or a checkpoint path (default digits)")
     add("--sampler", default="dpm_solver", choices=sorted(SAMPLERS), help="default dpm_solver")
     add("--steps", type=_positive_int, default=None,
         help="network evaluations, for ddim, euler and dpm_solver (default: the sampler's; ddpm runs all T steps)")
@@ -509,8 +625,8 @@ def add_sample_parser(
         help="the class to draw, for a class-conditional model such as digits-cond (default: none, the null label)")
     add("--prompt", default=None,
         help="the words to draw, for a prompt model such as digits-prompt, e.g. 'thin seven' (default: none)")
-    add("--guidance", type=_finite(0.0), default=None,
-        help="classifier-free guidance scale s >= 0 with --label or --prompt: 0 unconditional, "
+    add("--guidance", type=_finite(0.0, MAX_GUIDANCE), default=None,
+        help=f"classifier-free guidance scale s in [0, {MAX_GUIDANCE:g}] with --label or --prompt: 0 unconditional, "
         "1 conditional (default), above 1 guided")
     add("--n", type=_int_in(1, MAX_SAMPLES), default=64, help=f"how many samples, at most {MAX_SAMPLES} (default 64)")
     add("--seed", type=_seed, default=0, help="seed of the generator that draws all noise (default 0)")
@@ -551,10 +667,41 @@ def _check_sample_args(args: argparse.Namespace) -> Path:
     return out
 
 
-def _load_model(name: str, device: torch.device):
-    from .checkpoint import PRETRAINED, load_checkpoint, pretrained
+@dataclass
+class _Loaded:
+    """A model ready for the DDPM samplers: a noise predictor, its schedule, the shape it samples,
+    and for a latent model the decoder that turns its samples into images."""
 
-    return pretrained(name, device=device) if name in PRETRAINED else load_checkpoint(name, device=device)
+    model: torch.nn.Module
+    schedule: object
+    sample_shape: tuple[int, ...]
+    decode: object = None  # latents (B, c, h, w) -> images, or None
+    image_shape: tuple[int, ...] = ()
+
+
+def _load_model(name: str, device: torch.device, command: str = "sample") -> _Loaded:
+    """A shipped model or a checkpoint, sampled the way its kind needs (``shipped.KINDS``): a
+    noise predictor as it is, a latent model with its VAE (the samples are decoded); a velocity
+    model, a VAE or the classifier is refused, naming what samples it."""
+    from . import shipped
+    from .checkpoint import load_checkpoint, pretrained
+
+    ckpt = None
+    if name in shipped.SHIPPED:
+        kind = shipped.SHIPPED[name].kind
+    else:
+        ckpt = load_checkpoint(name, device=device)
+        kind = ckpt.kind
+    if kind not in shipped.SAMPLER_KINDS:
+        raise CLIError(f"--model {name} is {shipped.KINDS[kind]}; {PROG} {command} runs noise predictors (eps) "
+                       "and latent models only")
+    if kind == "latent":
+        from .autoencoder import load_latent
+
+        pipe = load_latent(str(shipped.path(name) if ckpt is None else name), device)
+        return _Loaded(pipe.unet, pipe.schedule, pipe.latent_shape, pipe.vae.decode_scaled, pipe.image_shape)
+    ckpt = ckpt if ckpt is not None else pretrained(name, device=device)
+    return _Loaded(ckpt.model, ckpt.schedule, ckpt.sample_shape, None, ckpt.sample_shape)
 
 
 def _condition(args: argparse.Namespace, model) -> torch.Tensor | None:
@@ -595,7 +742,16 @@ def _draw(args: argparse.Namespace, loaded) -> torch.Tensor:
     shape = (args.n, *loaded.sample_shape)
     gen = torch.Generator().manual_seed(args.seed)
     options = _sampler_options(args)
-    return samplers.SAMPLERS[args.sampler](model, schedule, shape, generator=gen, **options).detach().cpu().float()
+    try:
+        x = samplers.SAMPLERS[args.sampler](model, schedule, shape, generator=gen, **options)
+    except samplers.NonFiniteSampleError as err:
+        scale = getattr(args, "guidance", None)
+        hint = f"--guidance {scale:g} may be too strong (try 1 to 10); " if scale is not None and scale > 1 else ""
+        raise CLIError(f"--model {args.model} with --sampler {args.sampler}: {hint}{err}") from None
+    if loaded.decode is not None:  # a latent model: its samples are latents, the images come from its VAE
+        with torch.no_grad():
+            x = loaded.decode(x)
+    return x.detach().cpu().float()
 
 
 def _save_figure(x: torch.Tensor, args: argparse.Namespace, out: Path) -> None:
@@ -680,10 +836,10 @@ def _run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     _sampler_options(args)  # an option the sampler does not take fails here, before any work
     _set_threads(args)
-    loaded = _load_model(args.model, args.device)
-    if len(loaded.sample_shape) != 3 or loaded.sample_shape[0] != 1:
+    loaded = _load_model(args.model, args.device, "evaluate")
+    if len(loaded.image_shape) != 3 or loaded.image_shape[0] != 1:
         raise CLIError(f"evaluate scores grey images (1, H, W) on digit-classifier features; {args.model} makes "
-                       f"samples of shape {tuple(loaded.sample_shape)}")
+                       f"samples of shape {tuple(loaded.image_shape)}")
     start = time.perf_counter()
     with torch.no_grad():
         x = _draw(args, loaded)

@@ -18,6 +18,7 @@ generator is seeded from the seed and its rank): one step sees WORLD_SIZE x batc
 """
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Rank", "from_env", "start", "stop", "wrap", "mean", "rank_seed", "main_rank_first"]
+__all__ = [
+    "Rank", "from_env", "start", "stop", "wrap", "mean", "rank_seed", "main_rank_first", "JOIN_TIMEOUT_S",
+    "join_timeout",
+]
 
 
 @dataclass(frozen=True)
@@ -59,19 +63,75 @@ def from_env() -> Rank | None:
     return Rank(rank, world_size, local_rank)
 
 
-def start(where: Rank, device: torch.device) -> torch.device:
+JOIN_TIMEOUT_S = 60.0  # how long a rank waits for the others to come before it gives up
+JOIN_TIMEOUT_ENV = "DDPM_COURSE_JOIN_TIMEOUT"  # seconds, to wait longer (or shorter) than that
+
+
+def join_timeout() -> float:
+    """The seconds a rank waits for the others: :data:`JOIN_TIMEOUT_S`, or the environment's
+    ``DDPM_COURSE_JOIN_TIMEOUT`` (a number of seconds > 0)."""
+    text = os.environ.get(JOIN_TIMEOUT_ENV)
+    if text is None:
+        return JOIN_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise ValueError(f"{JOIN_TIMEOUT_ENV} must be a finite number of seconds > 0; got {text!r}")
+    return value
+
+
+def start(where: Rank, device: torch.device, timeout_s: float | None = None) -> torch.device:
     """Join the process group (nccl on CUDA, gloo on the CPU); returns this rank's device
-    (``cuda:LOCAL_RANK`` for a CUDA run)."""
+    (``cuda:LOCAL_RANK`` for a CUDA run).
+
+    The ranks first meet on torchrun's store (MASTER_ADDR:MASTER_PORT) and wait at most
+    ``timeout_s`` seconds (default :func:`join_timeout`) for one another: a leftover torchrun
+    environment (RANK, WORLD_SIZE set, no other ranks) is a ValueError within that time, not a
+    half-hour wait. The group's own collectives keep PyTorch's default timeout.
+    """
     import torch.distributed as dist
 
+    timeout_s = join_timeout() if timeout_s is None else float(timeout_s)
     if device.type == "cuda":
         device = torch.device("cuda", where.local_rank)
         torch.cuda.set_device(device)
     elif device.type != "cpu":
         raise ValueError(f"distributed training runs on CUDA (nccl) or the CPU (gloo); got device {device}")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if dist.is_initialized():
+        return device
+    store = _meet(where, datetime.timedelta(seconds=timeout_s))
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=where.rank,
+                            world_size=where.world_size)
     return device
+
+
+def _meet(where: Rank, timeout) -> object:
+    """Connect to the rendezvous store and wait until every rank has checked in; ValueError if
+    they do not within ``timeout`` (a timedelta)."""
+    import torch.distributed as dist
+
+    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    leftover = (f"RANK={where.rank}, WORLD_SIZE={where.world_size} are set: run under torchrun, or unset RANK, "
+                "WORLD_SIZE and LOCAL_RANK to train in one process")
+    if not host or not (port or "").isdigit():
+        raise ValueError(f"MASTER_ADDR and MASTER_PORT (set by torchrun) are missing or invalid although {leftover}")
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"  # torchrun hosts the store
+    prefix = f"ddpm_course/join/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+    seconds = timeout.total_seconds()
+    try:
+        store = dist.TCPStore(host, int(port), where.world_size, is_master=where.rank == 0 and not agent,
+                              timeout=timeout, wait_for_workers=False)
+        store.set(f"{prefix}{where.rank}", "1")
+        store.wait([f"{prefix}{r}" for r in range(where.world_size)], timeout)
+    except (RuntimeError, OSError) as err:  # DistStoreError, DistNetworkError, a refused connection
+        reason = " ".join(str(err).split())[:160].rstrip(". ")
+        raise ValueError(f"the {where.world_size} torchrun processes did not all join within {seconds:g} s at "
+                         f"{host}:{port} ({reason}); {leftover} (wait longer with {JOIN_TIMEOUT_ENV}=SECONDS)"
+                         ) from None
+    store.set_timeout(datetime.timedelta(minutes=30))  # the group's collectives: PyTorch's default
+    return store
 
 
 def stop() -> None:

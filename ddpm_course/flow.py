@@ -34,7 +34,7 @@ from itertools import pairwise
 import torch
 from torch import Tensor, nn
 
-from ._checks import finite_float, generator_or_none, int_at_least, one_of
+from ._checks import MAX_BATCH, MAX_STEPS, finite_float, generator_or_none, int_at_least, int_in_range, one_of
 from ._model import eval_mode
 from .data import ImageData
 from .forward import noise_like
@@ -239,7 +239,7 @@ def heun_step(model: Model, x: Tensor, t: float, t_next: float, u: Tensor) -> Te
 
 def flow_timesteps(steps: int) -> Tensor:
     """The ``steps + 1`` times 1 = t_0 > t_1 > ... > t_steps = 0, evenly spaced: (steps + 1,) float64."""
-    int_at_least("steps", steps, 1)
+    int_in_range("steps", steps, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
     return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
 
 
@@ -276,6 +276,9 @@ def flow_sample(
     back. Returns x_0: (B, ...).
     """
     one_of("method", method, METHODS)
+    from .shipped import require_kind
+
+    require_kind(model, ("velocity",), "flow_sample")  # a loaded noise predictor is refused, naming its sampler
     x = start_state(model, shape, generator_or_none("generator", generator))
 
     def predict(x_t: Tensor, t: float) -> Tensor:
@@ -301,7 +304,7 @@ def _as_images(data: ImageData | Tensor) -> Tensor:
 def _check_train_args(steps: int, batch_size: int, warmup_steps: int, lr: float, grad_clip: float | None,
                       ema_decay: float | None) -> None:
     int_at_least("steps", steps, 1)
-    int_at_least("batch_size", batch_size, 1)
+    int_in_range("batch_size", batch_size, 1, MAX_BATCH, hint="the documented bound _checks.MAX_BATCH")
     int_at_least("warmup_steps", warmup_steps, 0)
     finite_float("lr", lr, 0.0, low_open=True)
     if grad_clip is not None:
@@ -430,7 +433,7 @@ def _main(argv: list[str] | None = None) -> None:
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
     }
     paths = save_checkpoint(args.out, result.final_model, linear_schedule(), sample_shape=(1, 16, 16), record=record,
-                            weights_dtype=torch.float16, overwrite=args.overwrite)
+                            weights_dtype=torch.float16, overwrite=args.overwrite, kind="velocity")
     print(f"wrote {paths[0]} and {paths[1]}: {args.steps} steps in {result.seconds:.0f} s, "
           f"final loss {record['final_loss']}")
 

@@ -468,6 +468,8 @@ def start_state(
         raise ValueError(
             f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}"
         ) from err
+    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} asked for, but CUDA is not available here (use 'cpu')")
     model_device, model_dtype = device_and_dtype(model)
     device = model_device if device is None else device
     if isinstance(shape, Tensor):
@@ -475,8 +477,9 @@ def start_state(
         return x.to(device=device or x.device, dtype=dtype or x.dtype, copy=True)
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2:
         raise ValueError(f"shape must be a tuple of positive ints (B, ...) or a starting x_T tensor; got {shape!r}")
-    for n in shape:
-        int_at_least("every entry of shape", n, 1)
+    from ._checks import shape_tuple
+
+    shape = shape_tuple("shape", shape, min_len=2)  # at most _checks.MAX_ELEMENTS, checked before drawing
     if dtype is None:  # a half-precision network still gets a float32 chain (see the docstring)
         dtype = torch.float32 if model_dtype is None else torch.promote_types(model_dtype, torch.float32)
     like = torch.empty(tuple(shape), dtype=dtype)  # (B, ...) on the CPU
@@ -525,6 +528,7 @@ def sample(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable (i, t, x_t, x0_hat) or None; got {type(callback).__name__}")
     one_of("check_finite", check_finite, (True, False))
+    _require_noise_predictor(model)
     x = start_state(model, shape, generator, device=device, dtype=dtype, check_finite=check_finite)
     y = _check_y(y, x)
 
@@ -815,6 +819,13 @@ def dpm_solver_3m_step(
     return Step(x_prev, d0)
 
 
+def _require_noise_predictor(model: Callable) -> None:
+    """A loaded model's kind must be one these samplers read (a noise predictor); models built in code carry none."""
+    from .shipped import SAMPLER_KINDS, require_kind
+
+    require_kind(model, SAMPLER_KINDS, f"the DDPM samplers ({', '.join(SAMPLERS)})")
+
+
 def _model_chain(
     model: Callable, schedule: Schedule, shape: tuple[int, ...] | Tensor, ts: Tensor, make_rule: Callable,
     *, memory: int, generator, callback, y, check_finite, device, dtype,
@@ -824,6 +835,7 @@ def _model_chain(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable (i, t, x_t, x0_hat) or None; got {type(callback).__name__}")
     one_of("check_finite", check_finite, (True, False))
+    _require_noise_predictor(model)
     x = start_state(model, shape, generator, device=device, dtype=dtype, check_finite=check_finite)
     y = _check_y(y, x)
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ._checks import finite_float, generator_or_none, int_at_least
+from ._checks import MAX_BATCH, MAX_STEPS, finite_float, generator_or_none, int_at_least, int_in_range
 from .forward import noise_like
 from .oracle import GaussianMixture
 from .parametrization import convert
@@ -50,7 +50,7 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> Tensor:
     """n noise levels from sigma_max down to sigma_min with a constant ratio: (n,) float64."""
     finite_float("sigma_min", sigma_min, 0.0, low_open=True)
     finite_float("sigma_max", sigma_max, sigma_min)
-    int_at_least("n", n, 1)
+    int_in_range("n", n, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
     return torch.logspace(math.log10(sigma_max), math.log10(sigma_min), n, dtype=torch.float64)
 
 
@@ -108,7 +108,7 @@ def train_dsm(
     (batches, levels, noise) from ``generator`` (seed 0 when None).
     """
     int_at_least("steps", steps, 1)
-    int_at_least("batch_size", batch_size, 1)
+    int_in_range("batch_size", batch_size, 1, MAX_BATCH, hint="the documented bound _checks.MAX_BATCH")
     finite_float("lr", lr, 0.0, low_open=True)
     generator = torch.Generator().manual_seed(0) if generator_or_none("generator", generator) is None else generator
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -167,7 +167,7 @@ def langevin(
 ) -> Tensor:
     """Unadjusted Langevin dynamics: n_steps of x <- x + (a / 2) score(x) + sqrt(a) z. x: (B, d) -> (B, d)."""
     a = finite_float("step_size", step_size, 0.0, low_open=True)
-    int_at_least("n_steps", n_steps, 1)
+    int_in_range("n_steps", n_steps, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
     generator_or_none("generator", generator)
     x = x.clone()
     for _ in range(n_steps):

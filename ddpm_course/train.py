@@ -13,7 +13,7 @@ Around that loop sit the habits that make a small model train well and safely:
 | EMA               | w_ema <- d * w_ema + (1 - d) * w, via torch.optim.swa_utils   | averaged weights sample better|
 | budget            | stop after ``steps`` or after ``minutes``                     | a CPU lesson has minutes      |
 | NaN guard         | a non-finite loss stops with the step and what to try         | silent NaNs waste the budget  |
-| Ctrl-C            | finishes the step, returns what was learned (``interrupted``) | an interrupt keeps the EMA    |
+| Ctrl-C, SIGTERM   | finishes the step, returns what was learned (``interrupted``) | an interrupt keeps the EMA    |
 | state             | ``TrainResult.state`` continues the run (``resume=``)         | long runs survive a stop      |
 | precision         | fp32, bf16 autocast, or fp16 autocast with a GradScaler       | speed on GPUs                 |
 | distributed       | DDP under torchrun: gradients averaged over the ranks         | several GPUs, one model       |
@@ -31,6 +31,7 @@ course's recipe, for the CLI and the benchmarks.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import signal
@@ -44,14 +45,14 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from ._checks import finite_float, generator_or_none, int_at_least, one_of
+from ._checks import MAX_BATCH, finite_float, generator_or_none, int_at_least, int_in_range, one_of
 from .data import ImageData
 from .models.unet import set_weight_layout
 from .schedules import Schedule
 
 __all__ = [
     "TrainResult", "TrainState", "NonFiniteLossError", "train", "ema_decay_at", "ema_model", "Preset", "PRESETS",
-    "build_preset",
+    "build_preset", "check_train_state",
 ]
 
 OPTIMIZERS = ("adamw", "adam")
@@ -74,6 +75,81 @@ class TrainState:
     scalars: dict[str, Any]
 
 
+_MAX_COUNT = 2**53  # steps, positions and sizes a saved state may name: exact as JSON numbers
+
+
+def check_train_state(state: TrainState, where: str, tensors_where: str) -> None:
+    """The training state of a checkpoint, field by field, at load time: each failure is a
+    ValueError naming the field (``train_state.seconds``) or tensor, before any run resumes it.
+
+    ``where`` names the JSON file, ``tensors_where`` the weights file.
+    """
+    sc, t = state.scalars, state.tensors
+
+    def fail(field: str, rule: str, value: Any) -> None:
+        text = repr(value)
+        raise ValueError(f"{where}: field 'train_state.{field}' must be {rule}; got "
+                         f"{text if len(text) <= 80 else text[:77] + '...'}")
+
+    def count(field: str, low: int = 0, high: int = _MAX_COUNT) -> int:
+        value = sc.get(field)
+        if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+            fail(field, f"an integer in [{low}, {high}]", value)
+        return value
+
+    if sc.get("version") != STATE_VERSION:
+        fail("version", f"{STATE_VERSION} (the state format this version reads)", sc.get("version"))
+    step, n_data = count("step"), count("n_data", 1)
+    seconds = sc.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        fail("seconds", "a finite number >= 0", seconds)
+    settings = sc.get("settings")
+    fields = [f.name for f in dataclasses.fields(_Settings)]
+    if not isinstance(settings, dict) or sorted(settings) != sorted(fields):
+        fail("settings", f"an object with exactly the fields {fields}", settings)
+    try:
+        _check_settings(**settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: field 'train_state.settings' is not valid ({err})") from None
+    if sc.get("scaler") is not None and not isinstance(sc.get("scaler"), dict):
+        fail("scaler", "null or an object", sc.get("scaler"))
+    _check_optimizer_state(sc.get("optimizer"), t, fail)
+    for key, rule in (("rng.generator", "uint8"), ("rng.cpu", "uint8"), ("data.order", "int64"), ("losses", "float64")):
+        tensor = t.get(key)
+        if not isinstance(tensor, Tensor) or str(tensor.dtype).removeprefix("torch.") != rule or tensor.ndim != 1:
+            got = "missing" if tensor is None else f"{tensor.dtype} of shape {tuple(tensor.shape)}"
+            raise ValueError(f"{tensors_where}: tensor 'train_state.{key}' must be a 1-D {rule} tensor; got {got}")
+    count("cursor", 0, t["data.order"].numel())
+    order = t["data.order"]
+    if order.numel() and (int(order.min()) < 0 or int(order.max()) >= n_data):
+        raise ValueError(f"{tensors_where}: tensor 'train_state.data.order' must hold indices in [0, {n_data - 1}]")
+    if t["losses"].numel() != step:
+        raise ValueError(f"{tensors_where}: tensor 'train_state.losses' holds {t['losses'].numel()} values for "
+                         f"{step} steps (field 'train_state.step')")
+    bad = sorted(k for k, v in t.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise ValueError(f"{tensors_where}: the training state holds NaN or infinite values (tensor "
+                         f"'train_state.{bad[0]}' and {len(bad) - 1} more); it cannot be resumed")
+
+
+def _check_optimizer_state(opt: Any, tensors: dict[str, Tensor], fail: Callable[[str, str, Any], None]) -> None:
+    """The optimiser's JSON part: per-parameter entries naming tensors that exist, parameter groups."""
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or not isinstance(
+            opt.get("param_groups"), list):
+        fail("optimizer", 'an object {"state": {...}, "param_groups": [...]}', opt)
+    for index, entry in opt["state"].items():
+        if not (index.isdigit() and isinstance(entry, dict) and isinstance(entry.get("tensors"), list)
+                and isinstance(entry.get("scalars"), dict)):
+            fail(f"optimizer.state.{index}", 'an object {"tensors": [...], "scalars": {...}}', entry)
+        missing = [k for k in entry["tensors"] if not isinstance(k, str) or f"opt.{index}.{k}" not in tensors]
+        if missing:
+            fail(f"optimizer.state.{index}.tensors", "names of tensors stored in the weights file", missing)
+    for i, group in enumerate(opt["param_groups"]):
+        params = group.get("params") if isinstance(group, dict) else None
+        if not (isinstance(params, list) and all(isinstance(p, int) and not isinstance(p, bool) for p in params)):
+            fail(f"optimizer.param_groups[{i}]", 'an object with "params": [integers]', group)
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns.
@@ -81,7 +157,8 @@ class TrainResult:
     model: the trained (raw) weights, in eval mode; ema_model: the exponential moving average
     of them (a separate module, eval mode) or None without EMA; losses: the loss of every step;
     steps: steps done; seconds: wall time of the loop; images_per_second: training throughput;
-    interrupted: True when Ctrl-C stopped the run early (at a step boundary); state: what
+    interrupted: True when Ctrl-C (or SIGTERM, SIGHUP) stopped the run early (at a step boundary),
+    ``stop_signal`` the signal's number; state: what
     ``train(..., resume=state)`` needs to continue the run (None if it cannot be continued exactly).
     """
 
@@ -93,6 +170,7 @@ class TrainResult:
     images_per_second: float
     interrupted: bool = False
     state: TrainState | None = None
+    stop_signal: int | None = None  # the signal that asked the run to stop (SIGINT for Ctrl-C, SIGTERM, SIGHUP)
 
     @property
     def final_model(self) -> nn.Module:
@@ -136,7 +214,7 @@ def _check_settings(**kw: Any) -> _Settings:
     return _Settings(
         steps=None if kw["steps"] is None else int_at_least("steps", kw["steps"], 1),
         minutes=None if kw["minutes"] is None else finite_float("minutes", kw["minutes"], 0.0, low_open=True),
-        batch_size=int_at_least("batch_size", kw["batch_size"], 1),
+        batch_size=int_in_range("batch_size", kw["batch_size"], 1, MAX_BATCH, hint="_checks.MAX_BATCH"),
         lr=finite_float("lr", kw["lr"], 0.0, low_open=True),
         warmup_steps=int_at_least("warmup_steps", kw["warmup_steps"], 0),
         lr_decay=kw["lr_decay"],
@@ -302,40 +380,60 @@ class _Batches:
         self.cursor = 0
 
     def next(self) -> Tensor:
-        while self.cursor + self.batch_size > self.order.numel():  # a new pass over the data in a fresh order
-            self.order = torch.cat([self.order[self.cursor :], torch.randperm(self.n, generator=self.generator)])
-            self.cursor = 0
+        if self.cursor + self.batch_size > self.order.numel():  # new passes over the data, each in a fresh order
+            passes = [self.order[self.cursor :]]
+            left = self.batch_size - passes[0].numel()
+            while left > 0:  # one concatenation, however many passes a batch spans
+                passes.append(torch.randperm(self.n, generator=self.generator))
+                left -= self.n
+            self.order, self.cursor = torch.cat(passes), 0
         idx = self.order[self.cursor : self.cursor + self.batch_size]  # (B,)
         self.cursor += self.batch_size
         return idx
 
 
 class _CtrlC:
-    """While active, the first Ctrl-C (SIGINT) only asks the loop to stop after the current
-    step; a second one interrupts at once. Outside the main thread, Ctrl-C is left alone."""
+    """While active, the first Ctrl-C (SIGINT), SIGTERM or SIGHUP only asks the loop to stop
+    after the current step; a second one interrupts at once. ``signum`` is the first signal
+    received. Outside the main thread, signals are left alone. Signals that an enclosing
+    :class:`~ddpm_course._signals.DeferredSignals` region held before the loop began count as
+    received here."""
 
     def __init__(self, say: Callable[[str], None]):
         self.requested = False
+        self.signum: int | None = None
         self.say = say
-        self.installed = False
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _CtrlC:
+        from ._signals import STOP_SIGNALS, held_by
+
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self.installed = True
+            for signum in STOP_SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            for handler in self.previous.values():
+                region = held_by(handler)
+                for signum in region.take() if region is not None else ():
+                    self._note(signum)
         return self
+
+    def _note(self, signum: int) -> None:
+        from ._signals import signal_name
+
+        self.signum = signum if self.signum is None else self.signum
+        self.requested = True
+        self.say(f"{signal_name(signum)}: stopping after this step (press Ctrl-C again to stop at once)")
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
-        self.say("Ctrl-C: stopping after this step (press it again to stop at once)")
+        self._note(signum)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.installed:  # a handler set outside Python reads as None: Python's own is the nearest
-            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.default_int_handler)
+        from ._signals import _python_default
+
+        for signum, handler in self.previous.items():  # a handler set outside Python reads as None
+            signal.signal(signum, handler if handler is not None else _python_default(signum))
 
 
 # ----------------------------------------------------------------------------- saving and restoring a run
@@ -405,6 +503,7 @@ class _Run:
         self.max_steps = s.steps if s.steps is not None else math.inf
         self.global_rng: dict[str, Tensor] | None = None  # restored inside fork_rng
         self.interrupted, self.updating, self.resumable = False, False, not distributed
+        self.stop_signal: int | None = None
 
     # -- the loop body: a batch, the loss, the NaN guard, the update, the learning rate, the EMA
 
@@ -548,6 +647,7 @@ class _Run:
             model=self.model, ema_model=ema_model, losses=list(self.losses), steps=self.step, seconds=seconds,
             images_per_second=self.step * self.s.batch_size / seconds if seconds > 0 else float("nan"),
             interrupted=self.interrupted, state=self.state(seconds) if self.resumable else None,
+            stop_signal=self.stop_signal,
         )
 
     # -- the loop
@@ -559,13 +659,14 @@ class _Run:
             _set_lr(self.opt, self.s.lr * _lr_factor(0, self.s.warmup_steps, self.s.lr_decay, 0.0))
         while self.step < self.max_steps and time.perf_counter() - start < self.budget_s:
             if ctrl_c.requested:
-                self.interrupted = True
+                self.interrupted, self.stop_signal = True, ctrl_c.signum
                 break
             before = (self.generator.get_state(), torch.get_rng_state(), self.batches.order, self.batches.cursor)
             try:
                 self.one_step(start)
             except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread: back to the step's start
                 self.interrupted, self.resumable = True, not self.updating
+                self.stop_signal = ctrl_c.signum or signal.SIGINT
                 self.generator.set_state(before[0])
                 torch.set_rng_state(before[1])
                 self.batches.order, self.batches.cursor = before[2], before[3]
@@ -573,8 +674,10 @@ class _Run:
             try:
                 self.after_step(start, bar, log_every, every_s, on_checkpoint)
             except KeyboardInterrupt:  # the step itself is complete: nothing to undo
-                self.interrupted = True
+                self.interrupted, self.stop_signal = True, ctrl_c.signum or signal.SIGINT
                 break
+        if self.stop_signal is None:  # a signal during the last step: the run is complete, but it was asked to stop
+            self.stop_signal = ctrl_c.signum
         return self.result(time.perf_counter() - start)
 
     def after_step(self, start: float, bar, log_every: int, every_s: float, on_checkpoint) -> None:
@@ -637,8 +740,9 @@ def train(
         its batches from its own ``generator`` and the gradients are averaged, so every rank ends
         with the same weights and EMA. Needs a step budget (a minutes budget could stop the ranks
         at different steps); such a run cannot be resumed (``state`` is None).
-    Ctrl-C (or a notebook's interrupt) finishes the step and returns the result so far with
-    ``interrupted=True``; a second one stops at once. The model and EMA end in eval mode.
+    Ctrl-C (or a notebook's interrupt), SIGTERM and SIGHUP finish the step and return the result
+    so far with ``interrupted=True`` and ``stop_signal`` set; a second one stops at once. The
+    model and EMA end in eval mode.
     """
     if autocast_bf16:
         if precision not in ("fp32", "bf16"):
@@ -896,16 +1000,37 @@ def build_preset(name: str, seed: int = 0, data_root: str = "data", download: bo
     return PresetRun(preset=preset, model=model, schedule=schedule, sample_shape=sample_shape, load_data=load)
 
 
+_TORCHVISION_FOLDERS = {"mnist": "MNIST/raw", "cifar10": "cifar-10-batches-py"}
+
+
 def _torchvision_data(name: str, root: str, download: bool) -> ImageData:
-    """The train split of a torchvision set; FileNotFoundError (saying how to get it) when missing."""
+    """The train split of a torchvision set: FileNotFoundError (saying how to get it) when its files
+    are missing, ValueError naming the folder when they are there but incomplete or corrupt."""
+    import pickle
+    from pathlib import Path
+
     from .data import torchvision_images
 
+    folder = Path(root) / _TORCHVISION_FOLDERS.get(name, name)
     try:
         return torchvision_images(name, root=str(root), train=True, download=download)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the {name} files are not under {root!r} (torchvision's layout)") from None
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
-        if download or "not found" not in str(err).lower():
-            raise
+        if "not found" not in str(err).lower() or download and not folder.is_dir():
+            raise ValueError(f"the {name} files in {folder} cannot be read ({' '.join(str(err).split())})") from None
+        if folder.is_dir() and any(folder.iterdir()):
+            raise ValueError(
+                f"the {name} files in {folder} are incomplete or corrupt (torchvision's check of them failed); "
+                "delete that folder and download them again (--download), or copy intact files there"
+            ) from None
         raise FileNotFoundError(
             f"the {name} files are not under {root!r} (torchvision's layout); download them with "
             f"download=True, or copy them there"
         ) from None
+    except (ValueError, EOFError, OSError, IndexError, KeyError, TypeError, AssertionError,
+            pickle.UnpicklingError) as err:  # a truncated or made-up file read by torchvision
+        reason = " ".join(str(err).split())[:120] or type(err).__name__
+        raise ValueError(f"the {name} files in {folder} cannot be read: corrupt, unreadable or not torchvision's "
+                         f"format ({reason}); "
+                         "delete that folder and download them again (--download)") from None

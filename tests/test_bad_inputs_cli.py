@@ -257,7 +257,9 @@ LOAD_JSON_CASES = [
     (_set(("config",), [1, 2]), "field 'config' must be an object"),
     (_set(("config",), {}), "cannot be built"),
     (_set(("config", "hidden"), -4), "cannot be built"),
-    (_set(("config", "hidden"), 10**6), "more than max_parameters"),
+    (_set(("config", "hidden"), 10**6), "field 'config.hidden' must be at most 65,536; got 1000000"),
+    (_set(("config", "hidden"), 60_000), "more than max_parameters"),
+    (_set(("config", "depth"), 200_000), "field 'config.depth' must be at most 64; got 200000"),
     (_set(("sample_shape",), []), "field 'sample_shape'"),
     (_set(("sample_shape",), [0]), "field 'sample_shape'"),
     (_set(("sample_shape",), [-2]), "field 'sample_shape'"),
@@ -266,7 +268,7 @@ LOAD_JSON_CASES = [
     (_set(("sample_shape",), "2"), "field 'sample_shape'"),
     (_set(("sample_shape",), [10**9]), "field 'sample_shape'"),
     (_set(("sample_shape",), [4096, 4096, 4]), "at most 16777216 elements"),
-    (_set(("config", "hidden"), 10**30), "cannot be built"),
+    (_set(("config", "hidden"), 10**30), "field 'config.hidden' must be at most 65,536"),
     (_set(("config", "hidden"), "16"), "cannot be built"),
     (_set(("sample_shape",), [3]), "field 'sample_shape' [3] does not fit the MLPDenoiser"),
     (_set(("sample_shape",), [1, 2]), "does not fit"),
@@ -344,9 +346,9 @@ def test_load_checkpoint_other_bad_inputs(tmp_path):
     save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
     with pytest.raises(ValueError, match="more than max_parameters=10"):
         load_checkpoint(tmp_path / "run", max_parameters=10)
-    with open(tmp_path / "run.safetensors", "ab") as f:  # 16 MB of padding on a 5 kB model
+    with open(tmp_path / "run.safetensors", "ab") as f:  # 16 MB of padding on a 5 kB model: never read
         f.write(b"\0" * 16 * 2**20)
-    with pytest.raises(ValueError, match="far more than the MLPDenoiser"):
+    with pytest.raises(ValueError, match="holds more bytes than the [0-9,]+ its header declares"):
         load_checkpoint(tmp_path / "run")
 
 
@@ -384,7 +386,8 @@ TRAIN_CASES = [
     ({"minutes": 0}, ValueError, "minutes must be a finite number"),
     ({"minutes": "1"}, ValueError, "minutes must be a finite number"),
     ({"minutes": 1e-9}, ValueError, "ended before the first step"),
-    ({"steps": 1, "batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
+    ({"steps": 1, "batch_size": 0}, ValueError, "batch_size must be an integer in [1, 65536]"),
+    ({"steps": 1, "batch_size": 10**8}, ValueError, "batch_size must be an integer in [1, 65536]"),
     ({"steps": 1, "lr": 0}, ValueError, "lr must be a finite number"),
     ({"steps": 1, "lr": math.nan}, ValueError, "lr must be a finite number"),
     ({"steps": 1, "lr": math.inf}, ValueError, "lr must be a finite number"),
@@ -469,3 +472,294 @@ def test_train_refuses_a_damaged_state(damage, fragment):
     damage(state)
     with pytest.raises(ValueError, match=fragment):
         train(_net(), SCHEDULE, data, steps=2, batch_size=16, progress=False, resume=state)
+
+
+# ----------------------------------------------------------------------------- nothing hangs: bounded work first
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_leftover_torchrun_environment_checks_the_arguments_then_gives_up_quickly(tmp_path, monkeypatch, capsys):
+    import time
+
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(_free_port()), "DDPM_COURSE_JOIN_TIMEOUT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    start = time.monotonic()
+    assert cli.main([*T, "--out", str(tmp_path / "x"), "--save-every", "1"]) == 1  # refused before any joining
+    assert "under torchrun give a step budget" in capsys.readouterr().err
+    assert time.monotonic() - start < 5
+    start = time.monotonic()
+    assert cli.main([*T, "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert time.monotonic() - start < 20
+    assert "the 2 torchrun processes did not all join within 1 s" in err and "unset RANK, WORLD_SIZE" in err
+    assert not list(tmp_path.iterdir())
+    monkeypatch.delenv("MASTER_ADDR")
+    assert cli.main([*T, "--out", str(tmp_path / "x")]) == 1
+    assert "MASTER_ADDR and MASTER_PORT (set by torchrun) are missing" in capsys.readouterr().err
+    monkeypatch.setenv("DDPM_COURSE_JOIN_TIMEOUT", "soon")
+    assert cli.main([*T, "--out", str(tmp_path / "x")]) == 1
+    assert "DDPM_COURSE_JOIN_TIMEOUT must be a finite number of seconds > 0; got 'soon'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: dc.flow.flow_sample(_net(), (2, 2), steps=10**9), "steps must be an integer in [1, 100000]"),
+    (lambda: dc.score.geometric_sigmas(10.0, 0.01, 10**9), "n must be an integer in [1, 100000]"),
+    (lambda: dc.score.langevin(lambda x: -x, torch.zeros(2, 2), step_size=0.1, n_steps=10**9),
+     "n_steps must be an integer in [1, 100000]"),
+    (lambda: dc.samplers.ddim_sample(_net(), SCHEDULE, (10**6, 1, 1024, 1024), steps=2), "more than the 268,435,456"),
+    (lambda: dc.flow.flow_sample(_net(), (2**20, 2**10), steps=2), "more than the 268,435,456"),
+    (lambda: train(_net(), SCHEDULE, torch.zeros(4, 2), steps=1, batch_size=10**8, progress=False),
+     "batch_size must be an integer in [1, 65536]"),
+])
+def test_sizes_and_counts_have_an_upper_bound_checked_before_allocating(call, fragment):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert fragment in str(info.value)
+
+
+def test_the_cli_bounds_the_batch_size(capsys):
+    assert cli.main([*T, "--batch-size", "100000000"]) == 2
+    assert "--batch-size: must be an integer in [1, 65536]; got 100000000" in capsys.readouterr().err
+
+
+def _unet_checkpoint(tmp_path):
+    from ddpm_course.models import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(in_channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                          attention_levels=(1,), dropout=0.0, num_classes=None, groups=4, time_dim=None))
+    return save_checkpoint(tmp_path / "unet", net, SCHEDULE, sample_shape=(1, 16, 16))
+
+
+def test_a_huge_sample_shape_is_checked_without_running_the_model(tmp_path):
+    import time
+
+    _, meta_path = _unet_checkpoint(tmp_path)
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "sample_shape": [1, 4096, 4096]}))  # full-resolution attention
+    start = time.monotonic()
+    assert load_checkpoint(tmp_path / "unet").sample_shape == (1, 4096, 4096)  # it fits: the U-Net is convolutional
+    meta_path.write_text(json.dumps({**meta, "sample_shape": [2, 2048, 2048]}))  # two channels for a 1-channel net
+    with pytest.raises(ValueError, match=r"field 'sample_shape' \[2, 2048, 2048\] does not fit the UNet"):
+        load_checkpoint(tmp_path / "unet")
+    assert time.monotonic() - start < 10  # a real forward pass would attend over 2048 x 2048 positions
+
+
+def _rewrite_weights(weights_path, meta_path, state):
+    """Replace the weights by ``state`` and make the JSON's checksum match, as a careful forger would."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    save_file(state, str(weights_path))
+    meta = json.loads(meta_path.read_text())
+    meta["weights_sha256"] = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda s, k: {**s, k: s[k].to(torch.int32)}, "has dtype 'I32'; it must have a floating-point dtype"),
+    (lambda s, k: {**s, k: s[k].to(torch.complex64)}, "has dtype 'C64'; it must have a floating-point dtype"),
+    (lambda s, k: {**s, k: s[k][..., :1].contiguous()}, "1 with another shape"),
+    (lambda s, k: {**s, "extra.weight": torch.zeros(3)}, "1 unexpected (e.g. ['extra.weight'])"),
+    (lambda s, k: {**s, "train_state.x": torch.zeros(3)}, "holds training-state tensors but its JSON has no"),
+])
+def test_the_weights_header_is_checked_against_the_model_before_any_data(tmp_path, change, fragment):
+    weights_path, meta_path = save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    state = {k: v.clone() for k, v in _net().state_dict().items()}
+    key = next(k for k, v in state.items() if v.ndim == 2)
+    _rewrite_weights(weights_path, meta_path, change(state, key))
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(tmp_path / "run")
+    assert fragment in str(info.value) and str(weights_path) in str(info.value)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+@pytest.mark.parametrize("target", ["/proc/self/status", "/proc/self/pagemap"])
+def test_a_weights_file_linked_to_proc_is_read_only_as_far_as_its_header(tmp_path, target):
+    import time
+
+    weights_path, _ = save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    weights_path.unlink()
+    weights_path.symlink_to(target)  # a regular file whose st_size is 0 and whose reads may never end
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=f"{weights_path} is not a safetensors file"):
+        load_checkpoint(tmp_path / "run")
+    assert time.monotonic() - start < 5
+
+
+# ----------------------------------------------------------------------------- the training state, field by field
+
+
+@pytest.fixture
+def state_checkpoint(tmp_path):
+    data = dc.toy2d("mixture", n=64, generator=torch.Generator().manual_seed(0))
+    result = train(_net(), SCHEDULE, data, steps=3, batch_size=16, progress=False)
+    return save_checkpoint(tmp_path / "run", result.final_model, SCHEDULE, sample_shape=(2,), train_state=result.state)
+
+
+def _edit_state(meta_path, **fields):
+    meta = json.loads(meta_path.read_text())
+    for field, value in fields.items():
+        target = meta["train_state"]
+        *parents, last = field.split("__")
+        for p in parents:
+            target = target[p]
+        if value is KeyError:
+            del target[last]
+        else:
+            target[last] = value
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("fields, fragment", [
+    ({"seconds": "abc"}, "field 'train_state.seconds' must be a finite number >= 0; got 'abc'"),
+    ({"seconds": -1.0}, "field 'train_state.seconds' must be a finite number >= 0; got -1.0"),
+    ({"step": "3"}, "field 'train_state.step' must be an integer in [0, 9007199254740992]; got '3'"),
+    ({"step": 2**70}, "field 'train_state.step' must be an integer in [0, 9007199254740992]"),
+    ({"step": 5}, "tensor 'train_state.losses' holds 3 values for 5 steps"),
+    ({"version": 2}, "field 'train_state.version' must be 1"),
+    ({"n_data": 0}, "field 'train_state.n_data' must be an integer in [1,"),
+    ({"n_data": 10}, "tensor 'train_state.data.order' must hold indices in [0, 9]"),
+    ({"cursor": 10**6}, "field 'train_state.cursor' must be an integer in [0, "),
+    ({"settings__lr": -1}, "field 'train_state.settings' is not valid (lr must be a finite number in (0.0, inf]"),
+    ({"settings__lr": KeyError}, "field 'train_state.settings' must be an object with exactly the fields"),
+    ({"scaler": 3}, "field 'train_state.scaler' must be null or an object; got 3"),
+    ({"optimizer": []}, "field 'train_state.optimizer' must be an object"),
+    ({"optimizer__state__0__tensors": ["step", "nope"]},
+     "field 'train_state.optimizer.state.0.tensors' must be names of tensors stored in the weights file; got ['nope']"),
+    ({"optimizer__param_groups": [{"params": ["a"]}]}, "field 'train_state.optimizer.param_groups[0]' must be"),
+])
+def test_the_training_state_is_checked_field_by_field_at_load_time(state_checkpoint, fields, fragment):
+    _, meta_path = state_checkpoint
+    _edit_state(meta_path, **fields)
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(meta_path)
+    assert fragment in str(info.value) and ("run.json" in str(info.value) or "run.safetensors" in str(info.value))
+
+
+def test_a_nan_in_the_saved_ema_is_refused_at_load_and_nothing_is_replaced(state_checkpoint, capsys):
+    from safetensors.torch import load_file
+
+    weights_path, meta_path = state_checkpoint
+    state = load_file(str(weights_path))
+    key = next(k for k in state if k.startswith("train_state.ema.module.") and state[k].is_floating_point())
+    state[key][0] = float("nan")
+    _rewrite_weights(weights_path, meta_path, state)
+    before = (weights_path.read_bytes(), meta_path.read_bytes())
+    with pytest.raises(ValueError, match=rf"tensor '{key}' and 0 more\); it cannot be resumed"):
+        load_checkpoint(meta_path)
+    assert cli.main(["train", "--resume", str(weights_path.with_suffix("")), "--device", "cpu"]) == 1
+    assert "it cannot be resumed" in capsys.readouterr().err
+    assert (weights_path.read_bytes(), meta_path.read_bytes()) == before  # the resumable checkpoint is untouched
+
+
+def test_a_state_with_a_nan_is_never_saved(tmp_path):
+    data = dc.toy2d("mixture", n=64, generator=torch.Generator().manual_seed(0))
+    result = train(_net(), SCHEDULE, data, steps=2, batch_size=16, progress=False)
+    key = next(k for k, v in result.state.tensors.items() if k.startswith("ema.") and v.is_floating_point())
+    result.state.tensors[key] = torch.full_like(result.state.tensors[key], float("inf"))
+    with pytest.raises(ValueError, match="the training state holds NaN or infinite values"):
+        save_checkpoint(tmp_path / "run", result.final_model, SCHEDULE, sample_shape=(2,), train_state=result.state)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- smaller: each error names what is wrong
+
+
+def test_an_extreme_guidance_scale_names_the_option(capsys):
+    argv = [*S, "--model", "digits-cond", "--label", "3", "--guidance", "1e300", "--out", "x.png"]
+    assert cli.main(argv) == 2
+    assert "--guidance: must be a finite number in [0, 100]; got 1e300" in capsys.readouterr().err
+
+
+def test_samples_that_overflow_name_the_model_and_sampler(tmp_path, capsys):
+    net = _net()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1e30)  # finite weights whose products overflow float32
+    save_checkpoint(tmp_path / "loud", net, SCHEDULE, sample_shape=(2,))
+    out = tmp_path / "x.png"
+    argv = [*S, "--model", str(tmp_path / "loud"), "--sampler", "ddim", "--steps", "2", "--out", str(out)]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"error: --model {tmp_path / 'loud'} with --sampler ddim: the sample became NaN or infinite" in err
+    assert "NonFiniteSampleError" not in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_a_clear_error_in_the_api(tmp_path):
+    with pytest.raises(ValueError, match="device cuda asked for, but CUDA is not available here"):
+        dc.samplers.ddim_sample(_net(), SCHEDULE, (2, 2), steps=2, device="cuda")
+    save_checkpoint(tmp_path / "run", _net(), SCHEDULE, sample_shape=(2,))
+    with pytest.raises(ValueError, match="device cuda asked for, but CUDA is not available here"):
+        load_checkpoint(tmp_path / "run", device="cuda")
+
+
+def test_a_complex_answer_is_not_graded_correct():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from _solutions import answers
+    finally:
+        sys.path.pop(0)
+    from ddpm_course import exercises
+
+    reference = answers("02")["02.q_sample"]
+    assert exercises.check("02.q_sample", reference).ok  # the control: the real answer passes
+    complex_answer = lambda *args: reference(*args).to(torch.complex64)  # noqa: E731  same real part
+    assert not exercises.check("02.q_sample", complex_answer).ok
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (None, "are incomplete or corrupt (torchvision's check of them failed)"),  # made-up files: the MD5 check fails
+    ("truncate", "cannot be read: corrupt, unreadable or not torchvision's format"),
+])
+def test_corrupt_cifar_files_are_named_as_corrupt_not_missing(tmp_path, monkeypatch, capsys, damage, fragment):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from _fake_datasets import cifar_md5_off, fake_cifar10
+    finally:
+        sys.path.pop(0)
+    fake_cifar10(tmp_path)
+    if damage:
+        cifar_md5_off(monkeypatch)
+        batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+        batch.write_bytes(batch.read_bytes()[:100])
+    argv = ["train", "--preset", "cifar10", "--steps", "1", "--device", "cpu", "--data-root", str(tmp_path),
+            "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert fragment in err and str(tmp_path / "cifar-10-batches-py") in err and "not in --data-root" not in err
+
+
+def test_a_truncated_mnist_file_is_named(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from _fake_datasets import fake_mnist
+    finally:
+        sys.path.pop(0)
+    fake_mnist(tmp_path)
+    images = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:40])
+    argv = ["train", "--preset", "mnist", "--steps", "1", "--device", "cpu", "--data-root", str(tmp_path),
+            "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "the mnist files in" in err and "cannot be read" in err and len(err.splitlines()) == 1

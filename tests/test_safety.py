@@ -308,3 +308,74 @@ def test_a_save_cut_off_between_the_renames_says_where_the_old_weights_are(tmp_p
         load_checkpoint(tmp_path / "run")
     os.replace(backup, old_w)
     assert _same_weights(load_checkpoint(tmp_path / "run").model, _net(0))
+
+
+# ----------------------------------------------------------------------------- readers beside a save
+
+
+def test_a_reader_between_the_two_renames_waits_for_the_json(tmp_path):
+    import threading
+
+    save_checkpoint(tmp_path / "run", _net(0), SCHEDULE, sample_shape=(2,))
+    save_checkpoint(tmp_path / "next", _net(1), SCHEDULE, sample_shape=(2,))
+    os.replace(tmp_path / "next.safetensors", tmp_path / "run.safetensors")  # a save between its renames
+    later = threading.Timer(0.05, os.replace, (tmp_path / "next.json", tmp_path / "run.json"))
+    later.start()
+    try:
+        loaded = load_checkpoint(tmp_path / "run")  # sees the new weights with the old JSON, then the new pair
+    finally:
+        later.join()
+    assert _same_weights(loaded.model, _net(1))
+
+
+def test_a_reader_never_sees_a_half_written_pair_while_a_writer_rewrites_it(tmp_path):
+    # the writer is another process rewriting the pair as fast as it can; the reader loads meanwhile
+    save_checkpoint(tmp_path / "run", _net(0), SCHEDULE, sample_shape=(2,))
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time, torch; import ddpm_course as dc; from ddpm_course.checkpoint import save_checkpoint\n"
+        "from ddpm_course.models import build_model\n"
+        "nets = [build_model('MLPDenoiser', {'dim': 2, 'hidden': 16, 'depth': 1, 'time_dim': 8, 'num_classes': None})"
+        " for _ in range(2)]\n"
+        "s = dc.linear_schedule(50); end = time.monotonic() + float(sys.argv[2]); n = 0\n"
+        "while time.monotonic() < end:\n"
+        "    save_checkpoint(sys.argv[1], nets[n % 2], s, sample_shape=(2,), overwrite=True); n += 1\n"
+        "print(n)\n"), str(tmp_path / "run"), "4"], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    loads, failures = 0, []
+    try:
+        while writer.poll() is None:
+            try:
+                load_checkpoint(tmp_path / "run")
+                loads += 1
+            except ValueError as err:
+                failures.append(str(err))
+    finally:
+        saves = int(writer.communicate(timeout=60)[0])
+    assert failures == [] and loads >= 20 and saves >= 20, (loads, saves, failures[:2])
+
+
+# ----------------------------------------------------------------------------- a resumed run is the same run
+
+
+def test_resume_restores_threads_and_the_weights_dtype_and_refuses_other_values(tmp_path, monkeypatch, capsys):
+    with monkeypatch.context() as m:
+        _ctrl_c_at_call(m, 3)
+        assert _train(tmp_path / "part", "--threads", "1", "--fp16-weights") == 130
+    err = capsys.readouterr().err
+    hint = err.split("continue with: ", 1)[1].split()
+    assert hint == ["ddpm-course", "train", "--resume", str(tmp_path / "part"), "--device", "cpu", "--no-progress"]
+    meta = json.loads((tmp_path / "part.json").read_text())
+    assert meta["weights_dtype"] == "float16" and meta["record"]["cli_options"] == {"threads": 1, "fp16_weights": True}
+    assert cli.main(["train", "--resume", str(tmp_path / "part"), "--threads", "2", "--device", "cpu"]) == 1
+    assert "--threads 2 differs from the resumed run's 1" in capsys.readouterr().err
+    torch.set_num_threads(2)
+    assert cli.main(hint[1:]) == 0  # the printed command: threads and dtype come back from the file
+    assert torch.get_num_threads() == 1
+    done = json.loads((tmp_path / "part.json").read_text())
+    assert done["weights_dtype"] == "float16" and done["record"]["status"] == "finished"
+    with monkeypatch.context() as m:
+        _ctrl_c_at_call(m, 3)
+        assert _train(tmp_path / "f32") == 130
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(tmp_path / "f32"), "--fp16-weights", "--device", "cpu"]) == 1
+    assert "--fp16-weights differs from the resumed run" in capsys.readouterr().err
