@@ -1,6 +1,7 @@
 """Shared fixtures for the unit tests."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,14 @@ def device(request) -> torch.device:
 @pytest.fixture(scope="session")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The sdist and the wheel, built once per test run from a copy of git's tracked files (the
-    checkout stays untouched); tests/test_wheel.py and tests/test_colab.py install them."""
+    checkout stays untouched); tests/test_wheel.py and tests/test_colab.py install them. With
+    ``DDPM_COURSE_DIST=folder`` they are that folder's files instead (the release workflow tests
+    the very files it publishes)."""
+    if os.environ.get("DDPM_COURSE_DIST"):
+        given = Path(os.environ["DDPM_COURSE_DIST"])
+        sdists, wheels = sorted(given.glob("*.tar.gz")), sorted(given.glob("*.whl"))
+        assert len(sdists) == 1 and len(wheels) == 1, f"DDPM_COURSE_DIST={given} must hold one sdist and one wheel"
+        return {"sdist": sdists[0].resolve(), "wheel": wheels[0].resolve()}
     try:
         listed = subprocess.run(["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     except (OSError, subprocess.CalledProcessError):

@@ -131,6 +131,7 @@ print("PROBE " + json.dumps({{"python": sys.executable, "ddpm_course": ddpm_cour
 """
 
 
+@pytest.mark.lessons  # the lessons' environment: built once, in .ci/run's first pass
 def test_the_environment_is_shaped_like_colab(colab_python, tmp_path):
     check = (
         "import json, sys, importlib.metadata as m\n"
