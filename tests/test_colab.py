@@ -46,11 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # Size parameters turned down for this run (lesson stem -> {name: value}), each in the lesson's
-# parameters cell. Empty where a lesson runs as stored.
-# These are the knobs of each lesson's slowest cell (the digits sampled per sampler, per class, per
-# seed, and the 1000-step chains), halved or less: the checks after them are stated in standard
-# errors or against real data of the same size. Lesson 10 runs at its stored size: at 100 digits per
-# seed its precision check failed (0.850 against real digits' 0.956 - 0.1).
+# parameters cell; a lesson not listed runs as stored. These are the knobs of each lesson's
+# slowest cell (the digits sampled per sampler, per class, and the 1000-step chains), halved or
+# less: the checks after them are stated in standard errors or against real data of the same
+# size. Lesson 10 runs at its stored size: at 100 digits per seed its precision check failed
+# (0.850 against real digits' 0.956 - 0.1).
 SMALLER: dict[str, dict[str, object]] = {
     "06_sampling": {"N_CHAINS": 2},
     "07_fast_samplers": {"N_DIGITS": 128},
