@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -31,20 +30,8 @@ def _tracked_files() -> list[str]:
     return [line for line in out.splitlines() if (ROOT / line).is_file()]
 
 
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Build an sdist and a wheel from a copy of the tracked files (the checkout stays untouched)."""
-    src = tmp_path_factory.mktemp("src")
-    for name in _tracked_files():
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, src / name)
-    out = tmp_path_factory.mktemp("dist")
-    for hook in ("build_sdist", "build_wheel"):  # one process each: the backend keeps state between them
-        build = f"import sys, setuptools.build_meta as b; print(b.{hook}(sys.argv[1]))"
-        subprocess.run([sys.executable, "-c", build, str(out)], cwd=src, check=True, capture_output=True)
-    (sdist,) = out.glob("*.tar.gz")
-    (wheel,) = out.glob("*.whl")
-    return {"sdist": sdist, "wheel": wheel}
+# `dists` (the sdist and the wheel, built once per run) is a fixture of tests/conftest.py, shared with
+# tests/test_colab.py.
 
 
 def _shipped_files() -> list[str]:
