@@ -34,10 +34,20 @@
 # The lesson ends with the table: quality against 1, 2, 4 and 10 evaluations for every method.
 
 # %%
-# On Colab only: install the course package (torch, matplotlib and ipywidgets are preinstalled there).
 import subprocess, sys
 if "google.colab" in sys.modules:  # Colab: install the course package (JupyterLab users did it once)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ddpm-course[colab]>=0.2"], check=True)
+    install = [sys.executable, "-m", "pip", "install", "-q", "ddpm-course[colab]>=0.2,<0.3"]
+    if subprocess.run(install).returncode != 0:  # say what to do instead of a traceback
+        print('The course package did not install: pip could not get ddpm-course[colab]>=0.2,<0.3 (pip '
+              'says why above: no network, no release >=0.2,<0.3 on the package index yet, or a proxy). '
+              'Install it one of two other ways, then run the next cells. Either from the repository '
+              'archive, in a new cell:\n'
+              '    !pip install "ddpm-course[colab] @ '
+              'https://github.com/ddpm-course/ddpm-course/archive/refs/heads/main.zip"\n'
+              'or upload the wheel ddpm_course-0.2.0-py3-none-any.whl (from '
+              'https://github.com/ddpm-course/ddpm-course/releases, or built in a checkout with python -m'
+              ' build) in the Files panel on the left, then run:\n'
+              '    !pip install "/content/ddpm_course-0.2.0-py3-none-any.whl[colab]"')
 
 # %% [markdown]
 # Parameters: points per 2-D experiment, digits per Frechet distance, training steps of the small
