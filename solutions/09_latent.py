@@ -19,10 +19,18 @@ def scale_factor(latents: Tensor) -> float:
     return 1 / latents.std().item()
 
 
+def latent_pipeline(encode, decode, x: Tensor, eps: Tensor, z_sampled: Tensor, scale: float):
+    """Encode and scale for training; unscale and decode for generation."""
+    mean, logvar = encode(x)
+    z_train = (mean + (logvar / 2).exp() * eps) * scale  # what the diffusion model trains on
+    images = decode(z_sampled / scale)  # its samples are scaled latents: undo the scale first
+    return z_train, images
+
+
 def pass_ratio() -> float:
     """A pass costs in proportion to the positions H * W: (512 * 512) / (64 * 64)."""
     return 512 * 512 / (64 * 64)
 
 
 ANSWERS = {"09.kl_term": kl_term, "09.reparameterise": reparameterise, "09.scale_factor": scale_factor,
-           "09.pass_ratio": pass_ratio()}
+           "09.latent_pipeline": latent_pipeline, "09.pass_ratio": pass_ratio()}
