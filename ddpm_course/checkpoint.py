@@ -59,8 +59,10 @@ PRETRAINED = {
     "toy2d": "an MLP noise predictor on the 2-D ring mixture: ddpm-course train --preset toy2d",
     "digits-cond": "a small U-Net on 16x16 digits with labels and a learned null label, for guidance: "
     "python benchmarks/train_guided.py digits-cond",
+    "digits-cond-short": "digits-cond trained for 700 steps only, to show what undertraining does to samples: "
+    "python benchmarks/train_guided.py digits-cond --steps 700 --ema-decay 0.995",
     "digits-prompt": "a small U-Net reading prompts ('thin seven') through cross-attention: "
-    "python benchmarks/train_guided.py digits-prompt",
+    "python benchmarks/train_guided.py digits-prompt --steps 700 --ema-decay 0.995",
     "digits-latent": "the course U-Net on 8x8x4 latents of 32x32 digits, decoded by the VAE digits-latent-vae "
     "(load both with ddpm_course.autoencoder.load_latent): "
     "python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent",

@@ -68,6 +68,7 @@ __all__ = [
     "class_oracle",
     "classifier_guidance",
     "outside_range",
+    "pixel_classifier",
     "guided_eps",
     "guided_eps_w",
     "null_label",
@@ -320,11 +321,29 @@ def speckled(images: Tensor) -> Tensor:
     """(N,) bool: digits rougher (total variation) than 99% of the real held-out digits.
 
     This is the speckle a deterministic (ODE) sampler leaves when the network's noise
-    prediction is too small at high noise (lesson 07); fresh noise at each step washes it out.
+    prediction is still inaccurate (an undertrained network, lesson 08); fresh noise at each
+    step washes much of it out. The threshold is class-blind: digits with long strokes (0, 4)
+    come closest to it, so a sampler that sharpens contrast (strong guidance) reaches it first
+    with them.
     """
     from .data import digits
 
     return _total_variation(images) > _total_variation(digits(16, split="test").images).quantile(0.99)
+
+
+def pixel_classifier():
+    """An independent digit classifier: scikit-learn's logistic regression (C = 0.1) on the 256 raw
+    pixels of the 16x16 train digits; ``.predict(images.flatten(1).numpy())`` gives labels.
+
+    It shares neither features nor training with ``metrics.digit_classifier`` (a CNN trained
+    on shifted digits), so the two disagree where a sample is ambiguous.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from .data import digits
+
+    train = digits(16, split="train")
+    return LogisticRegression(max_iter=2000, C=0.1).fit(train.images.flatten(1).numpy(), train.labels.numpy())
 
 
 def outside_range(images: Tensor, bound: float = 1.05) -> tuple[float, float]:
@@ -404,16 +423,18 @@ def prompt_explorer(model: nn.Module, schedule: Schedule, n: int = 8, steps: int
 
     from .models.text import DIGIT_WORDS
     from .viz import show_images
-    from .widgets import _to_png, interactive
+    from .widgets import interactive, picture_widget, show_figure
 
-    picture = widgets.Image(format="png")
+    picture = picture_widget()
 
     def view(stroke: str, digit: str, scale: float) -> PromptSamples:
         prompt = " ".join(w for w in (stroke, digit) if w)
         out = prompt_samples(model, schedule, prompt, scale, n=n, steps=steps)
-        fig, ax = plt.subplots(figsize=(0.8 * n, 1.3))
-        show_images(out.images, nrow=n, ax=ax, title=f"'{prompt}', s = {scale:g}: read as {out.predicted.tolist()}")
-        picture.value = _to_png(fig)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n), 1.8))
+        show_images(out.images, nrow=n, ax=ax)
+        ax.set_title(f"'{prompt}', s = {scale:g}: read as {out.predicted.tolist()}", fontsize=11)
+        fig.tight_layout()
+        show_figure(picture, fig)
         return out
 
     explorer = interactive(
