@@ -439,13 +439,13 @@ print("at s = 1 the shipped model's ODE samples are under 5% speckled, the 700-s
       "at s = 1 and 3 the short run has several times more: speckle is undertraining, not guidance")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.8))
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.3))
 for ax, (net, n, title) in zip(axes, ((short, "DPM-Solver++", "700 steps, DPM-Solver++ 20"),
                                       (short, "DDIM eta 1", "700 steps, DDIM eta 1, 20"),
                                       (cond, "DPM-Solver++", "5000 steps, DPM-Solver++ 20"))):
     dc.viz.show_images(sample_with(net.model, n, 3.0, few[::2]).clamp(-1, 1), nrow=10, ax=ax)
     ax.set_title(title, fontsize=12)
-fig.suptitle("s = 3, five of each digit (one digit per column)", fontsize=12)
+fig.suptitle("s = 3, five of each digit (0-9 read across the rows)", fontsize=12)
 fig.tight_layout()
 
 # %% [markdown]
@@ -528,7 +528,7 @@ print("s = 0 ignores the label; s = 3 follows it in >= 95% of digits by both cla
 
 # %%
 show = [0.0, 1.0, 3.0, 8.0]
-fig, axes = plt.subplots(1, len(show), figsize=(3.6 * len(show), 4.4))
+fig, axes = plt.subplots(1, len(show), figsize=(9, 6.0))
 for ax, s in zip(axes, show):
     first = torch.cat([samples[s][labels == c][:4] for c in range(10)])  # (40, 1, 16, 16)
     dc.viz.show_images(first, nrow=4, ax=ax)
