@@ -8,9 +8,25 @@ eps(x_t, t, y) and eps(x_t, t, null). Sampling with
 
 moves each step further along the direction "more like y than like anything": s = 0 is the
 unconditional model, s = 1 the conditional one, s > 1 guidance. The paper writes the same
-rule with w = s - 1 as (1 + w) eps_cond - w eps_uncond. In score terms (eps = -sigma score)
-it samples, at every noise level, the tilted law p(x) p(y | x)^s, which puts more mass
-where the implicit classifier p(y | x) is confident: better fidelity, less diversity.
+rule with w = s - 1 as (1 + w) eps_cond - w eps_uncond.
+
+**What it samples.** With eps = -sqrt(1 - abar_t) score and Bayes' rule, the guided eps is, at
+every noise level t, the (scaled) gradient of log p_t(x) p_t(y | x)^s, i.e. of
+log p_t(x | y) p_t(y | x)^(s-1), where p_t is the law of the noisy x_t. But that family of
+densities over t is *not* the forward diffusion of any one p_0: noising the tilted law
+p_0(x | y) p_0(y | x)^(s-1) does not give p_t(x | y) p_t(y | x)^(s-1) at t > 0 when s != 1.
+So no sampler driven by the guided eps samples the tilted p_0, and different samplers (the
+probability-flow ODE of DDIM eta = 0 or DPM-Solver++, the ancestral DDPM chain) follow the same
+scores to different laws (lesson 08 measures them on :func:`class_oracle`). What guidance does
+is push each step towards where the noisy classifier p_t(y | x) is confident; how far the
+samples end up past the tilted law depends on the sampler, and most of the push comes at high
+noise, which is why limiting guidance to an interval of noise levels (Kynkaanniemi et al.
+2024, ``cfg(..., interval=)``) changes the result.
+
+Variants here: ``cfg(..., negative=)`` replaces the null prediction by another condition's
+(a negative prompt: "like y, unlike n"); :func:`classifier_guidance` is the method CFG is
+"free" of (Dhariwal & Nichol 2021): an unconditional model plus s times the gradient of a
+classifier of noisy images, which on the exact oracle gives the same eps as CFG.
 
 | symbol          | code                     | shape / meaning                                   |
 |-----------------|--------------------------|---------------------------------------------------|
@@ -18,14 +34,18 @@ where the implicit classifier p(y | x) is confident: better fidelity, less diver
 | w               | ``w``                    | the paper's weight, w = s - 1                     |
 | y               | ``y``                    | (B,) labels (or prompt ids)                       |
 | null            | ``null``                 | the null label, ``model.config.num_classes``      |
+| n               | ``negative``             | (B,) labels replacing null (negative prompt)      |
+| [t_lo, t_hi]    | ``interval``             | the 0-based steps where s applies (1 elsewhere)   |
 | eps_cond        | ``eps_cond``             | (B, ...) eps(x_t, t, y)                           |
 | eps_uncond      | ``eps_uncond``           | (B, ...) eps(x_t, t, null)                        |
+| p_t(y | x_t)    | ``log_classifier``       | (B, K) log-probabilities of a noisy classifier    |
 
 ``cfg(model, scale)`` returns a callable with the model contract, so every sampler runs
 guided without knowing about guidance; it evaluates the conditional and the unconditional
 prediction in one forward call on a doubled batch. ``class_oracle`` gives the exact
 conditional and unconditional eps of a Gaussian mixture whose components are the classes,
-on which guidance can be measured without a trained network.
+its exact noisy classifier and the tilted law's density, on which guidance can be measured
+without a trained network.
 """
 from __future__ import annotations
 
@@ -46,6 +66,9 @@ __all__ = [
     "PromptSamples",
     "cfg",
     "class_oracle",
+    "classifier_guidance",
+    "outside_range",
+    "pixel_classifier",
     "guided_eps",
     "guided_eps_w",
     "null_label",
@@ -97,12 +120,15 @@ class Guided(nn.Module):
     train/eval mode through it.
     """
 
-    def __init__(self, model: Callable, scale: float, y: Tensor | None, null: int) -> None:
+    def __init__(self, model: Callable, scale: float, y: Tensor | None, null: int,
+                 negative: Tensor | int | None = None, interval: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.model = model
         self.scale = scale
         self.y = y
         self.null = null
+        self.negative = negative
+        self.interval = interval
         self.training = bool(getattr(model, "training", False))
 
     def forward(self, x_t: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
@@ -118,20 +144,35 @@ class Guided(nn.Module):
             y = y.expand(b)  # one label for the whole batch
         if y.shape != (b,):
             raise ValueError(f"y must have shape (B,) = ({b},) or be one label; got {tuple(y.shape)}")
-        null = torch.full_like(y, self.null)
+        if self.negative is None:
+            null = torch.full_like(y, self.null)
+        else:  # a negative prompt: the other condition's prediction takes the null one's place
+            null = torch.as_tensor(self.negative, device=x_t.device).expand(b).to(y.dtype)
         # One forward call on the doubled batch: [x_t; x_t] with labels [y; null].
         eps = self.model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null]))  # (2B, ...)
         eps_cond, eps_uncond = eps[:b], eps[b:]
-        return guided_eps(eps_cond, eps_uncond, self.scale)
+        if self.interval is None:
+            return guided_eps(eps_cond, eps_uncond, self.scale)
+        lo, hi = self.interval
+        t = torch.as_tensor(t, device=x_t.device).expand(b)
+        inside = ((t >= lo) & (t <= hi)).to(eps.dtype).reshape(b, *[1] * (x_t.ndim - 1))  # (B, 1, ...)
+        scale = 1.0 + inside * (self.scale - 1.0)  # s inside the interval, the conditional model outside
+        return eps_uncond + scale * (eps_cond - eps_uncond)
 
 
-def cfg(model: Callable, scale: float, y: Tensor | int | None = None, null: int | None = None) -> Guided:
+def cfg(model: Callable, scale: float, y: Tensor | int | None = None, null: int | None = None, *,
+        negative: Tensor | int | None = None, interval: tuple[int, int] | None = None) -> Guided:
     """Wrap a conditional ``model(x_t, t, y)`` into its classifier-free-guided version.
 
     scale: s >= 0; 0 is the unconditional model, 1 the conditional one, above 1 guidance.
     y: the labels (B,) (or one int for the whole batch) to carry, giving ``f(x_t, t)``; None
         gives ``f(x_t, t, y)``, to which a sampler passes ``y=``.
     null: the null label (default ``model.config.num_classes``).
+    negative: a label (or (B,) labels) whose prediction replaces the null one, a negative
+        prompt: eps_n + s (eps_y - eps_n) moves away from n rather than from "anything".
+    interval: (t_lo, t_hi), 0-based steps: guidance at scale s only for t_lo <= t <= t_hi, the
+        conditional model (s = 1) elsewhere (Kynkaanniemi et al. 2024, "Applying guidance in a
+        limited interval improves sample and distribution quality").
     """
     scale = finite_float("scale", scale, 0)  # 0 unconditional, 1 conditional, > 1 guided
     if not callable(model):
@@ -141,7 +182,45 @@ def cfg(model: Callable, scale: float, y: Tensor | int | None = None, null: int 
         raise TypeError(f"null must be an int label; got {type(null).__name__}")
     if isinstance(y, bool) or (y is not None and not isinstance(y, (int, Tensor))):
         raise TypeError(f"y must be None, an int label or a (B,) tensor of labels; got {type(y).__name__}")
-    return Guided(model, scale, y, null)
+    if isinstance(negative, bool) or (negative is not None and not isinstance(negative, (int, Tensor))):
+        raise TypeError(f"negative must be None, an int label or a (B,) tensor of labels; "
+                        f"got {type(negative).__name__}")
+    if interval is not None:
+        if (not isinstance(interval, (tuple, list)) or len(interval) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in interval)
+                or not 0 <= interval[0] <= interval[1]):
+            raise ValueError(f"interval must be (t_lo, t_hi), two int steps with 0 <= t_lo <= t_hi; got {interval!r}")
+        interval = (int(interval[0]), int(interval[1]))
+    return Guided(model, scale, y, null, negative=negative, interval=interval)
+
+
+def classifier_guidance(uncond: Callable, log_classifier: Callable, scale: float, y: Tensor | int,
+                        schedule: Schedule) -> Callable:
+    """Classifier guidance (Dhariwal & Nichol 2021): eps_uncond - s sqrt(1 - abar_t) grad log p_t(y | x_t).
+
+    uncond: an unconditional noise predictor ``uncond(x_t, t)``; log_classifier: a classifier of
+    *noisy* images, ``log_classifier(x_t, t) -> (B, K)`` log-probabilities, differentiable in
+    x_t; y: the requested label(s). Returns ``f(x_t, t)`` with the model contract. The score of
+    p_t(x) p_t(y | x)^s is grad log p_t(x) + s grad log p_t(y | x), and eps = -sqrt(1 - abar_t)
+    score: CFG gets the same eps at each t without the classifier, from Bayes' rule
+    grad log p_t(y | x) = grad log p_t(x | y) - grad log p_t(x).
+    """
+    scale = finite_float("scale", scale, 0)
+    for name, f in (("uncond", uncond), ("log_classifier", log_classifier)):
+        if not callable(f):
+            raise TypeError(f"{name} must be callable; got {type(f).__name__}")
+
+    def guided(x_t: Tensor, t: Tensor) -> Tensor:
+        b = x_t.shape[0]
+        labels = torch.as_tensor(y).expand(b)
+        with torch.enable_grad():
+            x = x_t.detach().requires_grad_(True)
+            chosen = log_classifier(x, t).gather(1, labels[:, None].to(x_t.device)).sum()
+            grad = torch.autograd.grad(chosen, x)[0]  # (B, ...) grad log p_t(y | x_t)
+        sigma = (1 - schedule.alpha_bars.to(x_t.device)[t]).sqrt().reshape(b, *[1] * (x_t.ndim - 1))
+        return uncond(x_t, t) - scale * sigma.to(x_t.dtype) * grad.to(x_t.dtype)
+
+    return guided
 
 
 class ClassOracle:
@@ -175,6 +254,31 @@ class ClassOracle:
         return out.to(x_t.device, x_t.dtype)
 
 
+    def uncond(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The unconditional eps, ``oracle.uncond(x_t, t)``: the model contract without labels."""
+        return self(x_t, t, torch.full((x_t.shape[0],), len(self._components)))
+
+    def log_classifier(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The exact noisy classifier log p_t(k | x_t): (B, d), (B,) -> (B, K), differentiable in x_t."""
+        t = torch.as_tensor(t).expand(x_t.shape[0])
+        abar = self.schedule.alpha_bars.cpu().double()[t.cpu()]  # (B,)
+        x = x_t.reshape(x_t.shape[0], -1).double().cpu()  # (B, d)
+        m = abar.sqrt()[:, None, None] * self.mixture.means[None]  # (B, K, d)
+        eye = torch.eye(self.mixture.dim, dtype=torch.float64)
+        c = abar[:, None, None, None] * self.mixture.covs[None] + (1 - abar)[:, None, None, None] * eye  # (B, K, d, d)
+        log_p = torch.distributions.MultivariateNormal(m, covariance_matrix=c).log_prob(x[:, None, :])  # (B, K)
+        return (log_p + self.mixture.weights.log()).log_softmax(1).to(x_t.dtype)
+
+    def tilted_log_density(self, x: Tensor, y: int, scale: float) -> Tensor:
+        """log of p_0(x | y) p_0(y | x)^(s-1) up to a constant: (n, d) -> (n,) float64.
+
+        The law guidance is often said to sample; it does not (see the module docstring).
+        """
+        scale = finite_float("scale", scale, 0)
+        log_joint = self.mixture._component_log_probs(self.mixture._points(x))  # (n, K): log w_k N(x; mu_k, S_k)
+        return log_joint[:, y] + (scale - 1) * log_joint.log_softmax(1)[:, y]
+
+
 class _OracleConfig:
     """What :func:`null_label` reads: the oracle's null label is its number of components."""
 
@@ -190,13 +294,13 @@ def class_oracle(mixture: GaussianMixture, schedule: Schedule) -> ClassOracle:
 
 
 # ----------------------------------------------------------------------------------------------
-# Measuring guidance on digits: fidelity (is it the requested digit?) against diversity
+# Measuring guidance on digits: adherence (is it the requested digit?) against diversity
 
 
 class GuidanceScore(NamedTuple):
-    """Fidelity and diversity of class-conditional digit samples.
+    """Adherence and diversity of class-conditional digit samples.
 
-    accuracy: the digit classifier's agreement with the requested labels; fd_class: the
+    accuracy: adherence, the digit classifier's agreement with the requested labels; fd_class: the
     Frechet distance of each class's samples to the real images of that class (classifier
     features), averaged over the classes; spread: the samples' mean feature distance to their
     class centroid divided by the real images' (1 = as varied as real digits, below 1 = less).
@@ -217,11 +321,39 @@ def speckled(images: Tensor) -> Tensor:
     """(N,) bool: digits rougher (total variation) than 99% of the real held-out digits.
 
     This is the speckle a deterministic (ODE) sampler leaves when the network's noise
-    prediction is too small at high noise (lesson 07); fresh noise at each step washes it out.
+    prediction is still inaccurate (an undertrained network, lesson 08); fresh noise at each
+    step washes much of it out. The threshold is class-blind: digits with long strokes (0, 4)
+    come closest to it, so a sampler that sharpens contrast (strong guidance) reaches it first
+    with them.
     """
     from .data import digits
 
     return _total_variation(images) > _total_variation(digits(16, split="test").images).quantile(0.99)
+
+
+def pixel_classifier():
+    """An independent digit classifier: scikit-learn's logistic regression (C = 0.1) on the 256 raw
+    pixels of the 16x16 train digits; ``.predict(images.flatten(1).numpy())`` gives labels.
+
+    It shares neither features nor training with ``metrics.digit_classifier`` (a CNN trained
+    on shifted digits), so the two disagree where a sample is ambiguous.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from .data import digits
+
+    train = digits(16, split="train")
+    return LogisticRegression(max_iter=2000, C=0.1).fit(train.images.flatten(1).numpy(), train.labels.numpy())
+
+
+def outside_range(images: Tensor, bound: float = 1.05) -> tuple[float, float]:
+    """(share of pixels above ``bound``, share below ``-bound``) of unclipped samples (N, ...).
+
+    Guidance's extrapolation pushes pixels out of the data's range [-1, 1]; below -bound is
+    background pushed darker than the background, above +bound is saturated stroke.
+    """
+    x = images.detach().double()
+    return (x > bound).double().mean().item(), (x < -bound).double().mean().item()
 
 
 def _spread(feats: Tensor, labels: Tensor) -> float:
@@ -291,16 +423,18 @@ def prompt_explorer(model: nn.Module, schedule: Schedule, n: int = 8, steps: int
 
     from .models.text import DIGIT_WORDS
     from .viz import show_images
-    from .widgets import _to_png, interactive
+    from .widgets import interactive, picture_widget, show_figure
 
-    picture = widgets.Image(format="png")
+    picture = picture_widget()
 
     def view(stroke: str, digit: str, scale: float) -> PromptSamples:
         prompt = " ".join(w for w in (stroke, digit) if w)
         out = prompt_samples(model, schedule, prompt, scale, n=n, steps=steps)
-        fig, ax = plt.subplots(figsize=(0.8 * n, 1.3))
-        show_images(out.images, nrow=n, ax=ax, title=f"'{prompt}', s = {scale:g}: read as {out.predicted.tolist()}")
-        picture.value = _to_png(fig)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n), 1.8))
+        show_images(out.images, nrow=n, ax=ax)
+        ax.set_title(f"'{prompt}', s = {scale:g}: read as {out.predicted.tolist()}", fontsize=11)
+        fig.tight_layout()
+        show_figure(picture, fig)
         return out
 
     explorer = interactive(

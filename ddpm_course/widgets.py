@@ -4,7 +4,11 @@ The pure function does the maths and returns a NamedTuple; the builder wraps it 
 ``ipywidgets.interactive``, so moving a slider calls the function, draws a figure and stores
 the function's value in ``explorer.result``. The figure goes into an ``ipywidgets.Image``
 appended to the explorer's children (after the controls and the output area) instead of
-being displayed, so a notebook cell that drives a slider keeps its own output clean. Tests
+being displayed, so a notebook cell that drives a slider keeps its own output clean. The
+figure is rendered at ``DPI`` = 144 dots per inch and shown at its natural size in CSS
+pixels (``width`` = figure inches x 96), not stretched to the cell's width: sharp on
+high-density screens, and the same size as a figure in a cell. While an explorer's settings
+are invalid its image is hidden, so only the message shows. Tests
 and notebooks drive the sliders through ``explorer.children[i].value = ...`` and compare
 ``.result`` with the pure function.
 
@@ -43,11 +47,13 @@ from .forward import noise_like, q_sample
 from .schedules import Schedule, check_step, cosine_schedule, linear_schedule
 
 __all__ = [
-    "FogFrame", "fog_frame", "fog_explorer",
+    "DPI", "FogFrame", "fog_frame", "fog_explorer", "picture_widget", "show_figure",
     "SCHEDULE_KINDS", "ScheduleStats", "make_schedule", "schedule_stats", "schedule_explorer",
 ]
 
 SCHEDULE_KINDS = ("linear", "cosine")
+DPI = 144  # dots per inch of the rendered figure; shown at 96 CSS pixels per inch (1.5 pixels per CSS pixel)
+CSS_DPI = 96
 
 
 def interactive(view: Callable[..., Any], **controls: widgets.Widget) -> widgets.interactive:
@@ -71,11 +77,30 @@ def _check_image(x0: Tensor, name: str = "x0") -> None:
         raise TypeError(f"{name} must be a floating-point tensor; got dtype {x0.dtype}")
 
 
-def _to_png(fig: plt.Figure) -> bytes:
+def _to_png(fig: plt.Figure, dpi: int = DPI) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def picture_widget() -> widgets.Image:
+    """An empty ``ipywidgets.Image`` that keeps its own size in the explorer's column
+    (``align_self="flex-start"``: not stretched to the cell's width)."""
+    return widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
+
+
+def show_figure(picture: widgets.Image, fig: plt.Figure | None) -> None:
+    """Render ``fig`` into ``picture`` at :data:`DPI`, shown at its natural size; None hides the picture."""
+    if fig is None:
+        picture.value = b""
+        picture.layout.display = "none"
+        return
+    width_in, height_in = fig.get_size_inches()
+    picture.value = _to_png(fig)
+    picture.layout.width = f"{round(width_in * CSS_DPI)}px"
+    picture.layout.height = f"{round(height_in * CSS_DPI)}px"
+    picture.layout.display = None
 
 
 # --------------------------------------------------------------------------- lesson 01: the fog
@@ -133,7 +158,7 @@ def fog_explorer(
     fog_frame(x0, schedule, 0, noise)  # fail here, not inside the widget, on bad input
     from .viz import show_images
 
-    picture = widgets.Image(format="png")
+    picture = picture_widget()
 
     def view(t: int) -> FogFrame:
         frame = fog_frame(x0, schedule, t, noise)
@@ -143,10 +168,10 @@ def fog_explorer(
         fig.suptitle(
             f"signal kept {frame.signal:.3f} | noise std {frame.noise_std:.3f} | "
             f"corr(x_t, x_0) {frame.correlation:.3f}",
-            fontsize=9,
+            fontsize=10,
         )
         fig.tight_layout()
-        picture.value = _to_png(fig)
+        show_figure(picture, fig)
         return frame
 
     slider = widgets.IntSlider(value=0, min=0, max=schedule.T - 1, step=1, description="t", continuous_update=False)
@@ -216,14 +241,14 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
     from .viz import plot_schedules
 
     message = widgets.HTML()
-    picture = widgets.Image(format="png")
+    picture = picture_widget()
 
     def view(kind: str, T: int, beta_start: float, beta_end: float, s: float) -> ScheduleStats | None:
         try:
             stats = schedule_stats(kind, T, beta_start, beta_end, s)
         except ValueError as err:
             message.value = f"<b>invalid settings:</b> {html.escape(str(err))}"
-            picture.value = b""
+            show_figure(picture, None)
             return None
         message.value = (
             f"{kind}, T={T}: alpha_bar_T = {stats.alpha_bar_T:.3e}, SNR_T = {stats.snr_T:.3e}, "
@@ -232,7 +257,7 @@ def schedule_explorer(kind: str = "linear", T: int = 1000) -> widgets.interactiv
         )
         fig = plot_schedules([stats.schedule])
         fig.tight_layout()
-        picture.value = _to_png(fig)
+        show_figure(picture, fig)
         return stats
 
     explorer = interactive(

@@ -9,14 +9,17 @@ def kl_term(mean: Tensor, logvar: Tensor) -> Tensor:
     return (0.5 * (mean**2 + logvar.exp() - 1 - logvar)).flatten(1).sum(1)
 
 
-def reparameterise(mean: Tensor, logvar: Tensor, eps: Tensor) -> Tensor:
-    """z = mean + std * eps with std = exp(logvar / 2): differentiable in mean and logvar."""
-    return mean + (logvar / 2).exp() * eps
-
-
 def scale_factor(latents: Tensor) -> float:
     """The number that gives the latents unit variance: 1 / their standard deviation over every entry."""
     return 1 / latents.std().item()
+
+
+def latent_pipeline(encode, decode, x: Tensor, eps: Tensor, z_sampled: Tensor, scale: float):
+    """Encode and scale for training; unscale and decode for generation."""
+    mean, logvar = encode(x)
+    z_train = (mean + (logvar / 2).exp() * eps) * scale  # what the diffusion model trains on
+    images = decode(z_sampled / scale)  # its samples are scaled latents: undo the scale first
+    return z_train, images
 
 
 def pass_ratio() -> float:
@@ -24,5 +27,5 @@ def pass_ratio() -> float:
     return 512 * 512 / (64 * 64)
 
 
-ANSWERS = {"09.kl_term": kl_term, "09.reparameterise": reparameterise, "09.scale_factor": scale_factor,
-           "09.pass_ratio": pass_ratio()}
+ANSWERS = {"09.kl_term": kl_term, "09.scale_factor": scale_factor,
+           "09.latent_pipeline": latent_pipeline, "09.pass_ratio": pass_ratio()}

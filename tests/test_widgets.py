@@ -179,12 +179,38 @@ def test_schedule_explorer_shows_invalid_settings_instead_of_failing():
     assert explorer.result is None
     message, picture = explorer.children[-2:]
     assert "beta_start must be &lt;= beta_end" in message.value and bytes(picture.value) == b""
+    assert picture.layout.display == "none"  # no broken-image icon under the message
     with pytest.raises(ValueError, match="beta_start must be <= beta_end"):
         W.schedule_stats("linear", 1000, 0.1, 0.02)
     explorer.children[2].value = 1e-4
     assert explorer.result is not None
     assert "invalid" not in message.value and f"alpha_bar_T = {explorer.result.alpha_bar_T:.3e}" in message.value
-    assert bytes(picture.value).startswith(b"\x89PNG")
+    assert bytes(picture.value).startswith(b"\x89PNG") and picture.layout.display is None
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels from a PNG's IHDR chunk (bytes 16-24), read independently of matplotlib."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _explorers():
+    x0 = dc.photo("flower", size=16)
+    yield "fog", W.fog_explorer(x0, dc.linear_schedule(1000), generator=torch.Generator().manual_seed(0)), (5.0, 2.8)
+    yield "schedule", W.schedule_explorer(), None
+
+
+@pytest.mark.parametrize("which", ["fog", "schedule"])
+def test_each_explorer_renders_sharp_at_its_natural_size(which):
+    name, explorer, size_in = next(e for e in _explorers() if e[0] == which)
+    picture = explorer.children[-1]
+    width, height = _png_size(bytes(picture.value))
+    css_w, css_h = (int(v.removesuffix("px")) for v in (picture.layout.width, picture.layout.height))
+    assert picture.layout.align_self == "flex-start"  # not stretched to the cell's width
+    assert abs(width / css_w - W.DPI / 96) < 0.02 and abs(height / css_h - W.DPI / 96) < 0.02  # 1.5 px per CSS px
+    assert css_w >= 400, (name, css_w)  # a readable size, not a thumbnail
+    if size_in is not None:  # the figure's inches at DPI
+        assert (width, height) == (round(size_in[0] * W.DPI), round(size_in[1] * W.DPI))
 
 
 def test_schedule_rejects_bad_input():

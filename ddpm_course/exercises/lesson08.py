@@ -1,14 +1,20 @@
-"""Lesson 08 (conditioning and guidance): the guidance rule, a guided model, and one number.
+"""Lesson 08 (conditioning and guidance): the training step that makes CFG possible, the
+guidance rule, a guided model, and one number.
 
-| exercise             | the learner writes                                      | reference                        |
-|----------------------|---------------------------------------------------------|----------------------------------|
-| ``08.cfg_combine``   | ``my_cfg(eps_cond, eps_uncond, s) -> eps_guided``       | ``guidance.guided_eps``          |
-| ``08.guided_model``  | ``my_guided(model, x_t, t, y, s, null) -> eps_guided``  | ``cfg(model, s, null=null)``     |
-| ``08.scale_from_w``  | the scale s of a paper's guidance weight w = 0.3        | ``guidance.scale_from_w``        |
+| exercise            | the learner writes                                             | reference               |
+|---------------------|----------------------------------------------------------------|-------------------------|
+| ``08.cfg_loss``     | ``my_cfg_loss(model, x0, y, t, noise, drop, null, schedule)``  | ``cfg_loss`` below      |
+| ``08.cfg_combine``  | ``my_cfg(eps_cond, eps_uncond, s) -> eps_guided``              | ``guidance.guided_eps`` |
+| ``08.guided_model`` | ``my_guided(model, x_t, t, y, s, null) -> eps_guided``         | ``cfg(model, s, null)`` |
+| ``08.scale_from_w`` | the scale s of a paper's guidance weight w = 0.3               | ``scale_from_w``        |
 
-``model`` in the second exercise is a small fixed function of (x_t, t, y) with the model
-contract, whose null label is ``null``; the learner's answer may call it once on a doubled
-batch or twice, as long as the result is the guided prediction. The hidden cases (``ddpm-course
+``model`` is a small fixed function of (x_t, t, y) with the model contract, whose null label
+is ``null``; in ``08.guided_model`` the learner's answer may call it once on a doubled batch or
+twice, as long as the result is the guided prediction. In ``08.cfg_loss`` the random draws are
+given (``t``, ``noise`` and the (B,) bool mask ``drop`` of the examples whose condition is
+dropped), so the loss is a function of its arguments. Cases are float64; answers computed in
+float32 pass, since the tolerances (relative 1e-5) sit above float32's rounding (about 6e-8
+relative per operation, a few operations deep). The hidden cases (``ddpm-course
 grade --hidden``) use other scales and shapes, and a model with six labels whose null label is 5.
 """
 from __future__ import annotations
@@ -17,7 +23,10 @@ import torch
 from torch import Tensor
 
 from ..guidance import cfg, guided_eps, scale_from_w
+from ..schedules import Schedule, cosine_schedule, linear_schedule
 from . import Case, FunctionExercise, Mistake, NumberExercise, register
+
+RTOL, ATOL = 1e-5, 1e-6  # fits a float32 answer to float64 cases
 
 PAPER_W = 0.3  # Ho & Salimans' weight with the best FID on ImageNet 64x64 in their table 1
 
@@ -46,8 +55,8 @@ register(FunctionExercise(
         Mistake("wrong sign: guidance moves away from eps_uncond, eps_uncond + s (eps_cond - eps_uncond)",
                 lambda c, u, s: u - s * (c - u)),
     ),
-    rtol=1e-9,
-    atol=1e-12,
+    rtol=RTOL,
+    atol=ATOL,
 ))
 
 
@@ -112,8 +121,67 @@ register(FunctionExercise(
         Mistake("the passes are swapped: start from the unconditional prediction and move towards the conditional one",
                 lambda m, x, t, y, s, null: _swapped(m, x, t, y, s, null)),
     ),
-    rtol=1e-9,
-    atol=1e-12,
+    rtol=RTOL,
+    atol=ATOL,
+))
+
+
+def cfg_loss(model, x0: Tensor, y: Tensor, t: Tensor, noise: Tensor, drop: Tensor, null: int,
+             schedule: Schedule, one_based: bool = False, target_x0: bool = False) -> Tensor:
+    """L_simple with the condition dropped where ``drop``: mean (eps_theta(x_t, t, y') - eps)^2."""
+    labels = torch.where(drop, torch.full_like(y, null), y)  # (B,)
+    abar = schedule.alpha_bars.to(x0.dtype)[t + 1 if one_based else t].reshape(-1, *[1] * (x0.ndim - 1))
+    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    return ((model(x_t, t, labels) - (x0 if target_x0 else noise)) ** 2).mean()
+
+
+def _loss_cases(generator: torch.Generator, hidden: bool = False) -> list[Case]:
+    schedule = cosine_schedule(400) if hidden else linear_schedule(1000)
+    sizes = ((7, (3,)), (4, (2, 2, 2)), (9, (1,))) if hidden else ((6, (2,)), (5, (1, 3, 3)), (8, (3,)))
+    n_drop = 3 if hidden else 2
+    cases = []
+    for b, shape in sizes:
+        x0 = torch.randn(b, *shape, generator=generator, dtype=torch.float64)
+        y = torch.randint(0, NULL, (b,), generator=generator)
+        t = torch.randint(0, schedule.T - 1, (b,), generator=generator)  # below T - 1: a 1-based read stays in range
+        noise = torch.randn(b, *shape, generator=generator, dtype=torch.float64)
+        drop = torch.zeros(b, dtype=torch.bool)
+        drop[torch.randperm(b, generator=generator)[:n_drop]] = True  # some dropped, the rest kept
+        label = f"batch {b}, dropped {drop.tolist()}"
+        cases.append(Case((toy_model, x0, y, t, noise, drop, NULL, schedule), {}, label))
+    return cases
+
+
+def _loss_with(labels_rule):
+    def loss(model, x0, y, t, noise, drop, null, schedule):
+        labels = labels_rule(y, drop, null)
+        abar = schedule.alpha_bars.to(x0.dtype)[t].reshape(-1, *[1] * (x0.ndim - 1))
+        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        return ((model(x_t, t, labels) - noise) ** 2).mean()
+    return loss
+
+
+register(FunctionExercise(
+    name="08.cfg_loss",
+    reference=cfg_loss,
+    cases=_loss_cases,
+    hidden_cases=lambda g: _loss_cases(g, hidden=True),
+    mistakes=(
+        Mistake("the condition is never dropped: where drop is True the label must become null, or the "
+                "network never learns the unconditional prediction", _loss_with(lambda y, d, n: y)),
+        Mistake("the mask is inverted: drop marks the examples whose label becomes null",
+                _loss_with(lambda y, d, n: torch.where(d, y, torch.full_like(y, n)))),
+        Mistake("a dropped label becomes the null label (null), not label 0",
+                _loss_with(lambda y, d, n: torch.where(d, torch.zeros_like(y), y))),
+        Mistake("alpha_bar is indexed 1-based: in code t is 0-based, alpha_bars[t]",
+                lambda m, x0, y, t, e, d, n, s: cfg_loss(m, x0, y, t, e, d, n, s, one_based=True)),
+        Mistake("the network predicts the noise: the target is noise, not x0",
+                lambda m, x0, y, t, e, d, n, s: cfg_loss(m, x0, y, t, e, d, n, s, target_x0=True)),
+        Mistake("the model must see the noisy x_t, not the clean x0",
+                lambda m, x0, y, t, e, d, n, s: ((m(x0, t, torch.where(d, torch.full_like(y, n), y)) - e) ** 2).mean()),
+    ),
+    rtol=RTOL,
+    atol=ATOL,
 ))
 
 
