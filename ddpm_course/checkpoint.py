@@ -66,6 +66,7 @@ MAX_CONFIG_LIST = 8  # every list in a config (levels of a U-Net)
 MAX_REPEATS = 64  # repeat counts in a config (an MLP's depth, a U-Net's res blocks per level)
 _REPEAT_FIELDS = ("depth", "num_res_blocks")
 READ_RETRY_WAITS_S = (0.01, 0.02, 0.04, 0.08, 0.16)  # a reader beside a save: how long it waits for the JSON
+READ_RETRY_S = 5.0  # and how long in all it keeps reading again while a writer keeps replacing the pair
 _CHUNK = 2**20
 
 
@@ -738,20 +739,23 @@ def _file_ids(*paths: Path) -> tuple:
 def _read_pair(weights_path: Path, meta_path: Path, max_parameters: int) -> tuple[dict, nn.Module, bytes]:
     """The checked JSON, the model built on the meta device and the weights' bytes. A checksum
     mismatch is retried while the files change under the reader (a save replacing the pair
-    renames the weights, then the JSON); a file that stays wrong is reported (ValueError)."""
-    waits = READ_RETRY_WAITS_S
-    for attempt in range(len(waits) + 1):
+    renames the weights, then the JSON), for up to READ_RETRY_S in all; a file that stays wrong
+    for the whole of READ_RETRY_WAITS_S is reported (ValueError)."""
+    deadline = time.monotonic() + READ_RETRY_S
+    while True:
         ids = _file_ids(weights_path, meta_path)
         meta = _check_meta(_read_json(meta_path), meta_path)
         meta_model, size_limit = _check_model_size(meta, meta_path, max_parameters)
         data, why = _read_weights(weights_path, meta, meta_path, size_limit, meta_model.state_dict())
         if data is not None:
             return meta, meta_model, data
-        for wait in waits[attempt:]:  # wait for the writer's second rename, if one is under way
+        for wait in READ_RETRY_WAITS_S:  # give the writer time for its second rename, then read again
+            time.sleep(wait)
             if _file_ids(weights_path, meta_path) != ids:
                 break
-            time.sleep(wait)
-        if _file_ids(weights_path, meta_path) == ids:
+        else:  # nothing changed: the pair is wrong, not being replaced
+            break
+        if time.monotonic() > deadline:
             break
     raise ValueError(why + _backup_hint(weights_path, meta["weights_sha256"], size_limit))
 

@@ -266,7 +266,7 @@ def test_cli_evaluate_prints_every_metric_with_its_floor(capsys):
     (["--k", "0"], 2, "--k"),
     (["--n-real", "1"], 2, "--n-real"),
     (["--steps", "0"], 2, "--steps"),
-    (["--sampler", "heun"], 2, "--sampler"),
+    (["--sampler", "unipc"], 2, "--sampler"),
     (["--sampler", "euler", "--eta", "0.5"], 1, "--eta does not apply to --sampler euler"),
     (["--sampler", "ddim", "--order", "2"], 1, "--order does not apply to --sampler ddim"),
     (["--model", "toy2d"], 1, "evaluate scores grey images (1, H, W)"),
