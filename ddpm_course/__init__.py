@@ -41,8 +41,8 @@ __all__ = [
 def __getattr__(name: str):
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
-    if name == "pretrained":  # dc.pretrained("digits"): the shipped models, see checkpoint.py
-        return importlib.import_module(".checkpoint", __name__).pretrained
+    if name == "pretrained":  # dc.pretrained("digits"): the shipped models, see shipped.py
+        return importlib.import_module(".shipped", __name__).pretrained
     raise AttributeError(f"module 'ddpm_course' has no attribute {name!r}")
 
 

@@ -12,18 +12,23 @@ has a mode, parameters and so a device and dtype of its own.
 | ``call_model``        | the call with or without ``y``, x_t cast to the model's dtype, output checked |
 | ``eval_mode``         | a context: the module in eval mode inside, its previous mode after  |
 | ``num_classes``       | a conditional model's class count (its null label), None otherwise  |
+| ``KINDS``, ``tag``    | a model's family (what its output means, how to sample it), carried |
+| ``kind_of``           | by a loaded module; ``require_kind`` refuses a model of another kind |
 """
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["device_and_dtype", "call_model", "eval_mode", "num_classes"]
+__all__ = [
+    "device_and_dtype", "call_model", "eval_mode", "num_classes",
+    "KINDS", "SAMPLER_KINDS", "tag", "kind_of", "require_kind", "infer_kind",
+]
 
 
 def device_and_dtype(model: Callable) -> tuple[torch.device | None, torch.dtype | None]:
@@ -73,3 +78,61 @@ def num_classes(model: Callable) -> int | None:
     without a config."""
     value = getattr(getattr(model, "config", None), "num_classes", None)
     return None if value is None else int(value)
+
+
+# ----------------------------------------------------------------------------- kinds
+
+#: every model family a checkpoint can declare, and how to sample it (see ``ddpm_course.shipped``)
+KINDS: dict[str, str] = {
+    "eps": "a noise predictor eps_theta(x_t, t): sample it with the DDPM samplers (ddpm_course.samplers, "
+    "ddpm-course sample)",
+    "velocity": "a flow-matching velocity model: sample it with ddpm_course.flow.flow_sample(model, shape, steps=20)",
+    "latent": "a noise predictor on VAE latents: load it with ddpm_course.autoencoder.load_latent(path), sample "
+    "pipe.unet at pipe.latent_shape, then decode with pipe.vae.decode_scaled (ddpm-course sample does all this)",
+    "vae": "a VAE, not a diffusion model: load it with ddpm_course.autoencoder.load_elbo_vae(path) and decode "
+    "z ~ N(0, I)",
+    "classifier": "the digit classifier behind the metrics, not a generator: ddpm_course.metrics.digit_classifier()",
+}
+SAMPLER_KINDS = ("eps", "latent")  # what the DDPM samplers can run: noise predictors, on images or on latents
+_ATTRIBUTE = "model_kind"  # where a loaded module carries its kind
+
+
+def tag(model: Any, kind: str) -> Any:
+    """Mark a module with its kind (what :func:`kind_of` reads); returns it."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}; got {kind!r}")
+    try:
+        object.__setattr__(model, _ATTRIBUTE, kind)
+    except (AttributeError, TypeError):
+        pass  # a callable that takes no attributes stays untagged: nothing is checked for it
+    return model
+
+
+def kind_of(model: Any) -> str | None:
+    """The kind a loaded model carries, or None (a model built in code, a lambda, the oracle)."""
+    kind = getattr(model, _ATTRIBUTE, None)
+    return kind if isinstance(kind, str) else None
+
+
+def require_kind(model: Any, allowed: tuple[str, ...], what: str, name: str = "model") -> None:
+    """Refuse a model whose declared kind is not in ``allowed``, saying what to use instead;
+    an untagged model passes (only loaded checkpoints declare a kind)."""
+    kind = kind_of(model)
+    if kind is None or kind in allowed:
+        return
+    raise ValueError(f"{name} is {KINDS[kind]} ({what}: for {' or '.join(allowed)} models only)")
+
+
+def infer_kind(arch: str, record: dict[str, Any]) -> str:
+    """The kind of a checkpoint saved before checkpoints declared one, from its architecture and
+    record: a VAE, a flow-matching model (its record's objective or command says so), a latent
+    model (its record names the VAE that decodes it), otherwise a noise predictor."""
+    if arch == "VAE":
+        return "vae"
+    command = str(record.get("command", ""))
+    if "flow matching" in str(record.get("objective", "")) or "ddpm_course.flow" in command:
+        return "velocity"
+    if "decode_with" in record or "ddpm_course.autoencoder" in command:
+        return "latent"
+    return "eps"
+

@@ -24,9 +24,9 @@ weights file, or a missing field is a ``ValueError`` that names the file and the
 schedule is stored as its betas (exact in JSON: a float64 prints and parses back bit for
 bit), so any schedule round-trips.
 
-``pretrained(name)`` loads the small models shipped in ``ddpm_course/pretrained/``; each one
-says in its record the command that made it. A shipped model is a :class:`Checkpoint` with a
-``name`` (``Pretrained`` is the same type).
+``shipped.pretrained(name)`` (``dc.pretrained``) loads the small models shipped in
+``ddpm_course/pretrained/``; each one says in its record the command that made it. A shipped
+model is a :class:`Checkpoint` with a ``name`` (``Pretrained`` is the same type).
 """
 from __future__ import annotations
 
@@ -45,17 +45,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._model import KINDS, infer_kind, tag
 from .schedules import Schedule
-from .shipped import KINDS, SHIPPED, infer_kind, tag
 
 __all__ = [
-    "Checkpoint", "Pretrained", "save_checkpoint", "load_checkpoint", "checkpoint_paths", "pretrained", "PRETRAINED",
+    "Checkpoint", "Pretrained", "save_checkpoint", "load_checkpoint", "checkpoint_paths",
     "clean_stale_temporaries",
 ]
 
 FORMAT = "ddpm_course.checkpoint/1"
-# name -> "what it is: the command that makes it", for every shipped checkpoint (see shipped.SHIPPED)
-PRETRAINED = {name: entry.summary for name, entry in SHIPPED.items() if entry.kind != "classifier"}
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TRAIN_STATE_PREFIX = "train_state."
 MAX_PARAMETERS = 100_000_000  # a model the JSON describes must be smaller than this to be built
@@ -823,21 +821,3 @@ def load_checkpoint(
         train_state=train_state,
         kind=meta["kind"],
     )
-
-
-def pretrained(name: str = "digits", device: torch.device | str = "cpu") -> Checkpoint:
-    """A model shipped with the package (see ``shipped.SHIPPED`` for each one's kind): "digits"
-    (16x16 digits), "toy2d" (the 2-D ring mixture), "digits-cond", "digits-prompt", "digits-flow"
-    (a velocity model), "digits-latent" (a latent U-Net; ``autoencoder.load_latent`` gives it with
-    its decoder), the VAEs "digits-latent-vae" and "digits-latent-elbo-vae".
-
-    Returns a :class:`Checkpoint` (alias ``Pretrained``) with ``.name``, ``.kind``, ``.model`` in
-    eval mode, ``.schedule``, ``.image_size``, ``.sample_shape`` and ``.record``.
-    """
-    from . import shipped
-
-    if name not in PRETRAINED:
-        raise ValueError(f"name must be one of {sorted(PRETRAINED)}; got {name!r}")
-    ckpt = load_checkpoint(shipped.path(name), device=device)
-    ckpt.name = name
-    return ckpt

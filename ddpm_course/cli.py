@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import os
-import platform
 import sys
-import tempfile
 import textwrap
 import traceback
 from collections.abc import Sequence
@@ -41,170 +38,35 @@ from pathlib import Path
 
 import torch
 
+from ._commands import (  # noqa: F401 - the shared pieces, also reachable as cli.<name>
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    PROG,
+    CLIError,
+    _add_device_options,
+    _device,
+    _finite,
+    _int_in,
+    _Parser,
+    _positive_int,
+    _seed,
+    _set_threads,
+    _threads,
+    _write_atomically,
+    check_output,
+    hardware_description,
+)
+
 __all__ = [
     "main", "build_parser", "add_train_parser", "add_sample_parser", "add_evaluate_parser", "hardware_description",
     "CLIError",
 ]
 
-PROG = "ddpm-course"
-EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 MAX_SAMPLES = 4096
 MAX_BATCH = 2**16  # _checks.MAX_BATCH: images per training step
 MAX_GUIDANCE = 100.0  # classifier-free guidance scales in use are below 20; far above, the samples overflow
-
-
-class CLIError(Exception):
-    """A problem with what the user asked for; printed as one line, never with a traceback."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``ddpm-course: error: <subcommand>: <message>``."""
-
-    def error(self, message: str):  # type: ignore[override]
-        where = self.prog.removeprefix(PROG).strip()
-        self.exit(EXIT_USAGE, f"{PROG}: error: {where + ': ' if where else ''}{message} (see {self.prog} --help)\n")
-
-
-def hardware_description(device: torch.device) -> str:
-    """A one-line description of where a run happened: CPU model and threads, or the GPU."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads of {os.cpu_count()} CPUs, torch {torch.__version__}"
-
-
-# ----------------------------------------------------------------------------- argument types
-
-
-def _int_in(low: int, high: int):
-    span = f"in [{low}, {high}]" if high < 2**31 - 1 else f">= {low}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer {span}; got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be an integer {span}; got {text}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
-def _finite(low: float, high: float = math.inf, low_open: bool = False):
-    span = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if math.isfinite(high) else ')'}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a finite number in {span}; got {text!r}") from None
-        inside = (value > low if low_open else value >= low) and value <= high
-        if not (math.isfinite(value) and inside):
-            raise argparse.ArgumentTypeError(f"must be a finite number in {span}; got {text}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
-
-
-_positive_int = _int_in(1, 2**31 - 1)
-_seed = _int_in(0, 2**63 - 1)
-_threads = _int_in(1, 1024)
-
-
-def _device(text: str) -> torch.device:
-    """``auto`` (cuda > mps > cpu) or a torch device that exists on this machine."""
-    from . import pick_device
-
-    if text == "auto":
-        return pick_device()
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r} asked for, but CUDA is not available here (try auto or cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            count = torch.cuda.device_count()
-            raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has {count} GPU(s)")
-    elif device.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r} asked for, but Apple's MPS is not available (try auto or cpu)")
-    elif device.type != "cpu":
-        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}")
-    return device
-
-
-def _add_device_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", type=_device, default="auto",
-                        help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps (default auto)")
-    parser.add_argument("--threads", type=_threads, default=None,
-                        help="CPU threads for torch, for runs on the CPU (default: torch's choice)")
-
-
-def _set_threads(args: argparse.Namespace) -> None:
-    """--threads sets torch's CPU threads, on a CPU run only (a GPU run keeps torch's choice)."""
-    if args.threads is None:
-        return
-    if args.device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    else:
-        print(f"note: --threads {args.threads} ignored: this run is on {args.device}, not the CPU", file=sys.stderr)
-
-
-# ----------------------------------------------------------------------------- output locations
-
-
-def check_output(path: Path, overwrite: bool, what: str = "--out") -> Path:
-    """Check that ``path`` can be written: its folder exists and is writable, it is not a
-    folder itself, and it does not exist unless ``overwrite``. Returns it; CLIError otherwise."""
-    folder = path.parent
-    if path.is_dir():
-        raise CLIError(f"{what} {path} is a folder; give a file name inside it")
-    if not folder.is_dir():
-        raise CLIError(f"the folder {folder} of {what} {path} does not exist; create it first")
-    if path.exists() or path.is_symlink():
-        if not overwrite:
-            raise CLIError(f"{path} already exists; pass --overwrite to replace it, or choose another {what}")
-        if not path.is_file():
-            raise CLIError(f"{path} exists and is not a regular file; refusing to replace it")
-    try:  # the only reliable test of writability (permissions, read-only file systems, quotas)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ddpm-course-probe-"):
-            pass
-    except OSError as err:
-        raise CLIError(f"cannot write in the folder {folder} of {what} {path}: {err.strerror or err}") from None
-    return path
-
-
-def _write_atomically(path: Path, overwrite: bool, write) -> None:
-    """Call ``write(temporary_path)``, then move the file into place: no half-written ``path``, and
-    without ``overwrite`` an existing ``path`` (even one created meanwhile) is never replaced."""
-    from .checkpoint import _usual_permissions
-
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    _usual_permissions(fd)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails with FileExistsError instead of replacing
-    except FileExistsError:
-        raise CLIError(f"{path} appeared while this command ran; nothing was replaced (pass --overwrite)") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- train
@@ -684,7 +546,8 @@ def _load_model(name: str, device: torch.device, command: str = "sample") -> _Lo
     noise predictor as it is, a latent model with its VAE (the samples are decoded); a velocity
     model, a VAE or the classifier is refused, naming what samples it."""
     from . import shipped
-    from .checkpoint import load_checkpoint, pretrained
+    from .checkpoint import load_checkpoint
+    from .shipped import pretrained
 
     ckpt = None
     if name in shipped.SHIPPED:

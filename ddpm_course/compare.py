@@ -51,20 +51,22 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import finite_float, generator_or_none, int_at_least
+from ._compat import renamed
 from .gan import GANConfig, gan_sample, train_gan
 from .losses import elbo_weights
 from .metrics import precision_recall
+from .models.toy import PointVAE, PointVAEConfig
 from .oracle import GaussianMixture
 from .schedules import Schedule, linear_schedule
 
 __all__ = [
     "MODELS",
-    "VAE",
+    "PointVAE",
     "Budget",
     "Comparison",
     "ModelReport",
     "RunReport",
-    "VAEConfig",
+    "PointVAEConfig",
     "VAEResult",
     "compare",
     "core_fractions",
@@ -77,7 +79,7 @@ __all__ = [
     "modes_reproduced",
     "nothing_learned",
     "run_verdict",
-    "train_vae",
+    "train_point_vae",
     "vae_negative_elbo",
     "vae_sample",
 ]
@@ -214,53 +216,7 @@ def loss_roughness(losses: list[float] | Tensor, window: int = 50) -> float:
 # ----------------------------------------------------------------------------- a small VAE
 
 
-@dataclass(frozen=True)
-class VAEConfig:
-    """Data dimension, latent dimension, hidden width and hidden layers of encoder and decoder."""
-
-    dim: int = 2
-    latent: int = 2
-    hidden: int = 64
-    depth: int = 3
-
-    def __post_init__(self) -> None:
-        for name in ("dim", "latent", "hidden", "depth"):
-            int_at_least(name, getattr(self, name), 1)
-
-
-def _mlp(d_in: int, hidden: int, depth: int, d_out: int) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Linear(d_in, hidden), nn.SiLU()]
-    for _ in range(depth - 1):
-        layers += [nn.Linear(hidden, hidden), nn.SiLU()]
-    return nn.Sequential(*layers, nn.Linear(hidden, d_out))
-
-
-class VAE(nn.Module):
-    """encode: x (B, dim) -> (mu, logvar) (B, latent) each; decode: z (B, latent) -> mean (B, dim).
-
-    ``log_sigma`` (dim,) is the decoder's learned log standard deviation, shared by all z. It
-    starts at log 0.1, not 0: with sigma = 1 from the start the decoder can explain the whole
-    data as its own noise and the encoder learns to ignore x ("posterior collapse", Bowman et
-    al. 2016), which on the ring gives one blob at the centre instead of a VAE worth comparing.
-    """
-
-    def __init__(self, config: VAEConfig | None = None) -> None:
-        super().__init__()
-        self.config = VAEConfig() if config is None else config
-        c = self.config
-        self.encoder = _mlp(c.dim, c.hidden, c.depth, 2 * c.latent)
-        self.decoder = _mlp(c.latent, c.hidden, c.depth, c.dim)
-        self.log_sigma = nn.Parameter(torch.full((c.dim,), math.log(0.1)))
-
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, latent) each
-        return mu, logvar
-
-    def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z)
-
-
-def vae_negative_elbo(vae: VAE, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def vae_negative_elbo(vae: PointVAE, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """-ELBO per point, (B,), in nats: E_q[-log p(x|z)] + KL(q(z|x) || N(0, I)), one z per point.
 
     The ELBO is a lower bound on log p(x), so this is an upper bound on -log p(x). The
@@ -277,24 +233,24 @@ def vae_negative_elbo(vae: VAE, x: Tensor, generator: torch.Generator | None = N
 
 @dataclass
 class VAEResult:
-    """What :func:`train_vae` returns: the VAE (eval mode), -ELBO of every step, steps, seconds."""
+    """What :func:`train_point_vae` returns: the VAE (eval mode), -ELBO of every step, steps, seconds."""
 
-    model: VAE
+    model: PointVAE
     losses: list[float]
     steps: int
     seconds: float
 
 
-def train_vae(
+def train_point_vae(
     data: Tensor,
     *,
-    config: VAEConfig | None = None,
+    config: PointVAEConfig | None = None,
     steps: int = 2000,
     batch_size: int = 256,
     lr: float = 1e-3,
     generator: torch.Generator | None = None,
 ) -> VAEResult:
-    """Train a :class:`VAE` on ``data`` (N, dim) by minimising the mean -ELBO with Adam.
+    """Train a :class:`~ddpm_course.models.toy.PointVAE` on ``data`` (N, dim) by minimising the mean -ELBO with Adam.
 
     Every random draw (initial weights, batches, z) comes from ``generator`` (seed 0 when None).
     """
@@ -306,7 +262,7 @@ def train_vae(
     generator = generator_or_none("generator", generator) or torch.Generator().manual_seed(0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-        vae = VAE(VAEConfig(dim=data.shape[1]) if config is None else config)
+        vae = PointVAE(PointVAEConfig(dim=data.shape[1]) if config is None else config)
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     data = data.float()
     losses: list[float] = []
@@ -325,7 +281,7 @@ def train_vae(
 
 
 @torch.no_grad()
-def vae_sample(vae: VAE, n: int, generator: torch.Generator | None = None, decoder_noise: bool = False) -> Tensor:
+def vae_sample(vae: PointVAE, n: int, generator: torch.Generator | None = None, decoder_noise: bool = False) -> Tensor:
     """n points: z ~ N(0, I), one decoder pass; the decoder's mean (as image VAEs show) unless
     ``decoder_noise`` adds its N(0, sigma^2) noise. Returns (n, dim)."""
     n = int_at_least("n", n, 1)
@@ -547,7 +503,7 @@ def _fit(name: str, data: Tensor, budget: Budget, seed: int, lr: float) -> _Fitt
         return _Fitted(lambda n, gen: gan_sample(res.generator, n, gen), res.generator, res.d_losses,
                        _count(res.generator, res.discriminator), 1, None)
     if name == "VAE":
-        res = train_vae(data, config=VAEConfig(dim=d, hidden=budget.hidden), steps=budget.steps,
+        res = train_point_vae(data, config=PointVAEConfig(dim=d, hidden=budget.hidden), steps=budget.steps,
                         batch_size=budget.batch_size, lr=lr, generator=g)
         return _Fitted(lambda n, gen: vae_sample(res.model, n, gen), res.model, res.losses, _count(res.model), 1,
                        lambda x, gen: vae_negative_elbo(res.model, x.float(), gen).detach().double())
@@ -649,3 +605,9 @@ def compare(
         control=_control_report(real, mixture, budget.n_samples),
         real_modes_reproduced=modes_reproduced(fresh, mixture),
     )
+
+
+_WHY = "autoencoder.VAE is lesson 09's image VAE; this one works on points"
+__getattr__ = renamed(__name__, {
+    "VAE": ("PointVAE", _WHY), "VAEConfig": ("PointVAEConfig", _WHY), "train_vae": ("train_point_vae", _WHY),
+}, globals())

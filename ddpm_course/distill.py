@@ -382,7 +382,8 @@ def _main(argv: list[str] | None = None) -> None:
     import sys
     from datetime import datetime, timezone
 
-    from .checkpoint import pretrained, save_checkpoint
+    from .checkpoint import save_checkpoint
+    from .shipped import pretrained
 
     parser = argparse.ArgumentParser(prog="python -m ddpm_course.distill", description=_main.__doc__)
     parser.add_argument("--out", required=True, help="checkpoint path without suffix")

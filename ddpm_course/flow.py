@@ -35,7 +35,8 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import MAX_BATCH, MAX_STEPS, finite_float, generator_or_none, int_at_least, int_in_range, one_of
-from ._model import eval_mode
+from ._compat import renamed
+from ._model import eval_mode, require_kind
 from .data import ImageData
 from .forward import noise_like
 from .oracle import GaussianMixture
@@ -56,7 +57,7 @@ __all__ = [
     "TIME_SCALE",
     "VelocityOracle",
     "ddpm_to_flow",
-    "euler_step",
+    "flow_euler_step",
     "flow_abar",
     "flow_matching_loss",
     "flow_path",
@@ -64,7 +65,7 @@ __all__ = [
     "flow_time",
     "flow_timesteps",
     "flow_to_ddpm",
-    "heun_step",
+    "flow_heun_step",
     "mixture_velocity",
     "train_flow",
     "velocity_target",
@@ -221,18 +222,18 @@ class VelocityOracle:
 # ----------------------------------------------------------------------------- ODE solvers
 
 
-def euler_step(x: Tensor, t: float, t_next: float, u: Tensor) -> Tensor:
+def flow_euler_step(x: Tensor, t: float, t_next: float, u: Tensor) -> Tensor:
     """One Euler step of dx/dt = u from t to t_next (< t): x + (t_next - t) u. Shapes (B, ...)."""
     return x + (t_next - t) * u
 
 
-def heun_step(model: Model, x: Tensor, t: float, t_next: float, u: Tensor) -> Tensor:
+def flow_heun_step(model: Model, x: Tensor, t: float, t_next: float, u: Tensor) -> Tensor:
     """One Heun step (Karras et al. 2022, Algorithm 1): an Euler predictor, then the average slope.
 
     x_pred = x + h u(x, t); x_next = x + h (u(x, t) + u(x_pred, t_next)) / 2, h = t_next - t.
     Costs one more network evaluation than Euler; second order in h.
     """
-    x_pred = euler_step(x, t, t_next, u)
+    x_pred = flow_euler_step(x, t, t_next, u)
     u_next = _predict(model, x_pred, torch.full((x.shape[0],), t_next, dtype=torch.float64, device=x.device))
     return x + (t_next - t) * 0.5 * (u + u_next.to(x.dtype))
 
@@ -250,7 +251,7 @@ def _rule(model: Model, method: str) -> Callable[..., Step]:
     """
 
     def rule(x: Tensor, t: float, u: Tensor, noise: Tensor | None, *, t_prev: float, history: tuple) -> Step:
-        x_next = euler_step(x, t, t_prev, u) if method == "euler" else heun_step(model, x, t, t_prev, u)
+        x_next = flow_euler_step(x, t, t_prev, u) if method == "euler" else flow_heun_step(model, x, t, t_prev, u)
         return Step(x_next, x - t * u)
 
     return rule
@@ -276,8 +277,6 @@ def flow_sample(
     back. Returns x_0: (B, ...).
     """
     one_of("method", method, METHODS)
-    from .shipped import require_kind
-
     require_kind(model, ("velocity",), "flow_sample")  # a loaded noise predictor is refused, naming its sampler
     x = start_state(model, shape, generator_or_none("generator", generator))
 
@@ -388,7 +387,7 @@ def train_flow(
 
 
 def _main(argv: list[str] | None = None) -> None:
-    """python -m ddpm_course.flow: train the shipped ``digits-flow`` model (see ``checkpoint.PRETRAINED``)."""
+    """python -m ddpm_course.flow: train the shipped ``digits-flow`` model (see ``shipped.SHIPPED``)."""
     import argparse
     import platform
     import sys
@@ -440,3 +439,8 @@ def _main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     _main()
+
+
+_WHY = "samplers.euler_step and samplers.heun_step are the DDPM samplers' step rules, with other arguments"
+__getattr__ = renamed(__name__, {"euler_step": ("flow_euler_step", _WHY), "heun_step": ("flow_heun_step", _WHY)},
+                      globals())

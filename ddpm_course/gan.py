@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._checks import finite_float, generator_or_none, int_at_least, one_of
+from .models.toy import Discriminator, GANConfig, Generator
 
 __all__ = [
     "G_LOSSES",
@@ -51,59 +51,6 @@ __all__ = [
 ]
 
 G_LOSSES = ("non_saturating", "minimax")
-
-
-@dataclass(frozen=True)
-class GANConfig:
-    """Data dimension, noise dimension, hidden width and number of hidden layers of G and of D."""
-
-    dim: int = 2
-    latent: int = 8
-    hidden: int = 64
-    depth: int = 3
-
-    def __post_init__(self) -> None:
-        int_at_least("dim", self.dim, 1)
-        int_at_least("latent", self.latent, 1)
-        int_at_least("hidden", self.hidden, 1)
-        int_at_least("depth", self.depth, 1)
-
-
-def _mlp(d_in: int, hidden: int, depth: int, d_out: int, act: Callable[[], nn.Module]) -> nn.Sequential:
-    """Linear -> act, ``depth`` times at width ``hidden``, then a Linear to ``d_out``."""
-    layers: list[nn.Module] = [nn.Linear(d_in, hidden), act()]
-    for _ in range(depth - 1):
-        layers += [nn.Linear(hidden, hidden), act()]
-    layers.append(nn.Linear(hidden, d_out))
-    return nn.Sequential(*layers)
-
-
-class Generator(nn.Module):
-    """G: z (B, latent) -> x (B, dim), an MLP with ReLU."""
-
-    def __init__(self, config: GANConfig | None = None) -> None:
-        super().__init__()
-        self.config = GANConfig() if config is None else config
-        self.net = _mlp(self.config.latent, self.config.hidden, self.config.depth, self.config.dim, nn.ReLU)
-
-    def forward(self, z: Tensor) -> Tensor:
-        if z.ndim != 2 or z.shape[1] != self.config.latent:
-            raise ValueError(f"z must have shape (B, latent) = (B, {self.config.latent}); got {tuple(z.shape)}")
-        return self.net(z)
-
-
-class Discriminator(nn.Module):
-    """D: x (B, dim) -> logits (B,), an MLP with LeakyReLU(0.2) (the DCGAN habit)."""
-
-    def __init__(self, config: GANConfig | None = None) -> None:
-        super().__init__()
-        self.config = GANConfig() if config is None else config
-        self.net = _mlp(self.config.dim, self.config.hidden, self.config.depth, 1, lambda: nn.LeakyReLU(0.2))
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 2 or x.shape[1] != self.config.dim:
-            raise ValueError(f"x must have shape (B, dim) = (B, {self.config.dim}); got {tuple(x.shape)}")
-        return self.net(x).squeeze(1)  # (B,)
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:

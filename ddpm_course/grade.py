@@ -594,7 +594,7 @@ def grade_notebook(path: str | os.PathLike, hidden: bool = False, seed: int | No
 
 def add_grade_parser(subparsers: argparse._SubParsersAction, parents: Sequence[argparse.ArgumentParser] = ()):
     """Register ``ddpm-course grade``."""
-    from .cli import _finite, _seed
+    from ._commands import _finite, _seed
 
     parser = subparsers.add_parser(
         "grade",
@@ -621,7 +621,7 @@ def add_grade_parser(subparsers: argparse._SubParsersAction, parents: Sequence[a
 
 
 def _run_grade(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .cli import CLIError, _write_atomically, check_output
+    from ._commands import CLIError, _write_atomically, check_output
 
     if args.seed is not None and not args.hidden:
         raise CLIError("--seed chooses the hidden cases; pass --hidden too")

@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import finite_float, generator_or_none, int_at_least, int_in_range
+from .models.classifier import DigitClassifier
 
 __all__ = [
     "DensityCoverage",
@@ -183,40 +184,12 @@ def sliced_wasserstein(
 # Frechet distance on digit-classifier features
 
 
-class DigitClassifier(nn.Module):
-    """A small CNN for 16x16 digits: two conv/pool stages, a 32-d feature layer, 10 logits.
-
-    x: (B, 1, 16, 16) in [-1, 1] -> logits (B, 10); ``features(x)`` -> (B, FEATURE_DIM), the
-    pre-activation of the feature layer (closer to Gaussian than after the ReLU).
-    """
-
-    FEATURE_DIM = 32
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.fc = nn.Linear(32 * 4 * 4, self.FEATURE_DIM)
-        self.head = nn.Linear(self.FEATURE_DIM, 10)
-
-    def features(self, x: Tensor) -> Tensor:
-        h = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, 16, 8, 8)
-        h = F.max_pool2d(F.relu(self.conv2(h)), 2)  # (B, 32, 4, 4)
-        return self.fc(h.flatten(1))  # (B, FEATURE_DIM)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(F.relu(self.features(x)))
-
-
 def _shift(x: Tensor, generator: torch.Generator) -> Tensor:
     """Translate each image by up to one pixel (padding with the background, -1)."""
     b, _, h, w = x.shape
     padded = F.pad(x, (1, 1, 1, 1), value=-1.0)  # (B, 1, H+2, W+2)
     dy, dx = torch.randint(0, 3, (2, b), generator=generator)
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
-
-
-CLASSIFIER_FILE = "digit_classifier.safetensors"
 
 
 def train_digit_classifier(epochs: int = 20, seed: int = 0) -> DigitClassifier:
@@ -241,21 +214,16 @@ def train_digit_classifier(epochs: int = 20, seed: int = 0) -> DigitClassifier:
 def digit_classifier() -> DigitClassifier:
     """The feature network of :func:`digit_features`, in eval mode (cached: do not modify it).
 
-    Loads the weights shipped in ``ddpm_course/pretrained/digit_classifier.safetensors``
-    (written by ``python -m ddpm_course.metrics``), so every machine gets the same features;
-    without that file it trains them with :func:`train_digit_classifier`.
+    The weights shipped in ``ddpm_course/pretrained/digit_classifier.safetensors`` (written by
+    ``python -m ddpm_course.metrics``; ``shipped.load_classifier``), so every machine gets the same
+    features; without that file it trains them with :func:`train_digit_classifier`.
     """
-    from importlib import resources
+    from .shipped import load_classifier
 
-    from safetensors.torch import load_file
-
-    path = resources.files("ddpm_course") / "pretrained" / CLASSIFIER_FILE
-    if not path.is_file():
+    try:
+        return load_classifier()
+    except FileNotFoundError:
         return train_digit_classifier()
-    model = DigitClassifier()
-    with resources.as_file(path) as p:
-        model.load_state_dict(load_file(str(p)), strict=True)
-    return model.eval()
 
 
 def _fit(
@@ -769,13 +737,13 @@ def digits_fd(
 
 if __name__ == "__main__":  # python -m ddpm_course.metrics: (re)write the shipped classifier weights
     import sys
-    from pathlib import Path
 
     from safetensors.torch import save_file
 
+    from . import shipped
     from .data import digits
 
-    out = Path(__file__).parent / "pretrained" / CLASSIFIER_FILE
+    out = shipped.folder() / shipped.SHIPPED["digit-classifier"].file
     if out.exists() and "--overwrite" not in sys.argv:
         raise SystemExit(f"{out} exists; pass --overwrite to replace it")
     model = train_digit_classifier()

@@ -65,7 +65,7 @@ import torch
 from torch import Tensor
 
 from ._checks import batch_tensor, finite_float, generator_or_none, int_at_least, int_in_range, one_of, same_shape
-from ._model import call_model, device_and_dtype, eval_mode
+from ._model import SAMPLER_KINDS, call_model, device_and_dtype, eval_mode, require_kind
 from .forward import noise_like
 from .schedules import Schedule, check_step
 
@@ -821,8 +821,6 @@ def dpm_solver_3m_step(
 
 def _require_noise_predictor(model: Callable) -> None:
     """A loaded model's kind must be one these samplers read (a noise predictor); models built in code carry none."""
-    from .shipped import SAMPLER_KINDS, require_kind
-
     require_kind(model, SAMPLER_KINDS, f"the DDPM samplers ({', '.join(SAMPLERS)})")
 
 

@@ -21,26 +21,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from ._model import KINDS, SAMPLER_KINDS, infer_kind, kind_of, require_kind, tag
+from .checkpoint import Checkpoint, load_checkpoint
+from .models.classifier import DigitClassifier
+from .models.vae import VAE
 
 __all__ = [
-    "KINDS", "SAMPLER_KINDS", "Shipped", "SHIPPED", "register", "folder", "path", "load", "kind_of", "tag",
-    "require_kind", "infer_kind",
+    "KINDS", "SAMPLER_KINDS", "Shipped", "SHIPPED", "PRETRAINED", "register", "folder", "path", "load", "pretrained",
+    "LatentPipeline", "load_latent", "load_elbo_vae", "load_classifier", "kind_of", "tag", "require_kind",
+    "infer_kind",
 ]
-
-KINDS: dict[str, str] = {
-    "eps": "a noise predictor eps_theta(x_t, t): sample it with the DDPM samplers (ddpm_course.samplers, "
-    "ddpm-course sample)",
-    "velocity": "a flow-matching velocity model: sample it with ddpm_course.flow.flow_sample(model, shape, steps=20)",
-    "latent": "a noise predictor on VAE latents: load it with ddpm_course.autoencoder.load_latent(path), sample "
-    "pipe.unet at pipe.latent_shape, then decode with pipe.vae.decode_scaled (ddpm-course sample does all this)",
-    "vae": "a VAE, not a diffusion model: load it with ddpm_course.autoencoder.load_elbo_vae(path) and decode "
-    "z ~ N(0, I)",
-    "classifier": "the digit classifier behind the metrics, not a generator: ddpm_course.metrics.digit_classifier()",
-}
-SAMPLER_KINDS = ("eps", "latent")  # what the DDPM samplers can run: noise predictors, on images or on latents
-_ATTRIBUTE = "model_kind"  # where a loaded module carries its kind
-
 
 @dataclass(frozen=True)
 class Shipped:
@@ -57,7 +52,7 @@ class Shipped:
 
     @property
     def summary(self) -> str:
-        """``description: command``, the form ``checkpoint.PRETRAINED`` has always had."""
+        """``description: command``, as :data:`PRETRAINED` lists it."""
         return f"{self.description}: {self.command}"
 
 
@@ -104,6 +99,9 @@ for _entry in (
 ):
     register(_entry)
 
+# name -> "what it is: the command that makes it", for every shipped checkpoint (the classifier is a bare file)
+PRETRAINED = {name: entry.summary for name, entry in SHIPPED.items() if entry.kind != "classifier"}
+
 
 def folder() -> Path:
     """The folder of the shipped files (``ddpm_course/pretrained``)."""
@@ -127,63 +125,74 @@ def path(name: str) -> Path:
     return base
 
 
+def pretrained(name: str = "digits", device: torch.device | str = "cpu") -> Checkpoint:
+    """A shipped checkpoint by name (``dc.pretrained``): "digits" (16x16 digits), "toy2d" (the 2-D
+    ring mixture), "digits-cond", "digits-prompt", "digits-flow" (a velocity model), "digits-fast"
+    (a few-step student), "digits-latent" (a latent U-Net; :func:`load_latent` gives it with its
+    decoder), the VAEs "digits-latent-vae" and "digits-latent-elbo-vae".
+
+    Returns a :class:`~ddpm_course.checkpoint.Checkpoint` (alias ``Pretrained``) with ``.name``,
+    ``.kind``, ``.model`` in eval mode, ``.schedule``, ``.image_size``, ``.sample_shape`` and ``.record``.
+    """
+    if name not in PRETRAINED:
+        raise ValueError(f"name must be one of {sorted(PRETRAINED)}; got {name!r}")
+    ckpt = load_checkpoint(path(name), device=device)
+    ckpt.name = name
+    return ckpt
+
+
+class LatentPipeline(NamedTuple):
+    """The shipped latent diffusion model: ``vae`` (with its scale factor), ``unet`` (a noise
+    predictor on scaled latents of ``latent_shape``), ``schedule`` and the two training records."""
+
+    vae: VAE
+    unet: nn.Module
+    schedule: object
+    latent_shape: tuple[int, ...]
+    image_shape: tuple[int, ...]
+    record: dict
+    vae_record: dict
+
+
+def _vae(path_: str | Path, device: torch.device | str) -> Checkpoint:
+    ckpt = load_checkpoint(path_, device)
+    if not isinstance(ckpt.model, VAE):
+        raise TypeError(f"{path_} holds a {ckpt.arch}, not a VAE")
+    return ckpt
+
+
+def load_latent(path_: str | Path | None = None, device: torch.device | str = "cpu") -> LatentPipeline:
+    """Load ``PATH`` (the latent U-Net) and ``PATH-vae`` (its decoder); default: the shipped ``digits-latent``."""
+    path_ = path("digits-latent") if path_ is None else path_
+    unet, vae = load_checkpoint(path_, device), _vae(f"{path_}-vae", device)
+    return LatentPipeline(
+        vae.model, unet.model, unet.schedule, unet.sample_shape, vae.sample_shape, unet.record, vae.record
+    )
+
+
+def load_elbo_vae(path_: str | Path | None = None, device: torch.device | str = "cpu") -> Checkpoint:
+    """The stand-alone VAE trained with the full ELBO weight (default: the shipped
+    ``digits-latent-elbo-vae``), as a Checkpoint (``.model``, ``.record``)."""
+    return _vae(path("digits-latent-elbo-vae") if path_ is None else path_, device)
+
+
+def load_classifier() -> DigitClassifier:
+    """The shipped digit classifier behind the metrics' features, in eval mode (FileNotFoundError
+    naming its command when the file is missing)."""
+    from safetensors.torch import load_file
+
+    model = DigitClassifier()
+    model.load_state_dict(load_file(str(path("digit-classifier"))), strict=True)
+    return tag(model.eval(), "classifier")
+
+
 def load(name: str, device: Any = "cpu"):
     """Load a shipped model the way its kind needs: a :class:`~ddpm_course.checkpoint.Checkpoint`
-    (``eps``, ``velocity``, ``vae``), a :class:`~ddpm_course.autoencoder.LatentPipeline`
-    (``latent``: the U-Net and its decoder) or the classifier module."""
+    (``eps``, ``velocity``, ``vae``), a :class:`LatentPipeline` (``latent``: the U-Net and its
+    decoder) or the classifier module (on the CPU)."""
     entry = _entry_for(name)
     if entry.kind == "classifier":
-        from .metrics import digit_classifier
-
-        return tag(digit_classifier(), "classifier")
+        return load_classifier()
     if entry.kind == "latent":
-        from .autoencoder import load_latent
-
-        return load_latent(str(path(name)), device)
-    from .checkpoint import pretrained
-
+        return load_latent(path(name), device)
     return pretrained(name, device=device)
-
-
-# ----------------------------------------------------------------------------- kinds
-
-
-def tag(model: Any, kind: str) -> Any:
-    """Mark a module with its kind (what :func:`kind_of` reads); returns it."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {list(KINDS)}; got {kind!r}")
-    try:
-        object.__setattr__(model, _ATTRIBUTE, kind)
-    except (AttributeError, TypeError):
-        pass  # a callable that takes no attributes stays untagged: nothing is checked for it
-    return model
-
-
-def kind_of(model: Any) -> str | None:
-    """The kind a loaded model carries, or None (a model built in code, a lambda, the oracle)."""
-    kind = getattr(model, _ATTRIBUTE, None)
-    return kind if isinstance(kind, str) else None
-
-
-def require_kind(model: Any, allowed: tuple[str, ...], what: str, name: str = "model") -> None:
-    """Refuse a model whose declared kind is not in ``allowed``, saying what to use instead;
-    an untagged model passes (only loaded checkpoints declare a kind)."""
-    kind = kind_of(model)
-    if kind is None or kind in allowed:
-        return
-    raise ValueError(f"{name} is {KINDS[kind]} ({what}: for {' or '.join(allowed)} models only)")
-
-
-def infer_kind(arch: str, record: dict[str, Any]) -> str:
-    """The kind of a checkpoint saved before checkpoints declared one, from its architecture and
-    record: a VAE, a flow-matching model (its record's objective or command says so), a latent
-    model (its record names the VAE that decodes it), otherwise a noise predictor."""
-    if arch == "VAE":
-        return "vae"
-    command = str(record.get("command", ""))
-    if "flow matching" in str(record.get("objective", "")) or "ddpm_course.flow" in command:
-        return "velocity"
-    if "decode_with" in record or "ddpm_course.autoencoder" in command:
-        return "latent"
-    return "eps"
-

@@ -136,7 +136,7 @@ ring = ring_mixture()
 config = gan.GANConfig(dim=2, hidden=MAIN.hidden)
 sizes = {
     "GAN (G + D)": sum(p.numel() for m in (gan.Generator(config), gan.Discriminator(config)) for p in m.parameters()),
-    "VAE (encoder + decoder)": sum(p.numel() for p in compare.VAE(compare.VAEConfig(hidden=MAIN.hidden)).parameters()),
+    "VAE (encoder + decoder)": sum(p.numel() for p in compare.PointVAE(compare.PointVAEConfig(hidden=MAIN.hidden)).parameters()),
     "DDPM (noise predictor)": sum(p.numel() for p in dc.models.MLPDenoiser(
         dc.models.MLPConfig(dim=2, hidden=MAIN.hidden, depth=2, time_dim=32)).parameters()),
 }

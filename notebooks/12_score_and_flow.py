@@ -401,7 +401,7 @@ ddim = samplers.ddim_sample(ring.as_model(schedule), schedule, x_T, steps=20, sp
 times = [flow.flow_time(schedule.alpha_bars[s].item()) for s in ts] + [0.0]
 x = flow.ddpm_to_flow(x_T, schedule.alpha_bars[ts[0]].item())
 for t_now, t_next in zip(times[:-1], times[1:]):
-    x = flow.euler_step(x, t_now, t_next, flow.mixture_velocity(ring, x, t_now))
+    x = flow.flow_euler_step(x, t_now, t_next, flow.mixture_velocity(ring, x, t_now))
 print(f"first time {times[0]:.4f}, last evaluated time {times[-2]:.4f}")
 assert (x - ddim).abs().max() < 1e-9
 print("Euler on the flow ODE at the matching times = DDIM (= Euler on lesson 07's ODE), "
@@ -599,7 +599,7 @@ def net_step(net):
     def step(x, t_now, t_next):
         with torch.no_grad():
             u = net(x.float(), torch.full((x.shape[0],), t_now * flow.TIME_SCALE)).double()
-        return flow.euler_step(x, t_now, t_next, u)
+        return flow.flow_euler_step(x, t_now, t_next, u)
     return step
 
 

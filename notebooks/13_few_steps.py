@@ -376,7 +376,7 @@ def path(model, x, steps=20):
     with torch.no_grad():
         for t_, t_n in zip(ts, ts[1:]):
             u = model(xs[-1], torch.full((x.shape[0],), t_ * flow.TIME_SCALE, dtype=torch.float64))
-            xs.append(flow.euler_step(xs[-1], t_, t_n, u))
+            xs.append(flow.flow_euler_step(xs[-1], t_, t_n, u))
     return torch.stack(xs)  # (steps + 1, B, 2)
 
 

@@ -95,7 +95,7 @@ def test_loss_roughness_separates_settled_from_oscillating_curves():
 
 
 def test_vae_negative_elbo_against_torch_distributions():
-    vae = compare.VAE(compare.VAEConfig(hidden=8, depth=2))
+    vae = compare.PointVAE(compare.PointVAEConfig(hidden=8, depth=2))
     x = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
     got = compare.vae_negative_elbo(vae, x, torch.Generator().manual_seed(1))
     mu, logvar = vae.encode(x)
@@ -108,9 +108,9 @@ def test_vae_negative_elbo_against_torch_distributions():
 
 def test_train_vae_lowers_its_loss_and_is_repeatable():
     data = ring_mixture().sample(512, generator=torch.Generator().manual_seed(0)).float()
-    kw = dict(config=compare.VAEConfig(hidden=16, depth=2), steps=300, batch_size=64)
-    a = compare.train_vae(data, generator=torch.Generator().manual_seed(0), **kw)
-    b = compare.train_vae(data, generator=torch.Generator().manual_seed(0), **kw)
+    kw = dict(config=compare.PointVAEConfig(hidden=16, depth=2), steps=300, batch_size=64)
+    a = compare.train_point_vae(data, generator=torch.Generator().manual_seed(0), **kw)
+    b = compare.train_point_vae(data, generator=torch.Generator().manual_seed(0), **kw)
     assert a.losses == b.losses
     assert sum(a.losses[-50:]) / 50 < sum(a.losses[:50]) / 50 - 0.5
     x = compare.vae_sample(a.model, 5, torch.Generator().manual_seed(0))

@@ -182,7 +182,7 @@ def test_the_shipped_student_loads_and_follows_its_teacher():
     """digits-fast: an EDMUNet whose record names its command, teacher and time; in one evaluation it
     lands much nearer the teacher's own ODE end (DPM-Solver++ 2M, 20 log-SNR steps) than the teacher's
     one-step guess (DDIM from t = 999, the average image): measured 0.052 against 1.87 (RMS)."""
-    from ddpm_course.checkpoint import PRETRAINED
+    from ddpm_course.shipped import PRETRAINED
 
     student, teacher = dc.pretrained("digits-fast"), dc.pretrained("digits")
     assert type(student.model).__name__ == "EDMUNet" and student.sample_shape == (1, 16, 16)

@@ -135,7 +135,7 @@ def test_shipped_model_loads_and_says_how_it_was_made():
     from pathlib import Path
 
     import ddpm_course as dc
-    from ddpm_course.checkpoint import PRETRAINED
+    from ddpm_course.shipped import PRETRAINED
 
     shipped = dc.pretrained("digits-flow")
     weights = Path(dc.__file__).parent / "pretrained" / "digits-flow.safetensors"

@@ -266,7 +266,7 @@ def digits_prompt():
 def test_shipped_models_are_small_and_say_how_they_were_made(digits_cond, digits_prompt):
     from importlib import resources
 
-    from ddpm_course.checkpoint import PRETRAINED
+    from ddpm_course.shipped import PRETRAINED
 
     for name, shipped in (("digits-cond", digits_cond), ("digits-prompt", digits_prompt)):
         size = (resources.files("ddpm_course") / "pretrained" / f"{name}.safetensors").stat().st_size

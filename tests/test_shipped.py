@@ -7,8 +7,9 @@ import torch
 
 import ddpm_course as dc
 from ddpm_course import cli, flow, samplers, shipped
-from ddpm_course.checkpoint import PRETRAINED, checkpoint_paths, load_checkpoint, pretrained, save_checkpoint
+from ddpm_course.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from ddpm_course.models import build_model
+from ddpm_course.shipped import PRETRAINED, pretrained
 
 MLP = {"dim": 2, "hidden": 16, "depth": 1, "time_dim": 8, "num_classes": None}
 SCHEDULE = dc.linear_schedule(50)

@@ -1,4 +1,5 @@
-"""Noise predictors eps_theta(x_t, t[, y]) and a registry to rebuild them from JSON.
+"""Every network of the course (noise predictors eps_theta(x_t, t[, y]) and the rest) and a
+registry to rebuild them from JSON. It imports nothing above its floor (docs/DESIGN.md).
 
 | name          | module            | what                                                  |
 |---------------|-------------------|-------------------------------------------------------|
@@ -8,6 +9,9 @@
 | MLPDenoiser   | ``mlp``           | a residual MLP for 2-D toy data                       |
 | PromptUNet    | ``text``          | the U-Net reading prompts through cross-attention     |
 | EDMUNet       | ``edm``           | the U-Net in EDM's preconditioning (few-step students)|
+| VAE           | ``vae``           | the convolutional VAE of latent diffusion (lesson 09) |
+| DigitClassifier | ``classifier``  | the digit classifier behind the metrics' features     |
+| Generator, Discriminator, PointVAE | ``toy`` | lesson 11's GAN and VAE on 2-D points      |
 
 ``model_spec(model)`` gives ``(arch, config_dict)``, plain JSON, and
 ``build_model(arch, config_dict)`` rebuilds an identical (freshly initialised) network: that
@@ -20,18 +24,21 @@ import typing
 
 from torch import nn
 
-from ..autoencoder import VAE, VAEConfig
+from .classifier import DigitClassifier
 from .edm import EDMPrecond, EDMUNet, EDMUNetConfig
 from .embeddings import TimeEmbedding, sinusoidal_embedding
 from .mlp import MLPConfig, MLPDenoiser
 from .simple_unet import SimpleUNet, SimpleUNetConfig
 from .text import PromptUNet, PromptUNetConfig
+from .toy import Discriminator, GANConfig, Generator, PointVAE, PointVAEConfig
 from .unet import UNet, UNetConfig
+from .vae import VAE, VAEConfig
 
 __all__ = [
     "sinusoidal_embedding", "TimeEmbedding",
     "SimpleUNet", "SimpleUNetConfig", "UNet", "UNetConfig", "MLPDenoiser", "MLPConfig",
-    "EDMUNet", "EDMUNetConfig", "EDMPrecond",
+    "EDMUNet", "EDMUNetConfig", "EDMPrecond", "VAE", "VAEConfig", "PromptUNet", "PromptUNetConfig",
+    "DigitClassifier", "Generator", "Discriminator", "GANConfig", "PointVAE", "PointVAEConfig",
     "ARCHITECTURES", "build_model", "model_spec", "count_parameters",
 ]
 
@@ -39,7 +46,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "SimpleUNet": (SimpleUNet, SimpleUNetConfig),
     "UNet": (UNet, UNetConfig),
     "MLPDenoiser": (MLPDenoiser, MLPConfig),
-    "VAE": (VAE, VAEConfig),  # the autoencoder of latent diffusion (lesson 09), so checkpoints can rebuild it
+    "VAE": (VAE, VAEConfig),  # the autoencoder of latent diffusion (lesson 09)
     "PromptUNet": (PromptUNet, PromptUNetConfig),
     "EDMUNet": (EDMUNet, EDMUNetConfig),  # lesson 13's distilled student
 }

@@ -1,0 +1,151 @@
+"""The package's floors (docs/DESIGN.md): every import, at the top of a module or inside a
+function, goes to the module's own floor or a lower one, and no modules import each other in a
+circle. Read from the source with ``ast``, so an import hidden in a function counts too."""
+from __future__ import annotations
+
+import ast
+import warnings
+from pathlib import Path
+
+import pytest
+
+import ddpm_course
+
+ROOT = Path(ddpm_course.__file__).parent
+
+FLOORS = {
+    0: ["_checks", "_signals", "_compat"],
+    1: ["schedules", "_model"],
+    2: ["forward", "oracle", "data", "timing"],
+    3: ["models"],  # and every models.* module
+    4: ["losses", "samplers", "parametrization", "viz", "widgets", ""],  # "": the package's __init__
+    5: ["train", "checkpoint", "distributed"],
+    6: ["shipped"],
+    7: ["guidance", "autoencoder", "metrics", "gan", "compare", "score", "flow", "distill"],
+    8: ["exercises", "_commands", "cli", "grade", "_colab"],
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _floor(module: str) -> int:
+    top = module.split(".")[0]
+    for floor, names in FLOORS.items():
+        if top in names:
+            return floor
+    raise AssertionError(f"ddpm_course.{module} has no floor in FLOORS (and docs/DESIGN.md): give it one")
+
+
+def _resolve(importer: str, is_package: bool, node: ast.ImportFrom | ast.Import) -> list[str]:
+    """The package modules an import statement loads, as names relative to ddpm_course."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif node.level == 0:
+        names = [f"{node.module}.{a.name}" for a in node.names] if node.module else []
+    else:
+        base = importer.split(".") if importer else []
+        base = base if is_package else base[:-1]
+        base = base[: len(base) - (node.level - 1)]
+        module = ".".join(["ddpm_course", *base, *([node.module] if node.module else [])])
+        names = [f"{module}.{a.name}" for a in node.names]
+    out = []
+    for name in names:
+        if not name.startswith("ddpm_course"):
+            continue
+        rel = name.removeprefix("ddpm_course").lstrip(".")
+        while rel and not ((ROOT / f"{rel.replace('.', '/')}.py").exists() or (ROOT / rel.replace(".", "/")).is_dir()):
+            rel = rel.rpartition(".")[0]  # an attribute of a module: the module itself
+        out.append(rel)
+    return out
+
+
+def _imports() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        importer = _module_name(path)
+        edges = graph.setdefault(importer, set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                edges.update(m for m in _resolve(importer, path.name == "__init__.py", node) if m != importer)
+    return graph
+
+
+def test_no_module_imports_from_a_higher_floor():
+    upward = [
+        f"ddpm_course.{a or '__init__'} (floor {_floor(a)}) imports ddpm_course.{b or '__init__'} (floor {_floor(b)})"
+        for a, targets in _imports().items() for b in sorted(targets)
+        if _floor(b) > _floor(a) and not (b == "" and a.split(".")[0] in FLOORS[8])
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle, or None (a depth-first search; a package's __init__ importing its own
+    submodules, which import their siblings, is not a circle)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt.startswith(node + ".") or (node and not nxt):  # a package's re-exports; the top package
+                continue
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_no_import_circle():
+    assert _cycle(_imports()) is None, " -> ".join(f"ddpm_course.{m}" for m in _cycle(_imports()))
+
+
+def test_the_checks_catch_an_upward_import_and_a_circle():
+    """The two checks can fail: a floor-3 model importing a lesson module, and a circle."""
+    assert _floor("models.unet") < _floor("autoencoder")
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"models": {"models.vae"}, "models.vae": {"_checks"}, "_checks": set()}) is None
+    tree = ast.parse("def f():\n    from ..autoencoder import VAE\n")
+    assert _resolve("models.vae", False, tree.body[0].body[0]) == ["autoencoder"]
+
+
+def test_every_network_lives_in_models():
+    """Lesson modules hold losses, samplers and training; the networks they train are in models/."""
+    from torch import nn
+
+    from ddpm_course import autoencoder, compare, gan, metrics
+
+    for module in (autoencoder, compare, gan, metrics):
+        for name in dir(module):
+            value = getattr(module, name)
+            if isinstance(value, type) and issubclass(value, nn.Module) and value.__module__.startswith("ddpm_course"):
+                assert value.__module__.startswith("ddpm_course.models."), f"{module.__name__}.{name}"
+
+
+@pytest.mark.parametrize(("module", "old", "new"), [
+    ("compare", "VAE", "PointVAE"), ("compare", "VAEConfig", "PointVAEConfig"),
+    ("compare", "train_vae", "train_point_vae"),
+    ("flow", "euler_step", "flow_euler_step"), ("flow", "heun_step", "flow_heun_step"),
+])
+def test_a_renamed_name_still_works_and_says_its_new_name(module, old, new):
+    import importlib
+
+    mod = importlib.import_module(f"ddpm_course.{module}")
+    with pytest.warns(DeprecationWarning, match=rf"{module}\.{old} is now {module}\.{new}"):
+        assert getattr(mod, old) is getattr(mod, new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+            mod.nonexistent  # noqa: B018
