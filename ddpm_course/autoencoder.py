@@ -28,22 +28,20 @@ U-Net trained on its scaled latents with ``train.train``).
 """
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel
 
-from ._checks import finite_float, generator_or_none, int_at_least
+from ._checks import finite_float, int_at_least
 from .models.vae import VAE, VAEConfig
 from .shipped import LatentPipeline, load_elbo_vae, load_latent
+from .train import Examples, Objective, fit, image_examples
 
 __all__ = [
-    "LATENT_UNET_CONFIG", "VAE", "LatentPipeline", "VAEConfig", "VAELoss", "VAETrainResult", "encode_dataset",
-    "estimate_scale_factor", "kl_divergence", "load_elbo_vae", "load_latent", "train_vae", "vae_loss",
+    "LATENT_UNET_CONFIG", "VAE", "LatentPipeline", "VAEConfig", "VAELoss", "VAEObjective", "VAETrainResult",
+    "encode_dataset", "estimate_scale_factor", "kl_divergence", "load_elbo_vae", "load_latent", "train_vae", "vae_loss",
 ]
 
 #: the latent U-Net of the shipped ``digits-latent``: the course U-Net on 4 channels at 8x8
@@ -102,11 +100,25 @@ class VAETrainResult:
         return self.ema_model if self.ema_model is not None else self.model
 
 
-def _ema(model: nn.Module, decay: float) -> AveragedModel:
-    """The training loop's EMA (its decay warms up as :func:`ddpm_course.train.ema_decay_at`)."""
-    from .train import ema_model
+class VAEObjective(Objective):
+    """The VAE's loss for ``train.fit``: :func:`vae_loss` with weight ``kl_weight`` on the KL, the
+    latent noise from the generator; logs the per-pixel MSE and the KL of every step."""
 
-    return ema_model(model, decay)
+    name = "vae"
+
+    def __init__(self, kl_weight: float):
+        self.kl_weight = finite_float("kl_weight", kl_weight, 0)
+
+    def examples(self, data: Tensor, model: nn.Module) -> Examples:
+        if not isinstance(model, VAE):
+            raise TypeError(f"vae must be an autoencoder.VAE; got {type(model).__name__}")
+        model._check_images(data)
+        return image_examples(data, model)
+
+    def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator
+             ) -> tuple[Tensor, dict[str, Tensor]]:
+        out = vae_loss(net, batch[0], self.kl_weight, generator)
+        return out.total, {"mse": out.mse.detach(), "kl": out.kl.detach()}
 
 
 def train_vae(
@@ -125,51 +137,15 @@ def train_vae(
 ) -> VAETrainResult:
     """Train ``vae`` in place on images (N, C, H, W) in [-1, 1] for ``steps`` AdamW steps.
 
-    The habits of :func:`ddpm_course.train.train`: linear warm-up then a half-cosine decay of the
-    learning rate, gradient clipping, an EMA of the weights with a warm-up, a tqdm bar, a stop
-    with a message on a non-finite loss. Batches and latent noise come from ``generator``.
+    ``train.fit`` with :class:`VAEObjective`: the loop of :func:`ddpm_course.train.train` (linear
+    warm-up then a half-cosine decay of the learning rate, gradient clipping, an EMA of the weights
+    with a warm-up, a tqdm bar, a stop with a message on a non-finite loss before any weight
+    changes, Ctrl-C). Batches and latent noise come from ``generator``.
     """
-    steps = int_at_least("steps", steps, 1)
-    batch_size = int_at_least("batch_size", batch_size, 1)
-    warmup_steps = int_at_least("warmup_steps", warmup_steps, 0)
-    lr = finite_float("lr", lr, 0, low_open=True)
-    kl_weight = finite_float("kl_weight", kl_weight, 0)
-    if ema_decay is not None:
-        finite_float("ema_decay", ema_decay, 0, 1, low_open=True, high_open=True)
-    vae._check_images(images)
-    generator = generator_or_none("generator", generator) or torch.Generator().manual_seed(0)
-    from tqdm.auto import tqdm
-
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
-
-    def factor(k: int) -> float:  # warm-up, then (1 + cos(pi p)) / 2
-        return min(1.0, (k + 1) / warmup_steps if warmup_steps else 1.0) * 0.5 * (1 + math.cos(math.pi * k / steps))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    ema = _ema(vae, ema_decay) if ema_decay else None
-    mse, kl = [], []
-    vae.train()
-    start = time.perf_counter()
-    for step in tqdm(range(steps), disable=not progress, desc="train vae", unit="step", dynamic_ncols=True):
-        idx = torch.randint(0, images.shape[0], (batch_size,), generator=generator)  # (B,)
-        loss = vae_loss(vae, images[idx], kl_weight, generator)
-        if not math.isfinite(loss.total.item()):
-            raise FloatingPointError(
-                f"the VAE loss became {loss.total.item()} at step {step}; try a lower lr (say {lr / 10:.3g})"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.total.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), grad_clip)
-        opt.step()
-        sched.step()
-        if ema is not None:
-            ema.update_parameters(vae)
-        mse.append(loss.mse.item())
-        kl.append(loss.kl.item())
-    seconds = time.perf_counter() - start
-    vae.eval()
-    ema_model = ema.module.eval() if ema is not None else None
-    return VAETrainResult(vae, ema_model, mse, kl, steps, seconds)
+    run = fit(vae, VAEObjective(kl_weight), images, steps=steps, batch_size=batch_size, lr=lr,
+              warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay, generator=generator,
+              progress=progress)
+    return VAETrainResult(run.model, run.ema_model, run.logs["mse"], run.logs["kl"], run.steps, run.seconds)
 
 
 @torch.no_grad()

@@ -58,6 +58,7 @@ from .metrics import precision_recall
 from .models.toy import PointVAE, PointVAEConfig
 from .oracle import GaussianMixture
 from .schedules import Schedule, linear_schedule
+from .train import Objective, fit, train
 
 __all__ = [
     "MODELS",
@@ -65,6 +66,7 @@ __all__ = [
     "Budget",
     "Comparison",
     "ModelReport",
+    "NegativeELBO",
     "RunReport",
     "PointVAEConfig",
     "VAEResult",
@@ -241,6 +243,16 @@ class VAEResult:
     seconds: float
 
 
+class NegativeELBO(Objective):
+    """The point VAE's objective for ``train.fit``: the mean of :func:`vae_negative_elbo` over a
+    batch of points, one z per point from the generator."""
+
+    name = "negative_elbo"
+
+    def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator) -> Tensor:
+        return vae_negative_elbo(net, batch[0], generator).mean()
+
+
 def train_point_vae(
     data: Tensor,
     *,
@@ -250,34 +262,20 @@ def train_point_vae(
     lr: float = 1e-3,
     generator: torch.Generator | None = None,
 ) -> VAEResult:
-    """Train a :class:`~ddpm_course.models.toy.PointVAE` on ``data`` (N, dim) by minimising the mean -ELBO with Adam.
+    """Train a :class:`~ddpm_course.models.toy.PointVAE` on ``data`` (N, dim): ``train.fit`` with
+    :class:`NegativeELBO` and plain Adam (no warm-up, decay, clipping or EMA).
 
     Every random draw (initial weights, batches, z) comes from ``generator`` (seed 0 when None).
     """
     if not isinstance(data, Tensor) or data.ndim != 2 or data.shape[0] < 1:
         raise ValueError(f"data must be a tensor of shape (N, dim); got {getattr(data, 'shape', type(data).__name__)}")
-    steps = int_at_least("steps", steps, 1)
-    batch_size = int_at_least("batch_size", batch_size, 1)
-    lr = finite_float("lr", lr, 0, low_open=True)
     generator = generator_or_none("generator", generator) or torch.Generator().manual_seed(0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
         vae = PointVAE(PointVAEConfig(dim=data.shape[1]) if config is None else config)
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-    data = data.float()
-    losses: list[float] = []
-    start = time.perf_counter()
-    for step in range(steps):
-        x = data[torch.randint(0, data.shape[0], (batch_size,), generator=generator)]  # (B, dim)
-        loss = vae_negative_elbo(vae, x, generator).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if not math.isfinite(losses[-1]):
-            raise ValueError(f"the VAE loss became non-finite at step {step} (lr {lr:g}); try a lower lr")
-    vae.eval()
-    return VAEResult(vae, losses, steps, time.perf_counter() - start)
+    run = fit(vae, NegativeELBO(), data.float(), steps=steps, batch_size=batch_size, lr=lr, warmup_steps=0,
+              lr_decay=False, grad_clip=None, ema_decay=None, optimizer="adam", generator=generator, progress=False)
+    return VAEResult(run.model, run.losses, run.steps, run.seconds)
 
 
 @torch.no_grad()
@@ -504,12 +502,11 @@ def _fit(name: str, data: Tensor, budget: Budget, seed: int, lr: float) -> _Fitt
                        _count(res.generator, res.discriminator), 1, None)
     if name == "VAE":
         res = train_point_vae(data, config=PointVAEConfig(dim=d, hidden=budget.hidden), steps=budget.steps,
-                        batch_size=budget.batch_size, lr=lr, generator=g)
+                              batch_size=budget.batch_size, lr=lr, generator=g)
         return _Fitted(lambda n, gen: vae_sample(res.model, n, gen), res.model, res.losses, _count(res.model), 1,
                        lambda x, gen: vae_negative_elbo(res.model, x.float(), gen).detach().double())
     from .models import MLPConfig, MLPDenoiser
     from .samplers import ddpm_sample
-    from .train import train
 
     schedule = linear_schedule(budget.T)
     with torch.random.fork_rng(devices=[]):

@@ -47,14 +47,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ._checks import finite_float, generator_or_none, int_at_least, int_in_range, same_shape
+from ._checks import generator_or_none, int_at_least, int_in_range, same_shape
 from .models.edm import EDMPrecond, EDMUNet, EDMUNetConfig, edm_coefficients
 from .samplers import Step, _check_state, _no_history, _x0_hat, dpm_solver_step, sample, timesteps
 from .schedules import Schedule, check_step
-from .train import _lr_factor, _set_lr, ema_model
+from .train import Examples, Objective, fit
 
 __all__ = [
-    "STUDENT_STEPS", "Paths", "DistillResult", "student_times", "teacher_paths", "endpoint_loss",
+    "STUDENT_STEPS", "Paths", "DistillResult", "EndpointRegression", "StraightPaths", "student_times",
+    "teacher_paths", "endpoint_loss",
     "consistency_target", "consistency_step", "student_sample", "student_from_teacher", "distill",
     "reflow_pairs", "train_reflow", "straightness",
 ]
@@ -240,6 +241,31 @@ class DistillResult:
     seconds: float
 
 
+class EndpointRegression(Objective):
+    """Distillation for ``train.fit``: :func:`endpoint_loss` of ``student.denoise`` at (time, path)
+    pairs of the teacher's :class:`Paths`. The K * N pairs are the examples (pair m is path m % N at
+    time m // N), so each pass over the data sees every stored state once."""
+
+    name = "endpoint_regression"
+
+    def __init__(self, schedule: Schedule):
+        self.schedule = schedule
+
+    def examples(self, data: Paths, model: nn.Module) -> Examples:
+        if not isinstance(data, Paths):
+            raise TypeError(f"paths must be a distill.Paths (distill.teacher_paths(...)); got {type(data).__name__}")
+        self.paths = data
+        return Examples(torch.arange(data.states.shape[0] * data.states.shape[1]))  # (K * N,)
+
+    def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator) -> Tensor:
+        (pair,) = batch
+        paths, n = self.paths, self.paths.states.shape[1]
+        j, i = (pair // n).cpu(), (pair % n).cpu()  # (B,) which time, which path
+        device = next(net.parameters()).device
+        return endpoint_loss(net.denoise, self.schedule, paths.states[j, i].to(device), paths.times[j],
+                             paths.ends[i].to(device), net.sigma_data)
+
+
 def distill(
     student: EDMUNet | EDMPrecond,
     schedule: Schedule,
@@ -256,37 +282,14 @@ def distill(
 ) -> DistillResult:
     """Fit ``student.denoise`` to the teacher's path ends at the stored states (:func:`endpoint_loss`).
 
-    Each batch draws ``batch_size`` (path, time) pairs uniformly; AdamW with linear warm-up and a
-    half-cosine decay, gradient clipping and an EMA (``train.ema_model``). Returns the EMA student.
+    ``train.fit`` with :class:`EndpointRegression`: batches of ``batch_size`` (path, time) pairs,
+    AdamW with linear warm-up and a half-cosine decay, gradient clipping and an EMA. Returns the
+    EMA student.
     """
-    steps = int_at_least("steps", steps, 1)
-    batch_size = int_at_least("batch_size", batch_size, 1)
-    lr = finite_float("lr", lr, 0.0, low_open=True)
-    generator = generator_or_none("generator", generator, cpu=True) or torch.Generator().manual_seed(0)
-    k, n = paths.states.shape[:2]
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
-    ema = ema_model(student, ema_decay)
-    losses: list[float] = []
-    student.train()
-    start = time.perf_counter()
-    for step in range(steps):
-        _set_lr(opt, lr * _lr_factor(step, warmup_steps, True, step / steps))
-        j = torch.randint(k, (batch_size,), generator=generator)  # (B,) which time
-        i = torch.randint(n, (batch_size,), generator=generator)  # (B,) which path
-        loss = endpoint_loss(student.denoise, schedule, paths.states[j, i], paths.times[j], paths.ends[i],
-                             student.sigma_data)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"the distillation loss became {loss.item()} at step {step}; try a lower lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), grad_clip)
-        opt.step()
-        ema.update_parameters(student)
-        losses.append(loss.item())
-        if progress and (step % 50 == 0 or step == steps - 1):
-            print(f"step {step:5d}  loss {sum(losses[-50:]) / len(losses[-50:]):.4f}  "
-                  f"{time.perf_counter() - start:.0f} s", flush=True)
-    return DistillResult(ema.module.eval(), losses, time.perf_counter() - start)
+    run = fit(student, EndpointRegression(schedule), paths, steps=steps, batch_size=batch_size, lr=lr,
+              warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay, generator=generator,
+              progress=progress)
+    return DistillResult(run.ema_model, run.losses, run.seconds)
 
 
 # ----------------------------------------------------------------------------- reflow (Liu et al. 2023)
@@ -305,6 +308,25 @@ def reflow_pairs(velocity: Callable, x1: Tensor, steps: int = 50) -> Tensor:
     return flow_sample(velocity, x1, steps=int_at_least("steps", steps, 1), method="heun")
 
 
+class StraightPaths(Objective):
+    """Reflow for ``train.fit``: the flow-matching loss on the straight line between paired x0 and
+    x1 (``flow.flow_matching_loss(..., noise=x1)``), t ~ U(0, 1) from the generator. Examples: the pairs."""
+
+    name = "reflow"
+
+    def examples(self, data: tuple[Tensor, Tensor], model: nn.Module) -> Examples:
+        x0, x1 = data
+        same_shape("x1", x1, x0, "x0")
+        return Examples(x0, x1)
+
+    def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator) -> Tensor:
+        from .flow import flow_matching_loss
+
+        x0, x1 = batch
+        t = torch.rand(x0.shape[0], generator=generator, dtype=torch.float64)
+        return flow_matching_loss(net, x0, t=t, noise=x1)
+
+
 def train_reflow(
     model: nn.Module,
     x0: Tensor,
@@ -318,30 +340,14 @@ def train_reflow(
 ) -> list[float]:
     """Fit ``model`` (a velocity net, fed t * 999) to the straight paths between paired x0, x1 (N, ...).
 
-    The flow-matching loss with the noise *given* (``flow.flow_matching_loss(..., noise=x1)``):
-    target x1 - x0 along x_t = (1 - t) x0 + t x1. A flow fitted to a deterministic coupling
-    has straighter paths than the one that made it, so few Euler steps follow it well.
-    AdamW, warm-up and half-cosine decay; trains in place, returns the losses.
+    The flow-matching loss with the noise *given*: target x1 - x0 along x_t = (1 - t) x0 + t x1.
+    A flow fitted to a deterministic coupling has straighter paths than the one that made it, so
+    few Euler steps follow it well. ``train.fit`` with :class:`StraightPaths`: AdamW, warm-up and
+    half-cosine decay, no clipping, no EMA; trains in place, returns the losses.
     """
-    from .flow import flow_matching_loss
-
-    same_shape("x1", x1, x0, "x0")
-    steps = int_at_least("steps", steps, 1)
-    generator = generator_or_none("generator", generator, cpu=True) or torch.Generator().manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=finite_float("lr", lr, 0.0, low_open=True), weight_decay=0.0)
-    losses = []
-    model.train()
-    for step in range(steps):
-        _set_lr(opt, lr * _lr_factor(step, warmup_steps, True, step / steps))
-        i = torch.randint(x0.shape[0], (batch_size,), generator=generator)  # (B,)
-        t = torch.rand(batch_size, generator=generator, dtype=torch.float64)
-        loss = flow_matching_loss(model, x0[i], t=t, noise=x1[i])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    run = fit(model, StraightPaths(), (x0, x1), steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+              grad_clip=None, ema_decay=None, generator=generator, progress=False)
+    return run.losses
 
 
 def straightness(velocity: Callable, x1: Tensor, steps: int = 50) -> float:

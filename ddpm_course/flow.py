@@ -27,30 +27,20 @@ predicts (eps - x0), how the training weighs the levels (t uniform), and the sol
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
 
-from ._checks import MAX_BATCH, MAX_STEPS, finite_float, generator_or_none, int_at_least, int_in_range, one_of
+from ._checks import MAX_STEPS, finite_float, generator_or_none, int_in_range, one_of
 from ._compat import renamed
 from ._model import eval_mode, require_kind
 from .data import ImageData
 from .forward import noise_like
 from .oracle import GaussianMixture
 from .samplers import Step, chain, start_state
-
-# train() is hard-wired to L_simple; train_flow reuses its schedule, EMA and error helpers so both loops behave alike
-from .train import (
-    NonFiniteLossError,
-    TrainResult,
-    _lr_factor,
-    _non_finite_message,
-    _set_lr,
-    ema_model,
-)
+from .train import Objective, TrainResult, fit
 
 __all__ = [
     "METHODS",
@@ -58,6 +48,7 @@ __all__ = [
     "VelocityOracle",
     "ddpm_to_flow",
     "flow_euler_step",
+    "FlowMatching",
     "flow_abar",
     "flow_matching_loss",
     "flow_path",
@@ -292,38 +283,14 @@ def flow_sample(
 # ----------------------------------------------------------------------------- training
 
 
-def _as_images(data: ImageData | Tensor) -> Tensor:
-    images = data.images if isinstance(data, ImageData) else data
-    if not isinstance(images, Tensor) or images.ndim < 2 or images.shape[0] < 1:
-        got = getattr(images, "shape", images)
-        raise ValueError(f"data must be an ImageData or a tensor of shape (N, ...) with N >= 1; got {got!r}")
-    return images
+class FlowMatching(Objective):
+    """The flow-matching objective for ``train.fit``: :func:`flow_matching_loss` on a batch of x0,
+    t ~ U(0, 1) and the noise drawn from the generator. Data: an ImageData or a tensor (N, ...)."""
 
+    name = "flow_matching"
 
-def _check_train_args(steps: int, batch_size: int, warmup_steps: int, lr: float, grad_clip: float | None,
-                      ema_decay: float | None) -> None:
-    int_at_least("steps", steps, 1)
-    int_in_range("batch_size", batch_size, 1, MAX_BATCH, hint="the documented bound _checks.MAX_BATCH")
-    int_at_least("warmup_steps", warmup_steps, 0)
-    finite_float("lr", lr, 0.0, low_open=True)
-    if grad_clip is not None:
-        finite_float("grad_clip", grad_clip, 0.0, low_open=True)
-    if ema_decay is not None:
-        finite_float("ema_decay", ema_decay, 0.0, 1.0, low_open=True, high_open=True)
-
-
-def _optimise(model: nn.Module, opt: torch.optim.Optimizer, params: list[Tensor], x0: Tensor,
-              generator: torch.Generator, grad_clip: float | None, step: int) -> float:
-    """One gradient step on the flow-matching loss of the batch x0 (B, ...); returns the loss."""
-    loss = flow_matching_loss(model, x0, generator=generator)
-    if not math.isfinite(loss.item()):
-        raise NonFiniteLossError(_non_finite_message("the loss", loss.item(), step, opt.param_groups[0]["lr"], x0))
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    opt.step()
-    return loss.item()
+    def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator) -> Tensor:
+        return flow_matching_loss(net, batch[0], generator=generator)
 
 
 def train_flow(
@@ -341,49 +308,16 @@ def train_flow(
 ) -> TrainResult:
     """Train a velocity network with :func:`flow_matching_loss`; return a ``train.TrainResult``.
 
-    ``train.train`` is written around L_simple (it noises with a DDPM schedule); this loop is its
-    twin for the flow-matching loss and keeps the same habits through the same helpers: AdamW,
-    linear warm-up then a half-cosine decay of lr over ``steps``, gradient clipping, an EMA
-    (``torch.optim.swa_utils.AveragedModel``) whose decay warms up as ``train.ema_decay_at``,
-    a tqdm bar, a stop with a message on a non-finite loss, and every random draw (batches, t,
-    noise, and a seed for dropout) from ``generator`` (seed 0 when None).
+    ``train.fit(model, FlowMatching(), data, ...)``: lesson 05's loop with this lesson's loss, so
+    it keeps the same habits: AdamW, linear warm-up then a half-cosine decay of lr over ``steps``,
+    gradient clipping, an EMA whose decay warms up as ``train.ema_decay_at``, a tqdm bar, a stop
+    with a message on a non-finite loss (before the weights change), Ctrl-C, and every random
+    draw (batches, t, noise, and a seed for dropout) from ``generator`` (seed 0 when None).
     model: ``model(x_t, t * TIME_SCALE) -> u`` (e.g. ``models.UNet``); data: ImageData or (N, ...).
     """
-    from tqdm.auto import tqdm
-
-    images = _as_images(data)
-    _check_train_args(steps, batch_size, warmup_steps, lr, grad_clip, ema_decay)
-    generator = torch.Generator().manual_seed(0) if generator_or_none("generator", generator) is None else generator
-    device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    ema = ema_model(model, ema_decay) if ema_decay else None
-    losses: list[float] = []
-    bar = tqdm(total=steps, disable=not progress, desc="flow matching", unit="step", dynamic_ncols=True)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))  # dropout
-        model.train()
-        start = time.perf_counter()
-        for step in range(steps):
-            _set_lr(opt, lr * _lr_factor(step, warmup_steps, True, step / steps))
-            idx = torch.randint(0, images.shape[0], (batch_size,), generator=generator)  # (B,)
-            x0 = images[idx].to(device)
-            try:
-                losses.append(_optimise(model, opt, params, x0, generator, grad_clip, step))
-            except NonFiniteLossError:
-                bar.close()
-                raise
-            if ema is not None:
-                ema.update_parameters(model)
-            bar.update(1)
-            if (step + 1) % 25 == 0:
-                bar.set_postfix(loss=f"{sum(losses[-25:]) / 25:.4f}", refresh=False)
-        seconds = time.perf_counter() - start
-    bar.close()
-    model.eval()
-    averaged = ema.module.eval() if ema is not None else None
-    per_second = steps * batch_size / seconds if seconds > 0 else float("nan")
-    return TrainResult(model, averaged, losses, steps, seconds, per_second)
+    return fit(model, FlowMatching(), data, steps=steps, batch_size=batch_size, lr=lr,
+               warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay, generator=generator,
+               progress=progress)
 
 
 def _main(argv: list[str] | None = None) -> None:

@@ -33,14 +33,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ._checks import MAX_BATCH, MAX_STEPS, finite_float, generator_or_none, int_at_least, int_in_range
+from ._checks import MAX_STEPS, finite_float, generator_or_none, int_in_range
 from .forward import noise_like
 from .oracle import GaussianMixture
 from .parametrization import convert
 from .schedules import Schedule
+from .train import Objective, fit
 
 __all__ = [
-    "annealed_langevin", "dsm_loss", "geometric_sigmas", "langevin", "learned_score", "mixture_score", "train_dsm",
+    "DenoisingScoreMatching", "annealed_langevin", "dsm_loss", "geometric_sigmas", "langevin", "learned_score",
+    "mixture_score", "train_dsm",
 ]
 
 ScoreFn = Callable[[Tensor, int], Tensor]
@@ -91,6 +93,19 @@ def dsm_loss(
     return (z_hat - noise).pow(2).mean()
 
 
+class DenoisingScoreMatching(Objective):
+    """:func:`dsm_loss` over the noise levels ``sigmas`` (L,), for ``train.fit``: a batch of points
+    x0, a level and the noise drawn from the generator per point."""
+
+    name = "denoising_score_matching"
+
+    def __init__(self, sigmas: Tensor):
+        self.sigmas = _check_sigmas(sigmas)
+
+    def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator) -> Tensor:
+        return dsm_loss(net, batch[0], self.sigmas, generator=generator)
+
+
 def train_dsm(
     model: nn.Module,
     points: Tensor,
@@ -103,29 +118,14 @@ def train_dsm(
 ) -> list[float]:
     """Fit a noise-conditional network with :func:`dsm_loss` on points (N, d); returns the losses.
 
-    A short Adam loop with a half-cosine learning-rate decay, enough for 2-D toys (a few
-    thousand steps of an ``MLPDenoiser`` in seconds); the model ends in eval mode. Randomness
-    (batches, levels, noise) from ``generator`` (seed 0 when None).
+    ``train.fit`` with :class:`DenoisingScoreMatching` and a short recipe, enough for 2-D toys (a
+    few thousand steps of an ``MLPDenoiser`` in seconds): Adam, a half-cosine learning-rate decay,
+    no warm-up, no clipping, no EMA; the model ends in eval mode. Randomness (batches, levels,
+    noise) from ``generator`` (seed 0 when None).
     """
-    int_at_least("steps", steps, 1)
-    int_in_range("batch_size", batch_size, 1, MAX_BATCH, hint="the documented bound _checks.MAX_BATCH")
-    finite_float("lr", lr, 0.0, low_open=True)
-    generator = torch.Generator().manual_seed(0) if generator_or_none("generator", generator) is None else generator
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps)))
-    device = next(model.parameters()).device
-    losses = []
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(0, points.shape[0], (batch_size,), generator=generator)
-        loss = dsm_loss(model, points[idx].to(device), sigmas, generator=generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    run = fit(model, DenoisingScoreMatching(sigmas), points, steps=steps, batch_size=batch_size, lr=lr,
+              warmup_steps=0, grad_clip=None, ema_decay=None, optimizer="adam", generator=generator, progress=False)
+    return run.losses
 
 
 def learned_score(model: Callable[[Tensor, Tensor], Tensor], sigmas: Tensor) -> ScoreFn:

@@ -10,15 +10,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import ddpm_course as dc
 from ddpm_course import models
-from ddpm_course.train import (
-    PRESETS,
-    NonFiniteLossError,
-    _ema_warmup_fn,
-    _lr_factor,
-    build_preset,
-    ema_decay_at,
-    train,
-)
+from ddpm_course.train import PRESETS, NonFiniteLossError, build_preset, ema_decay_at, train
+from ddpm_course.train.loop import _ema_warmup_fn, _lr_factor
 
 
 def _mlp(seed: int = 0, num_classes=None) -> nn.Module:

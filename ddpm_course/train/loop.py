@@ -30,9 +30,6 @@ course's recipe, for the CLI and the benchmarks.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
-import functools
 import math
 import signal
 import threading
@@ -45,109 +42,19 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from ._checks import MAX_BATCH, finite_float, generator_or_none, int_at_least, int_in_range, one_of
-from .data import ImageData
-from .models.unet import set_weight_layout
-from .schedules import Schedule
+from .._checks import finite_float, generator_or_none, int_at_least
+from ..data import ImageData
+from ..models.unet import set_weight_layout
+from ..schedules import Schedule
+from .objective import Examples, NoisePrediction, Objective
+from .state import STATE_VERSION, TrainState, _check_settings, _flatten_optimizer, _Settings, _unflatten_optimizer
 
-__all__ = [
-    "TrainResult", "TrainState", "NonFiniteLossError", "train", "ema_decay_at", "ema_model", "Preset", "PRESETS",
-    "build_preset", "check_train_state",
-]
-
-OPTIMIZERS = ("adamw", "adam")
-PRECISIONS = ("fp32", "bf16", "fp16")
-STATE_VERSION = 1
+__all__ = ["NonFiniteLossError", "TrainResult", "ema_decay_at", "ema_model", "fit", "train"]
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient."""
 
-
-@dataclass
-class TrainState:
-    """Everything a run needs to continue exactly where it stopped: the tensors (weights, EMA,
-    optimiser moments, random generator states, the data order, the losses) and the JSON-able
-    scalars (step, time used, settings, optimiser hyper-parameters). No pickle: save it with
-    ``save_checkpoint(..., train_state=state)``, get it back as ``load_checkpoint(...).train_state``."""
-
-    tensors: dict[str, Tensor]
-    scalars: dict[str, Any]
-
-
-_MAX_COUNT = 2**53  # steps, positions and sizes a saved state may name: exact as JSON numbers
-
-
-def check_train_state(state: TrainState, where: str, tensors_where: str) -> None:
-    """The training state of a checkpoint, field by field, at load time: each failure is a
-    ValueError naming the field (``train_state.seconds``) or tensor, before any run resumes it.
-
-    ``where`` names the JSON file, ``tensors_where`` the weights file.
-    """
-    sc, t = state.scalars, state.tensors
-
-    def fail(field: str, rule: str, value: Any) -> None:
-        text = repr(value)
-        raise ValueError(f"{where}: field 'train_state.{field}' must be {rule}; got "
-                         f"{text if len(text) <= 80 else text[:77] + '...'}")
-
-    def count(field: str, low: int = 0, high: int = _MAX_COUNT) -> int:
-        value = sc.get(field)
-        if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
-            fail(field, f"an integer in [{low}, {high}]", value)
-        return value
-
-    if sc.get("version") != STATE_VERSION:
-        fail("version", f"{STATE_VERSION} (the state format this version reads)", sc.get("version"))
-    step, n_data = count("step"), count("n_data", 1)
-    seconds = sc.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
-        fail("seconds", "a finite number >= 0", seconds)
-    settings = sc.get("settings")
-    fields = [f.name for f in dataclasses.fields(_Settings)]
-    if not isinstance(settings, dict) or sorted(settings) != sorted(fields):
-        fail("settings", f"an object with exactly the fields {fields}", settings)
-    try:
-        _check_settings(**settings)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where}: field 'train_state.settings' is not valid ({err})") from None
-    if sc.get("scaler") is not None and not isinstance(sc.get("scaler"), dict):
-        fail("scaler", "null or an object", sc.get("scaler"))
-    _check_optimizer_state(sc.get("optimizer"), t, fail)
-    for key, rule in (("rng.generator", "uint8"), ("rng.cpu", "uint8"), ("data.order", "int64"), ("losses", "float64")):
-        tensor = t.get(key)
-        if not isinstance(tensor, Tensor) or str(tensor.dtype).removeprefix("torch.") != rule or tensor.ndim != 1:
-            got = "missing" if tensor is None else f"{tensor.dtype} of shape {tuple(tensor.shape)}"
-            raise ValueError(f"{tensors_where}: tensor 'train_state.{key}' must be a 1-D {rule} tensor; got {got}")
-    count("cursor", 0, t["data.order"].numel())
-    order = t["data.order"]
-    if order.numel() and (int(order.min()) < 0 or int(order.max()) >= n_data):
-        raise ValueError(f"{tensors_where}: tensor 'train_state.data.order' must hold indices in [0, {n_data - 1}]")
-    if t["losses"].numel() != step:
-        raise ValueError(f"{tensors_where}: tensor 'train_state.losses' holds {t['losses'].numel()} values for "
-                         f"{step} steps (field 'train_state.step')")
-    bad = sorted(k for k, v in t.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
-    if bad:
-        raise ValueError(f"{tensors_where}: the training state holds NaN or infinite values (tensor "
-                         f"'train_state.{bad[0]}' and {len(bad) - 1} more); it cannot be resumed")
-
-
-def _check_optimizer_state(opt: Any, tensors: dict[str, Tensor], fail: Callable[[str, str, Any], None]) -> None:
-    """The optimiser's JSON part: per-parameter entries naming tensors that exist, parameter groups."""
-    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or not isinstance(
-            opt.get("param_groups"), list):
-        fail("optimizer", 'an object {"state": {...}, "param_groups": [...]}', opt)
-    for index, entry in opt["state"].items():
-        if not (index.isdigit() and isinstance(entry, dict) and isinstance(entry.get("tensors"), list)
-                and isinstance(entry.get("scalars"), dict)):
-            fail(f"optimizer.state.{index}", 'an object {"tensors": [...], "scalars": {...}}', entry)
-        missing = [k for k in entry["tensors"] if not isinstance(k, str) or f"opt.{index}.{k}" not in tensors]
-        if missing:
-            fail(f"optimizer.state.{index}.tensors", "names of tensors stored in the weights file", missing)
-    for i, group in enumerate(opt["param_groups"]):
-        params = group.get("params") if isinstance(group, dict) else None
-        if not (isinstance(params, list) and all(isinstance(p, int) and not isinstance(p, bool) for p in params)):
-            fail(f"optimizer.param_groups[{i}]", 'an object with "params": [integers]', group)
 
 
 @dataclass
@@ -171,6 +78,7 @@ class TrainResult:
     interrupted: bool = False
     state: TrainState | None = None
     stop_signal: int | None = None  # the signal that asked the run to stop (SIGINT for Ctrl-C, SIGTERM, SIGHUP)
+    logs: dict[str, list[float]] = field(default_factory=dict)  # the objective's other numbers, one per step
 
     @property
     def final_model(self) -> nn.Module:
@@ -180,97 +88,6 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------- settings and data
 
-
-@dataclass(frozen=True)
-class _Settings:
-    """The checked optimisation settings; a resumed run must use the same ones."""
-
-    steps: int | None
-    minutes: float | None
-    batch_size: int
-    lr: float
-    warmup_steps: int
-    lr_decay: bool
-    weight_decay: float
-    grad_clip: float | None
-    ema_decay: float | None
-    optimizer: str
-    p_uncond: float
-    precision: str
-
-
-def _check_settings(**kw: Any) -> _Settings:
-    """Each argument checked with the package's shared checks; returns them as one record."""
-    if kw["steps"] is None and kw["minutes"] is None:
-        raise ValueError("give a budget: steps (an int >= 1) and/or minutes (a finite number > 0)")
-    if not isinstance(kw["lr_decay"], bool):
-        raise TypeError(f"lr_decay must be True or False; got {kw['lr_decay']!r}")
-    optimizer = one_of("optimizer", kw["optimizer"], OPTIMIZERS)
-    weight_decay = finite_float("weight_decay", kw["weight_decay"], 0.0)
-    if optimizer == "adam" and weight_decay != 0:
-        raise ValueError(
-            "weight_decay needs optimizer='adamw' (Adam's L2 penalty is not decoupled); set weight_decay=0 for 'adam'"
-        )
-    return _Settings(
-        steps=None if kw["steps"] is None else int_at_least("steps", kw["steps"], 1),
-        minutes=None if kw["minutes"] is None else finite_float("minutes", kw["minutes"], 0.0, low_open=True),
-        batch_size=int_in_range("batch_size", kw["batch_size"], 1, MAX_BATCH, hint="_checks.MAX_BATCH"),
-        lr=finite_float("lr", kw["lr"], 0.0, low_open=True),
-        warmup_steps=int_at_least("warmup_steps", kw["warmup_steps"], 0),
-        lr_decay=kw["lr_decay"],
-        weight_decay=weight_decay,
-        grad_clip=None if kw["grad_clip"] is None else finite_float("grad_clip", kw["grad_clip"], 0.0, low_open=True),
-        ema_decay=None if kw["ema_decay"] is None else finite_float("ema_decay", kw["ema_decay"], 0.0, 1.0,
-                                                                    low_open=True, high_open=True),
-        optimizer=optimizer,
-        p_uncond=finite_float("p_uncond", kw["p_uncond"], 0.0, 1.0, high_open=True),
-        precision=one_of("precision", kw["precision"], PRECISIONS),
-    )
-
-
-def _as_tensors(data: ImageData | Tensor) -> tuple[Tensor, Tensor | None]:
-    if isinstance(data, ImageData):
-        return data.images, data.labels
-    if isinstance(data, Tensor):
-        return data, None
-    raise TypeError(f"data must be an ImageData or a tensor of shape (N, ...); got {type(data).__name__}")
-
-
-def _num_classes(model: nn.Module) -> int | None:
-    config = getattr(model, "config", None)
-    return getattr(config, "num_classes", None)
-
-
-def _check_data(data: ImageData | Tensor, model: nn.Module, p_uncond: float) -> tuple[Tensor, Tensor | None]:
-    """The images (N, ...) and, for a class-conditional model, the labels (N,)."""
-    images, labels = _as_tensors(data)
-    if images.ndim < 2 or images.shape[0] < 1 or not images.is_floating_point():
-        raise ValueError(
-            f"data must be a float tensor of shape (N, ...) with N >= 1; got {tuple(images.shape)}, {images.dtype}"
-        )
-    finite = torch.isfinite(images.reshape(images.shape[0], -1)).all(dim=1)  # (N,)
-    if not bool(finite.all()):
-        first = int((~finite).nonzero()[0, 0])
-        raise ValueError(
-            f"data holds NaN or infinite values ({int((~finite).sum())} examples, the first is example {first})"
-        )
-    num_classes = _num_classes(model)
-    if num_classes is None:
-        if p_uncond > 0:
-            raise ValueError("p_uncond > 0 needs a class-conditional model (model.config.num_classes is None)")
-        return images, None
-    if labels is None:
-        raise ValueError(f"the model is class-conditional (num_classes={num_classes}); pass an ImageData with labels")
-    if labels.shape != images.shape[:1] or labels.is_floating_point():
-        raise ValueError(
-            f"labels must be integers of shape (N,) = ({images.shape[0]},); got {tuple(labels.shape)}, {labels.dtype}"
-        )
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"labels must lie in [0, {num_classes - 1}]; got values from {labels.min().item()} to "
-            f"{labels.max().item()}"
-        )
-    return images, labels
 
 
 def _check_generator(generator: torch.Generator | None) -> torch.Generator:
@@ -406,7 +223,7 @@ class _CtrlC:
         self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _CtrlC:
-        from ._signals import STOP_SIGNALS, held_by
+        from .._signals import STOP_SIGNALS, held_by
 
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
@@ -418,7 +235,7 @@ class _CtrlC:
         return self
 
     def _note(self, signum: int) -> None:
-        from ._signals import signal_name
+        from .._signals import signal_name
 
         self.signum = signum if self.signum is None else self.signum
         self.requested = True
@@ -430,7 +247,7 @@ class _CtrlC:
         self._note(signum)
 
     def __exit__(self, *exc: Any) -> None:
-        from ._signals import _python_default
+        from .._signals import _python_default
 
         for signum, handler in self.previous.items():  # a handler set outside Python reads as None
             signal.signal(signum, handler if handler is not None else _python_default(signum))
@@ -439,36 +256,6 @@ class _CtrlC:
 # ----------------------------------------------------------------------------- saving and restoring a run
 
 
-def _flatten_optimizer(state_dict: dict, tensors: dict[str, Tensor]) -> dict[str, Any]:
-    """An optimiser's state dict as JSON scalars, its tensors moved into ``tensors`` ("opt.<i>.<key>")."""
-    state = {}
-    for index, entries in state_dict["state"].items():
-        names = [k for k, v in entries.items() if isinstance(v, Tensor)]
-        for k in names:
-            tensors[f"opt.{index}.{k}"] = entries[k].detach().clone()
-        state[str(index)] = {"tensors": names, "scalars": {k: v for k, v in entries.items() if k not in names}}
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in state_dict["param_groups"]]
-    return {"state": state, "param_groups": groups}
-
-
-def _unflatten_optimizer(scalars: dict[str, Any], tensors: dict[str, Tensor], opt: torch.optim.Optimizer) -> dict:
-    """The inverse of :func:`_flatten_optimizer`, with JSON lists turned back into tuples where
-    ``opt`` keeps tuples (Adam's betas)."""
-    current = opt.state_dict()["param_groups"]
-    if len(scalars["param_groups"]) != len(current):
-        raise ValueError(
-            f"the optimiser had {len(scalars['param_groups'])} parameter groups; this one has {len(current)}"
-        )
-    groups = [
-        {k: tuple(v) if isinstance(v, list) and isinstance(now.get(k), tuple) else v for k, v in saved.items()}
-        for saved, now in zip(scalars["param_groups"], current, strict=True)
-    ]
-    state = {
-        int(index): {**entry["scalars"], **{k: tensors[f"opt.{index}.{k}"] for k in entry["tensors"]}}
-        for index, entry in scalars["state"].items()
-    }
-    return {"state": state, "param_groups": groups}
-
 
 class _Run:
     """The moving parts of one training run: model, optimiser, EMA, batches and counters.
@@ -476,16 +263,16 @@ class _Run:
     ``one_step()`` is Algorithm 1's loop body; ``state()``/``restore()`` save and reload all of it.
     """
 
-    def __init__(self, model: nn.Module, schedule: Schedule, images: Tensor, labels: Tensor | None, s: _Settings,
+    def __init__(self, model: nn.Module, objective: Objective, examples: Examples, s: _Settings,
                  generator: torch.Generator, device: torch.device, distributed: bool = False):
-        self.model, self.schedule, self.s, self.generator, self.device = model, schedule, s, generator, device
+        self.model, self.objective, self.s, self.generator, self.device = model, objective, s, generator, device
         self.distributed = distributed
         self.net = model  # what the loss calls: the model itself, or the model inside DDP
         if distributed:
-            from .distributed import wrap
+            from ..distributed import wrap
 
             self.net = wrap(model, device)
-        self.images, self.labels, self.dtype = images, labels, _model_dtype(model)
+        self.examples, self.dtype = examples, _model_dtype(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         if s.optimizer == "adamw":
             self.opt: torch.optim.Optimizer = torch.optim.AdamW(self.params, lr=s.lr, weight_decay=s.weight_decay)
@@ -495,8 +282,9 @@ class _Run:
         if s.ema_decay is not None:
             self.ema = ema_model(model, s.ema_decay)
         self.scaler = torch.amp.GradScaler(device.type) if s.precision == "fp16" else None
-        self.batches = _Batches(images.shape[0], s.batch_size, generator)
+        self.batches = _Batches(len(examples), s.batch_size, generator)
         self.losses: list[float] = []
+        self.logs: dict[str, list[float]] = {}  # what the objective reports besides its loss, step by step
         self.step = 0
         self.seconds_before = 0.0  # time used before a resume
         self.budget_s = s.minutes * 60.0 if s.minutes is not None else math.inf
@@ -507,18 +295,19 @@ class _Run:
 
     # -- the loop body: a batch, the loss, the NaN guard, the update, the learning rate, the EMA
 
-    def batch(self) -> tuple[Tensor, Tensor | None]:
-        idx = self.batches.next()
-        x0 = self.images[idx].to(self.device, self.dtype)  # (B, ...) in the model's dtype
-        y = self.labels[idx].to(self.device) if self.labels is not None else None
-        return x0, y
+    def batch(self) -> tuple[Tensor | None, ...]:
+        """The next batch of examples, floating tensors in the model's dtype, e.g. (x0 (B, ...), y (B,))."""
+        return self.examples.take(self.batches.next(), self.device, self.dtype)
 
-    def loss(self, x0: Tensor, y: Tensor | None) -> Tensor:
-        from .losses import l_simple
-
+    def loss(self, batch: tuple[Tensor | None, ...]) -> tuple[Tensor, dict[str, Tensor]]:
         dtype = torch.float16 if self.s.precision == "fp16" else torch.bfloat16
         with torch.autocast(self.device.type, dtype=dtype, enabled=self.s.precision != "fp32"):
-            return l_simple(self.net, self.schedule, x0, y, generator=self.generator, p_uncond=self.s.p_uncond)
+            out = self.objective.loss(self.net, batch, self.generator)
+        loss, logs = out if isinstance(out, tuple) else (out, {})
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise ValueError(f"the objective {self.objective.name!r} must return a scalar loss tensor; got "
+                             f"{tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__}")
+        return loss, logs
 
     def guard(self, what: str, value: float, x0: Tensor) -> None:
         if not math.isfinite(value):
@@ -552,13 +341,16 @@ class _Run:
             self.ema.update_parameters(self.model)
 
     def one_step(self, start: float) -> None:
-        x0, y = self.batch()
-        loss = self.loss(x0, y)
+        batch = self.batch()
+        x0 = batch[0]  # what the NaN message describes
+        loss, logs = self.loss(batch)
         loss_value = self.mean_over_ranks(loss)
-        self.guard("the loss", loss_value, x0)
+        self.guard("the loss", loss_value, x0)  # before any weight changes
         self.backward(loss, x0)
         self.update(start)
         self.losses.append(loss_value)
+        for key, value in logs.items():
+            self.logs.setdefault(key, []).append(float(value))
         self.step += 1
         self.updating = False
 
@@ -567,7 +359,7 @@ class _Run:
         its NaN guard stops every rank at the same step."""
         if not self.distributed:
             return loss.item()
-        from .distributed import mean
+        from ..distributed import mean
 
         return mean(loss).item()
 
@@ -587,6 +379,7 @@ class _Run:
         scalars = {
             "version": STATE_VERSION, "step": self.step, "seconds": seconds, "cursor": self.batches.cursor,
             "n_data": self.batches.n, "settings": asdict(self.s), "optimizer": optimizer,
+            "objective": self.objective.name,
             "scaler": self.scaler.state_dict() if self.scaler else None,
         }
         return TrainState(tensors=tensors, scalars=scalars)
@@ -629,6 +422,10 @@ class _Run:
         differ = [f"{k}: saved {saved.get(k)!r}, now {now[k]!r}" for k in now if saved.get(k) != now[k]]
         if differ:
             raise ValueError("resume: the run must continue with the settings it started with; " + "; ".join(differ))
+        saved_objective = sc.get("objective", NoisePrediction.name)  # states saved before objectives were named
+        if saved_objective != self.objective.name:
+            raise ValueError(f"resume: the run trained the objective {saved_objective!r}; this one is "
+                             f"{self.objective.name!r}")
         if sc.get("n_data") != self.batches.n:
             raise ValueError(f"resume: the run trained on {sc.get('n_data')} examples; this data has {self.batches.n}")
 
@@ -647,7 +444,7 @@ class _Run:
             model=self.model, ema_model=ema_model, losses=list(self.losses), steps=self.step, seconds=seconds,
             images_per_second=self.step * self.s.batch_size / seconds if seconds > 0 else float("nan"),
             interrupted=self.interrupted, state=self.state(seconds) if self.resumable else None,
-            stop_signal=self.stop_signal,
+            stop_signal=self.stop_signal, logs={k: list(v) for k, v in self.logs.items()},
         )
 
     # -- the loop
@@ -691,23 +488,27 @@ class _Run:
             self.last_save = time.perf_counter()
 
 
-def train(
-    model: nn.Module, schedule: Schedule, data: ImageData | Tensor, *,
+def fit(
+    model: nn.Module, objective: Objective, data: Any, *,
     steps: int | None = None, minutes: float | None = None, batch_size: int = 128,
     lr: float = 1e-3, warmup_steps: int = 200, lr_decay: bool = True, weight_decay: float = 0.0,
     grad_clip: float | None = 1.0, ema_decay: float | None = 0.999, optimizer: str = "adamw",
-    p_uncond: float = 0.0, generator: torch.Generator | None = None, device: torch.device | str | None = None,
-    precision: str = "fp32", autocast_bf16: bool = False, progress: bool = True, log_every: int = 25,
+    generator: torch.Generator | None = None, device: torch.device | str | None = None,
+    precision: str = "fp32", progress: bool = True, log_every: int = 25,
     resume: TrainState | None = None, checkpoint_every: float | None = None,
     on_checkpoint: Callable[[TrainResult], None] | None = None, distributed: bool = False,
 ) -> TrainResult:
-    """Train ``model`` to predict the noise with L_simple; return a :class:`TrainResult`.
+    """Train ``model`` in place to minimise ``objective`` on ``data``; return a :class:`TrainResult`.
 
-    model: any noise predictor following the contract ``model(x_t, t) -> eps_hat``
-        (``model(x_t, t, y)`` when ``model.config.num_classes`` is set); trained in place. The
-        data is cast to its dtype (a float64 or bfloat16 model trains in that dtype).
-    data: an ImageData (images (N, C, H, W) in [-1, 1] and labels (N,)) or a tensor (N, ...),
-        e.g. (N, 2) points. Labels are used only by a class-conditional model.
+    The one training loop: :func:`train` is ``fit`` with L_simple (:class:`NoisePrediction`), and
+    each lesson's method (flow matching, score matching, the VAEs, distillation) is ``fit`` with
+    its own :class:`~ddpm_course.train.objective.Objective`.
+
+    model: the network the objective trains; the data's floating tensors are cast to its dtype.
+    objective: ``objective.examples(data, model)`` checks the data and gives the N examples;
+        ``objective.loss(net, batch, generator)`` the loss of one batch (and optionally logs).
+    data: what the objective takes; the default an ImageData (images (N, ...) and labels (N,))
+        or a tensor (N, ...), e.g. (N, 2) points. Labels are used only by a class-conditional model.
     steps / minutes: the budget (finite); with both, training stops at whichever comes first. A
         step budget is reproducible, a minutes budget is not (it depends on the machine's speed).
         A budget that allows no step at all is a ValueError.
@@ -720,13 +521,11 @@ def train(
     ema_decay: the EMA decay d (the EMA averages about the last 1/(1-d) steps), or None. It
         warms up: update k uses min(d, (1 + k) / (10 + k)), see :func:`ema_decay_at`.
     optimizer: "adamw" or "adam".
-    p_uncond: probability of replacing a label by the null label (classifier-free guidance).
     generator: the source of every random draw, a CPU ``torch.Generator`` (seed 0 when None).
     device: where to train (default: where the model's parameters are).
     precision: "fp32"; "bf16" (the forward pass under bfloat16 autocast, weights and loss stay
         float32); or "fp16" (float16 autocast with a GradScaler, CUDA only: GPUs without fast
-        bfloat16 such as the T4). ``autocast_bf16=True`` is the older spelling of "bf16". On a
-        CPU, "bf16" stores the convolution weights in NCHW order, where oneDNN's bfloat16
+        bfloat16 such as the T4). On a CPU, "bf16" stores the convolution weights in NCHW order, where oneDNN's bfloat16
         convolutions are faster (the course U-Net's own channels_last suits float32); the
         values do not change.
     progress: show a tqdm progress bar; log_every: refresh its loss readout every so many steps.
@@ -744,22 +543,19 @@ def train(
     so far with ``interrupted=True`` and ``stop_signal`` set; a second one stops at once. The
     model and EMA end in eval mode.
     """
-    if autocast_bf16:
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"autocast_bf16=True asks for precision 'bf16'; got precision={precision!r} as well")
-        precision = "bf16"
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective must be a train.Objective (e.g. train.NoisePrediction(schedule)); "
+                        f"got {type(objective).__name__}")
     s = _check_settings(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
                         lr_decay=lr_decay, weight_decay=weight_decay, grad_clip=grad_clip, ema_decay=ema_decay,
-                        optimizer=optimizer, p_uncond=p_uncond, precision=precision)
+                        optimizer=optimizer, p_uncond=objective.p_uncond, precision=precision)
     log_every = int_at_least("log_every", log_every, 1)
     every_s = _check_checkpointing(checkpoint_every, on_checkpoint)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
-    if not isinstance(schedule, Schedule):
-        raise TypeError(f"schedule must be a Schedule (e.g. dc.linear_schedule(1000)); got {type(schedule).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model has no trainable parameters (none with requires_grad=True)")
-    images, labels = _check_data(data, model, s.p_uncond)
+    examples = objective.examples(data, model)
     generator = _check_generator(generator)
     device = _check_device(model, device, s.precision)
     _check_distributed(distributed, s, resume)
@@ -768,10 +564,36 @@ def train(
         # oneDNN's bfloat16 convolutions run faster on NCHW weights, its float32 ones on the course
         # U-Net's channels_last (benchmarks/throughput.py --contiguous); the values do not change.
         set_weight_layout(model, torch.contiguous_format)
-    run = _Run(model, schedule, images, labels, s, generator, device, distributed)
+    run = _Run(model, objective, examples, s, generator, device, distributed)
     if resume is not None:
         run.restore(resume)
     return _loop(run, progress, log_every, every_s, on_checkpoint)
+
+
+def train(
+    model: nn.Module, schedule: Schedule, data: ImageData | Tensor, *,
+    p_uncond: float = 0.0, autocast_bf16: bool = False, precision: str = "fp32", **settings: Any,
+) -> TrainResult:
+    """Train ``model`` to predict the noise with L_simple; return a :class:`TrainResult`.
+
+    ``fit(model, NoisePrediction(schedule, p_uncond), data, **settings)``: Algorithm 1 of Ho et
+    al. (2020) in the one loop, whose settings (budget, batch, lr, warm-up, decay, clipping, EMA,
+    optimiser, generator, device, precision, progress, resume, checkpoints, distributed) are
+    described at :func:`fit`.
+
+    model: any noise predictor following the contract ``model(x_t, t) -> eps_hat``
+        (``model(x_t, t, y)`` when ``model.config.num_classes`` is set); trained in place. The
+        data is cast to its dtype (a float64 or bfloat16 model trains in that dtype).
+    data: an ImageData (images (N, C, H, W) in [-1, 1] and labels (N,)) or a tensor (N, ...),
+        e.g. (N, 2) points. Labels are used only by a class-conditional model.
+    p_uncond: probability of replacing a label by the null label (classifier-free guidance).
+    autocast_bf16: the older spelling of ``precision="bf16"``.
+    """
+    if autocast_bf16:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"autocast_bf16=True asks for precision 'bf16'; got precision={precision!r} as well")
+        precision = "bf16"
+    return fit(model, NoisePrediction(schedule, p_uncond), data, precision=precision, **settings)
 
 
 def _check_distributed(distributed: bool, s: _Settings, resume: TrainState | None) -> None:
@@ -821,216 +643,3 @@ def _loop(run: _Run, progress: bool, log_every: int, every_s: float, on_checkpoi
         raise ValueError(f"the budget (steps={run.s.steps}, minutes={run.s.minutes}) ended before the first step; "
                          "give more minutes or a number of steps")
     return result
-
-
-# ----------------------------------------------------------------------------------------------
-# Recipes: one place for the CLI and the benchmarks.
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A complete training recipe: data, model, schedule and optimisation settings.
-
-    ``model_config`` is the dict that ``models.build_model(arch, model_config)`` takes;
-    ``schedule`` is "linear" or "cosine" with ``T`` steps; ``data`` is "digits" (the train split
-    at ``image_size``), "toy2d:<name>" (``n_points`` points) or "torchvision:<name>" (the train
-    split of "mnist" padded to 32x32 or "cifar10", see ``data.torchvision_images``; the files are
-    read from a folder, downloaded only when asked). ``steps``/``minutes`` are the default
-    budget; the CLI can override them.
-
-    The bigger presets' "about N minutes" is an estimate from FLOPs, not a measurement: the
-    forward FLOPs of one 32x32 image (``torch.utils.flop_counter.FlopCounterMode``) x 3 (forward
-    and backward) x batch x steps, at a sustained 50 TFLOP/s (an A100-class GPU in bf16; a T4
-    sustains perhaps a quarter of that).
-    """
-
-    description: str
-    arch: str
-    model_config: dict = field(default_factory=dict)
-    data: str = "digits"
-    image_size: int = 16
-    n_points: int = 8192
-    schedule: str = "linear"
-    T: int = 1000
-    steps: int | None = None
-    minutes: float | None = None
-    batch_size: int = 128
-    lr: float = 1e-3
-    warmup_steps: int = 200
-    lr_decay: bool = True
-    weight_decay: float = 0.0
-    grad_clip: float | None = 1.0
-    ema_decay: float | None = 0.999
-    optimizer: str = "adamw"
-
-    def train_kwargs(self) -> dict:
-        """The optimisation settings as keyword arguments of :func:`train`."""
-        return dict(
-            batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps, lr_decay=self.lr_decay,
-            weight_decay=self.weight_decay, grad_clip=self.grad_clip, ema_decay=self.ema_decay,
-            optimizer=self.optimizer,
-        )
-
-
-PRESETS: dict[str, Preset] = {
-    "digits": Preset(
-        description="the course U-Net on 16x16 digits (train split): GroupNorm, two resolutions "
-        "below the input, attention at the lowest, dropout; AdamW with warm-up, cosine decay, "
-        "clipping and EMA (0.999); 3000 steps",
-        arch="UNet",
-        model_config=dict(
-            in_channels=1, base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1,
-            attention_levels=(2,), dropout=0.1, num_classes=None, groups=8, time_dim=None,
-        ),
-        steps=3000,
-        lr=1e-3,
-        warmup_steps=200,
-        ema_decay=0.999,
-    ),
-    "article-digits": Preset(
-        description="the article's recipe on the same digits: SimpleUNet (base 64), linear "
-        "schedule, plain Adam at lr 1e-3, no warm-up, no clipping, no EMA",
-        arch="SimpleUNet",
-        model_config=dict(in_channels=1, base_channels=64, time_dim=128),
-        steps=4000,
-        lr=1e-3,
-        warmup_steps=0,
-        lr_decay=False,
-        grad_clip=None,
-        ema_decay=None,
-        optimizer="adam",
-    ),
-    "toy2d": Preset(
-        description="an MLP noise predictor on the 8-Gaussian ring mixture (2-D points)",
-        arch="MLPDenoiser",
-        model_config=dict(dim=2, hidden=128, depth=3, time_dim=64, num_classes=None),
-        data="toy2d:mixture",
-        T=1000,
-        steps=3000,
-        batch_size=1024,
-        lr=3e-3,
-        warmup_steps=100,
-        ema_decay=0.99,
-    ),
-    "mnist": Preset(
-        description="MNIST (train split, 60,000 digits, 28x28 padded to 32x32) for one GPU: the course "
-        "U-Net at base 64, widths (1, 2, 2), two res blocks per level, attention at 8x8 (6.5M parameters); "
-        "batch 128, 20,000 steps, AdamW lr 2e-4 with warm-up, cosine decay, clipping, EMA 0.999; about "
-        "7 minutes (estimated from FLOPs, not measured)",
-        arch="UNet",
-        model_config=dict(
-            in_channels=1, base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
-            attention_levels=(2,), dropout=0.1, num_classes=None, groups=8, time_dim=None,
-        ),
-        data="torchvision:mnist",
-        steps=20_000,
-        batch_size=128,
-        lr=2e-4,
-        warmup_steps=500,
-        ema_decay=0.999,
-    ),
-    "cifar10": Preset(
-        description="CIFAR-10 (train split, 50,000 colour 32x32 images) for one GPU: the course U-Net at "
-        "base 96, widths (1, 2, 2), two res blocks per level, attention at 16x16, dropout 0.1 (14.5M "
-        "parameters, DDPM's CIFAR model is 35.7M); batch 128, 100,000 steps, AdamW lr 2e-4, EMA 0.9999; about "
-        "90 minutes (estimated from FLOPs, not measured)",
-        arch="UNet",
-        model_config=dict(
-            in_channels=3, base_channels=96, channel_mults=(1, 2, 2), num_res_blocks=2,
-            attention_levels=(1,), dropout=0.1, num_classes=None, groups=32, time_dim=None,
-        ),
-        data="torchvision:cifar10",
-        steps=100_000,
-        batch_size=128,
-        lr=2e-4,
-        warmup_steps=1000,
-        ema_decay=0.9999,
-    ),
-}
-
-
-@dataclass
-class PresetRun:
-    """The pieces :func:`build_preset` assembles: a fresh model, its schedule and its data.
-
-    ``data`` is read when first used, so that a preset's model can be built (and its files
-    looked for) separately; ``sample_shape`` is the shape of one example, e.g. (1, 32, 32).
-    """
-
-    preset: Preset
-    model: nn.Module
-    schedule: Schedule
-    sample_shape: tuple[int, ...]
-    load_data: Callable[[], ImageData | Tensor] = field(repr=False)
-
-    @functools.cached_property
-    def data(self) -> ImageData | Tensor:
-        """The training data: an ImageData (N, C, H, W) or points (N, D)."""
-        return self.load_data()
-
-
-def build_preset(name: str, seed: int = 0, data_root: str = "data", download: bool = False) -> PresetRun:
-    """A fresh model (initialised from ``seed``), the schedule and the training data of a preset.
-
-    data_root, download: where a torchvision preset's files are (or go), and whether to fetch
-    them when missing; a missing dataset without ``download`` is a FileNotFoundError when
-    ``run.data`` is first read.
-    """
-    if name not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)}; got {name!r}")
-    from . import models
-    from .data import digits, toy2d
-    from .schedules import cosine_schedule, linear_schedule
-
-    preset = PRESETS[name]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = models.build_model(preset.arch, copy.deepcopy(preset.model_config))
-    schedule = linear_schedule(preset.T) if preset.schedule == "linear" else cosine_schedule(preset.T)
-    kind, _, dataset = preset.data.partition(":")
-    if kind == "digits":
-        sample_shape = (1, preset.image_size, preset.image_size)
-        load = functools.partial(digits, size=preset.image_size, split="train")
-    elif kind == "torchvision":
-        sample_shape = (preset.model_config["in_channels"], 32, 32)
-        load = functools.partial(_torchvision_data, dataset, data_root, download)
-    else:
-        sample_shape = (2,)
-        load = functools.partial(toy2d, dataset, n=preset.n_points, generator=torch.Generator().manual_seed(seed + 1))
-    return PresetRun(preset=preset, model=model, schedule=schedule, sample_shape=sample_shape, load_data=load)
-
-
-_TORCHVISION_FOLDERS = {"mnist": "MNIST/raw", "cifar10": "cifar-10-batches-py"}
-
-
-def _torchvision_data(name: str, root: str, download: bool) -> ImageData:
-    """The train split of a torchvision set: FileNotFoundError (saying how to get it) when its files
-    are missing, ValueError naming the folder when they are there but incomplete or corrupt."""
-    import pickle
-    from pathlib import Path
-
-    from .data import torchvision_images
-
-    folder = Path(root) / _TORCHVISION_FOLDERS.get(name, name)
-    try:
-        return torchvision_images(name, root=str(root), train=True, download=download)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"the {name} files are not under {root!r} (torchvision's layout)") from None
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
-        if "not found" not in str(err).lower() or download and not folder.is_dir():
-            raise ValueError(f"the {name} files in {folder} cannot be read ({' '.join(str(err).split())})") from None
-        if folder.is_dir() and any(folder.iterdir()):
-            raise ValueError(
-                f"the {name} files in {folder} are incomplete or corrupt (torchvision's check of them failed); "
-                "delete that folder and download them again (--download), or copy intact files there"
-            ) from None
-        raise FileNotFoundError(
-            f"the {name} files are not under {root!r} (torchvision's layout); download them with "
-            f"download=True, or copy them there"
-        ) from None
-    except (ValueError, EOFError, OSError, IndexError, KeyError, TypeError, AssertionError,
-            pickle.UnpicklingError) as err:  # a truncated or made-up file read by torchvision
-        reason = " ".join(str(err).split())[:120] or type(err).__name__
-        raise ValueError(f"the {name} files in {folder} cannot be read: corrupt, unreadable or not torchvision's "
-                         f"format ({reason}); "
-                         "delete that folder and download them again (--download)") from None
