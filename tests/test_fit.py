@@ -1,0 +1,185 @@
+"""The one training loop, ``train.fit``, and the objectives that plug into it.
+
+Every lesson's training function is ``fit`` with its objective, so each inherits the loop's
+guarantees; these tests check them on every objective, not only on L_simple."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import ddpm_course as dc
+from ddpm_course import autoencoder, compare, distill, flow, score
+from ddpm_course.models import MLPConfig, MLPDenoiser, PointVAE, PointVAEConfig, VAEConfig
+from ddpm_course.models.edm import EDMPrecond
+from ddpm_course.train import Examples, NoisePrediction, NonFiniteLossError, Objective, fit, train
+
+SCHEDULE = dc.linear_schedule(50)
+POINTS = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+IMAGES = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return MLPDenoiser(MLPConfig(hidden=16, depth=1, time_dim=8))
+
+
+def _paths() -> distill.Paths:
+    times = torch.tensor([40, 20, 5])
+    states = torch.randn(3, 32, 2, generator=torch.Generator().manual_seed(2))
+    return distill.Paths(times, states, torch.randn(32, 2, generator=torch.Generator().manual_seed(3)), 10)
+
+
+def _student() -> nn.Module:
+    torch.manual_seed(0)
+    return EDMPrecond(MLPDenoiser(MLPConfig(hidden=16, depth=1, time_dim=8)), SCHEDULE.alpha_bars)
+
+
+def _vae() -> nn.Module:
+    torch.manual_seed(0)
+    return autoencoder.VAE(VAEConfig(base_channels=8, channel_mults=(1, 2), latent_channels=2))
+
+
+def _point_vae() -> nn.Module:
+    torch.manual_seed(0)
+    return PointVAE(PointVAEConfig(hidden=8, depth=1))
+
+
+#: every training function of the course that runs on fit: (name, a fresh model, a call that trains it)
+TRAINERS = {
+    "train": (_mlp, lambda m, steps: train(m, SCHEDULE, POINTS, steps=steps, batch_size=16, progress=False)),
+    "train_flow": (_mlp, lambda m, steps: flow.train_flow(m, POINTS, steps=steps, batch_size=16, progress=False)),
+    "train_dsm": (_mlp, lambda m, steps: score.train_dsm(m, POINTS, score.geometric_sigmas(1.0, 0.1, 5), steps=steps,
+                                                         batch_size=16)),
+    "train_vae": (_vae, lambda m, steps: autoencoder.train_vae(m, IMAGES, steps=steps, batch_size=4,
+                                                               progress=False)),
+    "train_point_vae": (_point_vae, lambda m, steps: fit(m, compare.NegativeELBO(), POINTS, steps=steps,
+                                                         batch_size=16, progress=False)),
+    "distill": (_student, lambda m, steps: distill.distill(m, SCHEDULE, _paths(), steps=steps, batch_size=16)),
+    "train_reflow": (_mlp, lambda m, steps: distill.train_reflow(m, POINTS, POINTS.flip(0), steps=steps,
+                                                                 batch_size=16)),
+}
+
+
+class _PoisonAt:
+    """Makes a model's first layer output NaN in training mode from its ``k``-th call on (any
+    method of the model that runs the network goes through that layer)."""
+
+    def __init__(self, model: nn.Module, k: int):
+        self.k, self.calls = k, 0
+        first = next(m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+        self.hook = first.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, out):
+        if not module.training:
+            return out
+        self.calls += 1
+        return out * float("nan") if self.calls > self.k else out
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_every_trainer_stops_on_a_non_finite_loss_before_the_weights_change(name):
+    """The one error, raised before the update: the weights are those of the last finite step."""
+    make, run = TRAINERS[name]
+    clean = make()
+    run(clean, 2)  # two finite steps
+    model = make()
+    poison = _PoisonAt(model, 0)
+    with pytest.raises(NonFiniteLossError, match="the loss became nan at step"):
+        run(model, 5)
+    poison.hook.remove()
+    assert poison.calls >= 1
+    fresh = make()
+    for (key, p), q in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(p, q), f"{name}: {key} changed although the first loss was NaN"
+    assert any(not torch.equal(p, q) for p, q in zip(clean.state_dict().values(), fresh.state_dict().values()))
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_every_trainer_is_reproducible_from_its_generator_seed(name):
+    make, run = TRAINERS[name]
+    a, b = make(), make()
+    torch.manual_seed(123)  # the caller's global RNG must not matter
+    run(a, 3)
+    torch.manual_seed(456)
+    run(b, 3)
+    for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+
+
+class _Quadratic(Objective):
+    """|w - target|^2 through a model that is one vector: fit must drive w to the target."""
+
+    name = "quadratic"
+
+    def examples(self, data, model):
+        return Examples(data)
+
+    def loss(self, net, batch, generator):
+        (target,) = batch
+        return (net.w - target).square().sum(1).mean(), {"w0": net.w[0].detach()}
+
+
+class _Vector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(2))
+
+
+def test_a_custom_objective_is_minimised_and_its_logs_recorded():
+    targets = torch.tensor([[3.0, -1.0]]).repeat(8, 1)
+    run = fit(_Vector(), _Quadratic(), targets, steps=300, batch_size=4, lr=0.05, warmup_steps=0, lr_decay=False,
+              ema_decay=None, grad_clip=None, progress=False)
+    assert torch.allclose(run.model.w.detach(), torch.tensor([3.0, -1.0]), atol=1e-3)
+    assert len(run.logs["w0"]) == 300 and abs(run.logs["w0"][-1] - 3.0) < 1e-2
+    assert run.losses[-1] < 1e-5 < run.losses[0]
+
+
+def test_the_vae_logs_its_mse_and_kl_at_every_step():
+    run = autoencoder.train_vae(_vae(), IMAGES, steps=4, batch_size=4, progress=False)
+    assert len(run.mse) == len(run.kl) == run.steps == 4 and all(k >= 0 for k in run.kl)
+
+
+def test_train_is_fit_with_noise_prediction():
+    a, b = _mlp(), _mlp()
+    train(a, SCHEDULE, POINTS, steps=3, batch_size=16, progress=False)
+    fit(b, NoisePrediction(SCHEDULE), POINTS, steps=3, batch_size=16, progress=False)
+    for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_a_run_resumes_only_under_its_own_objective():
+    first = train(_mlp(), SCHEDULE, POINTS, steps=2, batch_size=16, progress=False)
+    with pytest.raises(ValueError, match="trained the objective 'l_simple'; this one is 'flow_matching'"):
+        fit(first.model, flow.FlowMatching(), POINTS, steps=2, batch_size=16, progress=False, resume=first.state)
+
+
+@pytest.mark.parametrize(("objective", "error", "match"), [
+    ("l_simple", TypeError, "objective must be a train.Objective"),
+    (None, TypeError, "objective must be a train.Objective"),
+])
+def test_fit_names_a_bad_objective(objective, error, match):
+    with pytest.raises(error, match=match):
+        fit(_mlp(), objective, POINTS, steps=1)
+
+
+def test_an_objective_must_return_a_scalar():
+    class Vector(Objective):
+        def loss(self, net, batch, generator):
+            return net(batch[0], torch.zeros(batch[0].shape[0], dtype=torch.long))
+
+    with pytest.raises(ValueError, match="must return a scalar loss tensor; got \\(16, 2\\)"):
+        fit(_mlp(), Vector(), POINTS, steps=1, batch_size=16, progress=False)
+
+
+def test_examples_refuse_tensors_of_different_lengths():
+    with pytest.raises(ValueError, match="same first size 4"):
+        Examples(torch.zeros(4, 2), torch.zeros(3))
+    batch = Examples(torch.zeros(4, 2, dtype=torch.float64), torch.arange(4)).take(
+        torch.tensor([1, 3]), torch.device("cpu"), torch.float32)
+    assert batch[0].dtype == torch.float32 and batch[1].tolist() == [1, 3]
+
+
+def test_the_point_vae_trainer_keeps_its_recipe():
+    res = compare.train_point_vae(POINTS, config=PointVAEConfig(hidden=8, depth=1), steps=5, batch_size=16)
+    assert res.steps == 5 and len(res.losses) == 5 and not res.model.training
