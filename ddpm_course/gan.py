@@ -37,6 +37,7 @@ from torch import Tensor
 
 from ._checks import finite_float, generator_or_none, int_at_least, one_of
 from .models.toy import Discriminator, GANConfig, Generator
+from .train import NonFiniteLossError
 
 __all__ = [
     "G_LOSSES",
@@ -86,6 +87,11 @@ def _draw(data: Tensor, batch: int, generator: torch.Generator) -> Tensor:
     return data[torch.randint(0, data.shape[0], (batch,), generator=generator)]  # (B, dim)
 
 
+def _guard(what: str, loss: Tensor, step: int, lr: float, batch: Tensor) -> None:
+    if not math.isfinite(loss.item()):
+        raise NonFiniteLossError.at(what, loss.item(), step, lr, batch)
+
+
 def train_gan(
     data: Tensor,
     *,
@@ -101,7 +107,9 @@ def train_gan(
 
     Every random draw (initial weights, batches, z) comes from ``generator`` (seed 0 when None).
     ``betas`` (0.5, 0.999) is the DCGAN setting; ``g_loss`` is one of :data:`G_LOSSES`.
-    A non-finite loss stops training with a ValueError naming the step.
+    This is the one loop of the course besides ``train.fit``: two players, two optimisers. Like
+    fit it stops on a non-finite loss with ``train.NonFiniteLossError`` before that player's
+    weights change.
     """
     if not isinstance(data, Tensor) or data.ndim != 2 or data.shape[0] < 1:
         raise ValueError(f"data must be a tensor of shape (N, dim); got {getattr(data, 'shape', type(data).__name__)}")
@@ -126,18 +134,18 @@ def train_gan(
         real = _draw(data, batch_size, generator)
         fake = gen(torch.randn(batch_size, config.latent, generator=generator))  # (B, dim)
         loss_d = discriminator_loss(disc(real), disc(fake.detach()))
+        _guard("the discriminator's loss", loss_d, step, lr, real)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         fake = gen(torch.randn(batch_size, config.latent, generator=generator))
         loss_g = generator_loss(disc(fake), g_loss)
+        _guard("the generator's loss", loss_g, step, lr, real)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
         d_losses.append(loss_d.item())
         g_losses.append(loss_g.item())
-        if not (math.isfinite(d_losses[-1]) and math.isfinite(g_losses[-1])):
-            raise ValueError(f"a GAN loss became non-finite at step {step} (lr {lr:g}); try a lower lr")
     gen.eval()
     disc.eval()
     return GANResult(gen, disc, d_losses, g_losses, steps, time.perf_counter() - start)

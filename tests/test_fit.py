@@ -183,3 +183,20 @@ def test_examples_refuse_tensors_of_different_lengths():
 def test_the_point_vae_trainer_keeps_its_recipe():
     res = compare.train_point_vae(POINTS, config=PointVAEConfig(hidden=8, depth=1), steps=5, batch_size=16)
     assert res.steps == 5 and len(res.losses) == 5 and not res.model.training
+
+
+def test_the_gan_loop_stops_with_the_same_error_before_its_update(monkeypatch):
+    """The GAN's two-player loop is the one other loop: the same error, raised before G's step."""
+    from ddpm_course import gan
+
+    steps = []
+    real_loss = gan.generator_loss
+
+    def nan_at_step_one(logits, kind="non_saturating"):
+        steps.append(1)
+        loss = real_loss(logits, kind)
+        return loss * float("nan") if len(steps) == 2 else loss
+
+    monkeypatch.setattr(gan, "generator_loss", nan_at_step_one)
+    with pytest.raises(NonFiniteLossError, match="the generator's loss became nan at step 1"):
+        gan.train_gan(POINTS, config=gan.GANConfig(hidden=8, depth=1), steps=5, batch_size=16)

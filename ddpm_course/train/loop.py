@@ -53,7 +53,13 @@ __all__ = ["NonFiniteLossError", "TrainResult", "ema_decay_at", "ema_model", "fi
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss or gradient."""
+    """Training produced a NaN or infinite loss or gradient; raised before the step updates any
+    weight, so the model holds the weights of the last finite step."""
+
+    @classmethod
+    def at(cls, what: str, value: float, step: int, lr: float, x0: Tensor) -> NonFiniteLossError:
+        """The error for ``what`` (e.g. "the loss") having become ``value`` at ``step``, with what to try."""
+        return cls(_non_finite_message(what, value, step, lr, x0))
 
 
 
@@ -311,7 +317,7 @@ class _Run:
 
     def guard(self, what: str, value: float, x0: Tensor) -> None:
         if not math.isfinite(value):
-            raise NonFiniteLossError(_non_finite_message(what, value, self.step, self.opt.param_groups[0]["lr"], x0))
+            raise NonFiniteLossError.at(what, value, self.step, self.opt.param_groups[0]["lr"], x0)
 
     def backward(self, loss: Tensor, x0: Tensor) -> None:
         """Gradients, clipped; with fp16 scaled first (the scaler skips a step whose gradients overflow)."""
