@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from ._checks import finite_float, generator_or_none, int_at_least
 from ._compat import renamed
+from ._model import device_and_dtype, eval_mode
 from .gan import GANConfig, gan_sample, train_gan
 from .losses import elbo_weights
 from .metrics import precision_recall
@@ -283,10 +284,13 @@ def vae_sample(vae: PointVAE, n: int, generator: torch.Generator | None = None, 
     """n points: z ~ N(0, I), one decoder pass; the decoder's mean (as image VAEs show) unless
     ``decoder_noise`` adds its N(0, sigma^2) noise. Returns (n, dim)."""
     n = int_at_least("n", n, 1)
-    z = torch.randn(n, vae.config.latent, generator=generator_or_none("generator", generator))  # (n, latent)
-    mean = vae.decode(z)
+    device, dtype = device_and_dtype(vae)
+    generator = generator_or_none("generator", generator)
+    z = torch.randn(n, vae.config.latent, generator=generator, dtype=dtype)  # (n, latent), drawn on the CPU
+    with eval_mode(vae):
+        mean = vae.decode(z.to(device))
     if decoder_noise:
-        mean = mean + vae.log_sigma.exp() * torch.randn(mean.shape, generator=generator)
+        mean = mean + vae.log_sigma.exp() * torch.randn(mean.shape, generator=generator, dtype=dtype).to(device)
     return mean
 
 
@@ -325,17 +329,18 @@ def ddpm_nll_bound(
     lam = elbo_weights(sched, variance)  # (T,)
     sigma2 = _reverse_variances(sched, variance)  # (T,)
     ratio = sched.posterior_variance[1:] / sigma2[1:]  # (T-1,), beta_tilde over sigma^2 for t >= 1
-    device = next(model.parameters()).device if isinstance(model, nn.Module) else torch.device("cpu")
-    dtype = next(model.parameters()).dtype if isinstance(model, nn.Module) else torch.float64
+    device, dtype = device_and_dtype(model)
+    device, dtype = device or torch.device("cpu"), dtype or torch.float64
     n, d = x0.shape
     total = torch.zeros(n, dtype=torch.float64)
-    for t in range(sched.T):
-        abar = sched.alpha_bars[t]
-        eps = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
-        x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps  # (n, d)
-        t_batch = torch.full((n,), t, dtype=torch.long, device=device)
-        eps_hat = model(x_t.to(device=device, dtype=dtype), t_batch).cpu().to(torch.float64)
-        total += lam[t] * (eps - eps_hat).pow(2).sum(dim=1)
+    with eval_mode(model), torch.no_grad():  # the bound of the network as it samples: no dropout
+        for t in range(sched.T):
+            abar = sched.alpha_bars[t]
+            eps = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
+            x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps  # (n, d)
+            t_batch = torch.full((n,), t, dtype=torch.long, device=device)
+            eps_hat = model(x_t.to(device=device, dtype=dtype), t_batch).cpu().to(torch.float64)
+            total += lam[t] * (eps - eps_hat).pow(2).sum(dim=1)
     variance_mismatch = 0.5 * d * (ratio - 1 - ratio.log()).sum()
     decoder = 0.5 * d * math.log(2 * math.pi * sigma2[0])
     abar_T = sched.alpha_bars[-1]

@@ -200,3 +200,36 @@ def test_bad_arguments():
         compare.mode_counts(torch.zeros(3, 2), ring_mixture(), radius=-1)
     with pytest.raises(ValueError, match="shape"):
         compare.mode_counts(torch.zeros(3, 3), ring_mixture())
+
+
+def test_the_nll_bound_is_that_of_the_network_in_eval_mode_and_restores_its_mode():
+    """Dropout would make the bound noisy and too high; the model's own mode is restored after."""
+    from torch import nn
+
+    from ddpm_course.models import MLPConfig, MLPDenoiser
+
+    torch.manual_seed(0)
+
+    class Dropped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.drop = MLPDenoiser(MLPConfig(hidden=16, depth=1, time_dim=8)), nn.Dropout(0.5)
+
+        def forward(self, x, t):
+            return self.drop(self.net(x, t))
+
+    model = Dropped().train()
+    schedule = linear_schedule(20)
+    x0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(1))
+    in_train_mode = compare.ddpm_nll_bound(model, schedule, x0, generator=torch.Generator().manual_seed(2))
+    assert model.training
+    model.eval()
+    in_eval_mode = compare.ddpm_nll_bound(model, schedule, x0, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(in_train_mode, in_eval_mode)
+
+
+def test_vae_sample_follows_the_vae_dtype():
+    torch.manual_seed(0)
+    vae = compare.PointVAE(compare.PointVAEConfig(hidden=8, depth=1)).double().train()
+    x = compare.vae_sample(vae, 5, torch.Generator().manual_seed(0), decoder_noise=True)
+    assert x.dtype == torch.float64 and x.shape == (5, 2) and vae.training
