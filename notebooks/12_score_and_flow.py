@@ -60,7 +60,8 @@ if "google.colab" in sys.modules:  # Colab: install the course package (JupyterL
 
 # %%
 N_POINTS = 1000
-TRAIN_STEPS = 1500  # each small 2-D network (score matching, flow matching)
+TRAIN_STEPS = 1500  # each small 2-D velocity network (flow matching)
+SCORE_STEPS = 3000  # the score network: at 1500 steps 2 seeds in 6 still land outside the real-vs-real band
 N_DIGITS = 256
 SEED = 0
 
@@ -183,7 +184,7 @@ print("noise levels:", " ".join(f"{s:.3f}" for s in sigmas.tolist()))
 points_train = ring.sample(8192, torch.Generator().manual_seed(SEED + 2)).float()
 torch.manual_seed(SEED)
 score_net = MLPDenoiser(MLPConfig(dim=2, hidden=128, depth=3))
-dsm_losses = S.train_dsm(score_net, points_train, sigmas, steps=TRAIN_STEPS,
+dsm_losses = S.train_dsm(score_net, points_train, sigmas, steps=SCORE_STEPS,
                          generator=torch.Generator().manual_seed(SEED))
 learned = S.learned_score(score_net, sigmas)
 
@@ -242,12 +243,13 @@ print(f"per-coordinate variance around the nearest mode: data {spread['data']:.4
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(f"annealed Langevin, learned score ({TRAIN_STEPS} steps): {sw(langevin_learned, fresh):.4f}")
+print(f"annealed Langevin, learned score ({SCORE_STEPS} steps): {sw(langevin_learned, fresh):.4f}")
 
 # %%
-assert sw(langevin_learned, fresh) < 3 * floors.mean()
-assert sw(langevin_learned, fresh) < 0.1 * sw(start, fresh)
-print("with the learned score: within 3x the real-vs-real level, and ten times closer than the start")
+assert sw(langevin_learned, fresh) < band  # the test the exact score passed above
+assert sw(start, fresh) > 3 * band  # the control: the uniform start fails it by far
+print("with the learned score: within 3 standard deviations of the real-vs-real level, like the exact score; "
+      "the uniform start is more than 3 times that band away")
 
 fig, axes = plt.subplots(1, 3, figsize=(9, 3))
 for ax, (name, pts) in zip(axes, (("data", fresh), ("annealed Langevin, exact score", langevin_exact),
