@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from ._model import KINDS, infer_kind, tag
+from ._model import num_classes as _num_classes
 from .schedules import Schedule
 
 __all__ = [
@@ -684,7 +685,7 @@ def _check_sample_shape(model: nn.Module, meta: dict[str, Any], meta_path: Path)
     """One sample of ``sample_shape`` through the model built on the meta device must come out with
     that shape: shapes are checked, nothing is computed. A model whose forward pass reads values
     (a prompt model checks its token ids) gets a real pass, for samples of at most 2**16 elements."""
-    shape, num_classes = meta["sample_shape"], getattr(getattr(model, "config", None), "num_classes", None)
+    shape, num_classes = meta["sample_shape"], _num_classes(model)
 
     def fits(device: str, net: nn.Module) -> bool:
         x, t = torch.zeros(1, *shape, device=device), torch.zeros(1, dtype=torch.long, device=device)

@@ -57,6 +57,7 @@ from ._commands import (  # noqa: F401 - the shared pieces, also reachable as cl
     check_output,
     hardware_description,
 )
+from ._model import num_classes as _num_classes
 
 __all__ = [
     "main", "build_parser", "add_train_parser", "add_sample_parser", "add_evaluate_parser", "hardware_description",
@@ -573,7 +574,7 @@ def _condition(args: argparse.Namespace, model) -> torch.Tensor | None:
     from .models.text import PromptUNet, prompt_ids
 
     label, prompt = getattr(args, "label", None), getattr(args, "prompt", None)
-    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+    num_classes = _num_classes(model)
     is_prompt = isinstance(model, PromptUNet)
     if prompt is not None and not is_prompt:
         takes = "labels (--label)" if num_classes is not None else "no condition"

@@ -56,6 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import finite_float
+from ._model import num_classes as _num_classes
 from .oracle import GaussianMixture
 from .schedules import Schedule
 
@@ -103,7 +104,7 @@ def scale_from_w(w: float) -> float:
 
 def null_label(model: Callable) -> int:
     """The null label of a conditional model: ``model.config.num_classes`` (the label after the last class)."""
-    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+    num_classes = _num_classes(model)
     if num_classes is None:
         raise ValueError(
             "classifier-free guidance needs a conditional model trained with a null label "
