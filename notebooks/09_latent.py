@@ -387,7 +387,7 @@ print("the loss on latents fell, with the unchanged training loop")
 # re-injects fresh noise at every step as DDPM does, draws latents, and one pass of the
 # decoder turns them into 32x32 digits. (The deterministic samplers, DPM-Solver++ with 20
 # steps or DDIM with $\eta = 0$, score about 3.5 times worse with this briefly trained latent
-# model (7.30 against 2.08 times the real-data floor in the README's table), the high-noise
+# model (7.31 against 2.08 times the real-data floor in the README's table), the high-noise
 # accuracy story of lesson 07: `python benchmarks/latent.py` has the numbers.)
 
 # %%

@@ -726,21 +726,21 @@ print("digits-flow: Euler with 20 evaluations within 2x the real-vs-real floor; 
 # **Against DDPM at the same training budget.** `python benchmarks/flow_vs_ddpm.py` trains a
 # DDPM twin of `digits-flow` (same U-Net, initial weights, data, optimiser, 450 steps of 64)
 # with `L_simple` and scores both with every sampler from the same $x_T$, 256 digits per row
-# (README, "Flow matching against DDPM"). Measured on a busy machine:
+# (README, "Flow matching against DDPM"). One run on a shared 2-core machine:
 #
 # | sampler | 4 evaluations | 10 | 20 | 50 |
 # |---------|--------------:|---:|---:|---:|
-# | flow matching, Euler | 58.3 (4.67) | 23.7 (1.90) | 17.1 (1.37) | 14.7 (1.18) |
-# | flow matching, Heun (half as many steps) | 59.6 (4.77) | 14.7 (1.18) | 13.8 (1.10) | 13.5 (1.08) |
-# | DDPM twin, DDIM | 123.8 (9.92) | 54.6 (4.38) | 56.0 (4.49) | 56.7 (4.55) |
-# | DDPM twin, DPM-Solver++ 2M | 226.7 (18.17) | 67.0 (5.37) | 60.8 (4.88) | 59.9 (4.80) |
-# | DDPM twin, DPM-Solver++ 2M, log-SNR levels | 950.0 (76.14) | 59.5 (4.77) | 58.3 (4.67) | 58.8 (4.71), 49 evals |
-# | DDPM twin, ancestral (`--ddpm-1000`) | | | | 40.4 (3.24) at 1000 |
+# | flow matching, Euler | 56.0 (4.49) | 24.2 (1.94) | 18.8 (1.51) | 16.8 (1.34) |
+# | flow matching, Heun (half as many steps) | 58.9 (4.72) | 17.2 (1.38) | 15.9 (1.28) | 16.1 (1.29) |
+# | DDPM twin, DDIM | 117.5 (9.42) | 53.4 (4.28) | 54.7 (4.38) | 56.4 (4.52) |
+# | DDPM twin, DPM-Solver++ 2M | 244.5 (19.60) | 71.0 (5.69) | 62.0 (4.97) | 60.3 (4.83) |
+# | DDPM twin, DPM-Solver++ 2M, log-SNR levels | 976.4 (78.26) | 63.9 (5.12) | 61.3 (4.91) | 59.8 (4.79), 49 evals |
+# | DDPM twin, ancestral (`--ddpm-1000`, the earlier run) | | | | 40.4 (3.24) at 1000 |
 #
 # Frechet distance (ratio to the real-vs-real floor, 12.48 +- 5.35 at 256 digits).
 #
-# At this small budget (28,800 images seen) the flow-matching model is within 1.1-1.4x of the
-# floor from 10 to 20 evaluations, while its DDPM twin stays near 4.5x with every ODE sampler,
+# At this small budget (28,800 images seen) the flow-matching model (Heun) is within 1.3-1.4x of
+# the floor from 10 to 50 evaluations, while its DDPM twin stays near 4.5x with every ODE sampler,
 # does not improve from 10 to 50 evaluations, and reaches 3.2x with 1000 ancestral steps: the
 # network, more than the solver, is the limit there. The shipped `digits` DDPM, trained on 13
 # times as many images, reaches 1.2x with DPM-Solver++ at 20 evaluations.

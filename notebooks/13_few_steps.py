@@ -438,11 +438,11 @@ print("at 4 evaluations the student and reflow are more than 2x closer to the da
 # | DPM-Solver++ 2M, log-SNR | 400.39 | 396.11 | 284.95 | 8.16 |
 # | DPM-Solver++ 3M | 400.39 | 279.76 | 37.43 | 8.43 |
 # | Heun, Karras | 400.39 (1 NFE) | 1181.68 (3 NFE) | 843.85 (5 NFE) | 178.85 (9 NFE) |
-# | student, consistency sampler | 8.26 | 9.27 | 9.13 | 3.99 |
-# | student, DDIM on the same grid (control) | 8.26 | 17.00 | 28.79 | 40.38 |
+# | student, consistency sampler | 8.46 | 9.52 | 8.81 | 4.34 |
+# | student, DDIM on the same grid (control) | 8.46 | 17.25 | 29.23 | 40.89 |
 #
 # The teacher's best: 7.78 (DPM-Solver++ 2M, 20 log-SNR steps); 512 real train digits score 5.50.
-# The student meets the goals (2 evaluations within 1.5x the teacher's best: 1.19x; 4 within 1.2x: 1.17x) and
+# The student meets the goals (2 evaluations within 1.5x the teacher's best: 1.22x; 4 within 1.2x: 1.13x) and
 # DPM-Solver++ 2M on log-SNR levels reaches 1.05x at 10. The ranking of the training-free solvers at 10
 # evaluations is the published one (DDIM behind DPM-Solver++, 3M a little ahead of 2M); Heun on few Karras
 # levels diverges here as on the ring (section 2). DDIM driven by the student gets *worse* with more steps:
