@@ -200,3 +200,14 @@ def test_the_gan_loop_stops_with_the_same_error_before_its_update(monkeypatch):
     monkeypatch.setattr(gan, "generator_loss", nan_at_step_one)
     with pytest.raises(NonFiniteLossError, match="the generator's loss became nan at step 1"):
         gan.train_gan(POINTS, config=gan.GANConfig(hidden=8, depth=1), steps=5, batch_size=16)
+
+
+def test_a_saved_state_names_its_objective_and_a_bad_name_is_refused_at_load():
+    from ddpm_course.train import check_train_state
+
+    state = flow.train_flow(_mlp(), POINTS, steps=2, batch_size=16, progress=False).state
+    assert state.scalars["objective"] == "flow_matching"
+    check_train_state(state, "run.json", "run.safetensors")
+    state.scalars["objective"] = 7
+    with pytest.raises(ValueError, match="run.json: field 'train_state.objective' must be the name of the objective"):
+        check_train_state(state, "run.json", "run.safetensors")

@@ -1,8 +1,10 @@
-"""Training a noise predictor: one loop for the notebooks, the CLI and the benchmarks.
+"""The one training loop, ``fit(model, objective, data)``, for the notebooks, the CLI and the benchmarks.
 
 Ho et al. (2020), "Denoising Diffusion Probabilistic Models", Algorithm 1: repeat
 {x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I), gradient step on |eps - eps_theta(x_t, t)|^2}.
-Around that loop sit the habits that make a small model train well and safely:
+:func:`train` is that loop: ``fit`` with the objective L_simple. Every other objective of the
+course (flow matching, score matching, the VAEs, distillation) plugs into the same loop, and
+around it sit the habits that make a small model train well and safely:
 
 | piece             | what it does                                                  | why                           |
 |-------------------|---------------------------------------------------------------|-------------------------------|
@@ -12,14 +14,14 @@ Around that loop sit the habits that make a small model train well and safely:
 | gradient clipping | rescale the gradient to norm <= ``grad_clip``                 | high-noise batches spike      |
 | EMA               | w_ema <- d * w_ema + (1 - d) * w, via torch.optim.swa_utils   | averaged weights sample better|
 | budget            | stop after ``steps`` or after ``minutes``                     | a CPU lesson has minutes      |
-| NaN guard         | a non-finite loss stops with the step and what to try         | silent NaNs waste the budget  |
+| NaN guard         | a non-finite loss stops before the update, with what to try   | silent NaNs waste the budget  |
 | Ctrl-C, SIGTERM   | finishes the step, returns what was learned (``interrupted``) | an interrupt keeps the EMA    |
 | state             | ``TrainResult.state`` continues the run (``resume=``)         | long runs survive a stop      |
 | precision         | fp32, bf16 autocast, or fp16 autocast with a GradScaler       | speed on GPUs                 |
 | distributed       | DDP under torchrun: gradients averaged over the ranks         | several GPUs, one model       |
 
 Randomness: batches, timesteps and noise all come from ``generator``; dropout uses the global
-RNG, which ``train`` seeds from ``generator`` inside ``torch.random.fork_rng`` (the caller's
+RNG, which ``fit`` seeds from ``generator`` inside ``torch.random.fork_rng`` (the caller's
 global RNG state is left as it was). The same generator seed and step budget give the same
 weights on the same machine (on a CUDA GPU only with deterministic algorithms switched on), and
 a run resumed from its state at step k ends with the same weights as the run left alone.
@@ -62,10 +64,9 @@ class NonFiniteLossError(FloatingPointError):
         return cls(_non_finite_message(what, value, step, lr, x0))
 
 
-
 @dataclass
 class TrainResult:
-    """What :func:`train` returns.
+    """What :func:`fit` (and so :func:`train`) returns.
 
     model: the trained (raw) weights, in eval mode; ema_model: the exponential moving average
     of them (a separate module, eval mode) or None without EMA; losses: the loss of every step;
@@ -92,8 +93,7 @@ class TrainResult:
         return self.ema_model if self.ema_model is not None else self.model
 
 
-# ----------------------------------------------------------------------------- settings and data
-
+# ----------------------------------------------------------------------------- checks of the arguments
 
 
 def _check_generator(generator: torch.Generator | None) -> torch.Generator:
@@ -259,8 +259,7 @@ class _CtrlC:
             signal.signal(signum, handler if handler is not None else _python_default(signum))
 
 
-# ----------------------------------------------------------------------------- saving and restoring a run
-
+# ----------------------------------------------------------------------------- one run
 
 
 class _Run:

@@ -75,6 +75,9 @@ def check_train_state(state: TrainState, where: str, tensors_where: str) -> None
         _check_settings(**settings)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: field 'train_state.settings' is not valid ({err})") from None
+    objective = sc.get("objective", "l_simple")  # absent in states saved before objectives were named
+    if not isinstance(objective, str) or not objective:
+        fail("objective", "the name of the objective the run trained (a non-empty string)", objective)
     if sc.get("scaler") is not None and not isinstance(sc.get("scaler"), dict):
         fail("scaler", "null or an object", sc.get("scaler"))
     _check_optimizer_state(sc.get("optimizer"), t, fail)
@@ -112,7 +115,6 @@ def _check_optimizer_state(opt: Any, tensors: dict[str, Tensor], fail: Callable[
         params = group.get("params") if isinstance(group, dict) else None
         if not (isinstance(params, list) and all(isinstance(p, int) and not isinstance(p, bool) for p in params)):
             fail(f"optimizer.param_groups[{i}]", 'an object with "params": [integers]', group)
-
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,6 @@ def _check_settings(**kw: Any) -> _Settings:
         p_uncond=finite_float("p_uncond", kw["p_uncond"], 0.0, 1.0, high_open=True),
         precision=one_of("precision", kw["precision"], PRECISIONS),
     )
-
 
 
 def _flatten_optimizer(state_dict: dict, tensors: dict[str, Tensor]) -> dict[str, Any]:
