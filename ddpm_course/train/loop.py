@@ -85,7 +85,8 @@ class TrainResult:
     interrupted: bool = False
     state: TrainState | None = None
     stop_signal: int | None = None  # the signal that asked the run to stop (SIGINT for Ctrl-C, SIGTERM, SIGHUP)
-    logs: dict[str, list[float]] = field(default_factory=dict)  # the objective's other numbers, one per step
+    # the objective's other numbers, one per step (not part of the saved state: a resumed run's start at the resume)
+    logs: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def final_model(self) -> nn.Module:
