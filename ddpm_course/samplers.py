@@ -24,7 +24,7 @@ Every method is a pure *step rule* (``ddpm_step``, ``ddim_step``, ``euler_step``
 
 mapping the state x_t at step t and the model output there to a :class:`Step` holding
 x_{t_prev} and x0_hat. ``noise`` (B, ...) is the fresh Gaussian draw of a stochastic rule;
-``history`` the earlier evaluations (:class:`Evaluation`, oldest first) that a multistep rule
+``history`` the earlier evaluations (:class:`PastEstimate`, oldest first) that a multistep rule
 uses. One loop, :func:`chain`, walks the (t, t_prev) pairs and calls a rule;
 :func:`sample` wraps it for a model (x_T, labels, eval mode, no gradients), and the four
 ``*_sample`` functions are named settings of it, all reading
@@ -65,12 +65,13 @@ import torch
 from torch import Tensor
 
 from ._checks import batch_tensor, finite_float, generator_or_none, int_at_least, int_in_range, one_of, same_shape
+from ._compat import renamed
 from ._model import SAMPLER_KINDS, call_model, device_and_dtype, eval_mode, require_kind
 from .forward import noise_like
 from .schedules import Schedule, check_step
 
 __all__ = [
-    "Step", "Evaluation", "NonFiniteSampleError", "SPACINGS", "VARIANCES", "timesteps", "dpm_solver_timesteps",
+    "Step", "PastEstimate", "NonFiniteSampleError", "SPACINGS", "VARIANCES", "timesteps", "dpm_solver_timesteps",
     "ddpm_step", "ddim_step", "euler_step", "dpm_solver_step",
     "chain", "start_state", "sample",
     "ddpm_sample", "ddim_sample", "euler_sample", "dpm_solver_sample",
@@ -90,8 +91,9 @@ class Step(NamedTuple):
     x0_hat: Tensor  # (B, ...), E[x_0 | x_t] as the model sees it
 
 
-class Evaluation(NamedTuple):
-    """One earlier evaluation, as a multistep rule remembers it: the step and its x0_hat."""
+class PastEstimate(NamedTuple):
+    """One earlier evaluation, as a multistep rule remembers it: the step and its x0_hat (named
+    ``Evaluation`` before; ``metrics.Evaluation`` is the scores of a set of samples)."""
 
     t: int
     x0_hat: Tensor  # (B, ...)
@@ -105,7 +107,7 @@ class StepRule(Protocol):
     """A step rule with its schedule and options bound: ``rule(x_t, t, out, noise, *, t_prev, history)``."""
 
     def __call__(self, x_t: Tensor, t: Any, out: Tensor, noise: Tensor | None, *, t_prev: Any,
-                 history: tuple[Evaluation, ...]) -> Step: ...
+                 history: tuple[PastEstimate, ...]) -> Step: ...
 
 
 # ----------------------------------------------------------------------------- timesteps
@@ -206,7 +208,7 @@ def _check_state(
     return t, t_prev
 
 
-def _no_history(rule: str, history: Sequence[Evaluation]) -> None:
+def _no_history(rule: str, history: Sequence[PastEstimate]) -> None:
     if len(history):
         raise ValueError(
             f"{rule} is a single-step rule and uses no history; pass history=() (got {len(history)} entries)"
@@ -231,7 +233,7 @@ def ddpm_step(
     noise: Tensor | None = None,
     *,
     t_prev: int | None = None,
-    history: Sequence[Evaluation] = (),
+    history: Sequence[PastEstimate] = (),
     variance: str = "beta",
 ) -> Step:
     """One ancestral step x_t -> x_{t_prev} ~ N(mu, sigma^2 I) (Ho et al. 2020, Algorithm 2).
@@ -268,7 +270,7 @@ def ddim_step(
     noise: Tensor | None = None,
     *,
     t_prev: int | None = None,
-    history: Sequence[Evaluation] = (),
+    history: Sequence[PastEstimate] = (),
     eta: float = 0.0,
 ) -> Step:
     """One DDIM step (Song et al. 2021, eq. 12): re-noise x0_hat to level t_prev along eps.
@@ -305,7 +307,7 @@ def euler_step(
     noise: Tensor | None = None,
     *,
     t_prev: int | None = None,
-    history: Sequence[Evaluation] = (),
+    history: Sequence[PastEstimate] = (),
 ) -> Step:
     """One Euler step of the probability-flow ODE, taken in the sigma parametrisation.
 
@@ -330,7 +332,7 @@ def _lambda(abar: float) -> float:
     return math.inf if abar >= 1.0 else 0.5 * (math.log(abar) - math.log1p(-abar))
 
 
-def _last_evaluation(schedule: Schedule, history: Sequence[Evaluation], x_t: Tensor, t: int) -> Evaluation | None:
+def _last_evaluation(schedule: Schedule, history: Sequence[PastEstimate], x_t: Tensor, t: int) -> PastEstimate | None:
     """The most recent entry of ``history`` (each a (t_last, x0_hat_last) pair), checked; None if empty."""
     if not isinstance(history, (tuple, list)):
         raise TypeError(f"history must be a tuple of (t, x0_hat) pairs, oldest first; got {type(history).__name__}")
@@ -339,7 +341,7 @@ def _last_evaluation(schedule: Schedule, history: Sequence[Evaluation], x_t: Ten
             raise ValueError(f"history must hold (t, x0_hat) pairs; got {entry!r:.80}")
         check_step(schedule, entry[0], "a history step", low=t + 1)
         same_shape("a history x0_hat", entry[1], x_t)
-    return Evaluation(int(history[-1][0]), history[-1][1]) if history else None
+    return PastEstimate(int(history[-1][0]), history[-1][1]) if history else None
 
 
 def dpm_solver_step(
@@ -350,7 +352,7 @@ def dpm_solver_step(
     noise: Tensor | None = None,
     *,
     t_prev: int | None = None,
-    history: Sequence[Evaluation] = (),
+    history: Sequence[PastEstimate] = (),
 ) -> Step:
     """One DPM-Solver++ step in data prediction (Lu et al. 2022, Algorithm 2, "midpoint" form).
 
@@ -410,14 +412,14 @@ def chain(
 
     - ``noisy``: draw fresh noise (x's shape, from ``generator`` on the CPU) for every step
       but the last, which lands on the data.
-    - ``memory``: how many earlier evaluations (:class:`Evaluation`, oldest first) a rule sees;
+    - ``memory``: how many earlier evaluations (:class:`PastEstimate`, oldest first) a rule sees;
       ``lower_order_final``: how many final steps get none (first order).
     - ``callback(i, t, x_t, x0_hat)`` after each evaluation; ``check_finite`` stops with
       :class:`NonFiniteSampleError` at the first step whose result holds NaN or inf.
 
     Returns the last state: (B, ...).
     """
-    history: tuple[Evaluation, ...] = ()
+    history: tuple[PastEstimate, ...] = ()
     for i, (t, t_prev) in enumerate(pairs):
         out = predict(x, t)
         noise = noise_like(x, generator) if noisy and i < len(pairs) - 1 else None
@@ -433,7 +435,7 @@ def chain(
                 f"Check the model and the schedule, or pass check_finite=False to run on"
             )
         if memory:
-            history = (*history, Evaluation(t, step.x0_hat))[-memory:]
+            history = (*history, PastEstimate(t, step.x0_hat))[-memory:]
         x = step.x_prev
     return x
 
@@ -720,7 +722,7 @@ def heun_step(
     noise: Tensor | None = None,
     *,
     t_prev: int | None = None,
-    history: Sequence[Evaluation] = (),
+    history: Sequence[PastEstimate] = (),
     predict: Callable[[Tensor, int], Tensor] | None = None,
 ) -> Step:
     """One Heun step of the probability-flow ODE dz/dsigma = eps (Karras et al. 2022, Algorithm 1).
@@ -752,7 +754,7 @@ def heun_step(
     return Step(math.sqrt(abar_prev) * z_prev, x0_hat)
 
 
-def _history_entries(schedule: Schedule, history: Sequence[Evaluation], x_t: Tensor, t: int, most: int) -> list:
+def _history_entries(schedule: Schedule, history: Sequence[PastEstimate], x_t: Tensor, t: int, most: int) -> list:
     """``history`` checked: at most ``most`` (t, x0_hat) pairs, oldest first, at strictly decreasing steps after t."""
     if not isinstance(history, (tuple, list)):
         raise TypeError(f"history must be a tuple of (t, x0_hat) pairs, oldest first; got {type(history).__name__}")
@@ -764,7 +766,7 @@ def _history_entries(schedule: Schedule, history: Sequence[Evaluation], x_t: Ten
             raise ValueError(f"history must hold (t, x0_hat) pairs; got {entry!r:.80}")
         step = check_step(schedule, entry[0], "a history step", low=t + 1, high=later - 1)
         same_shape("a history x0_hat", entry[1], x_t)
-        entries.append(Evaluation(step, entry[1]))
+        entries.append(PastEstimate(step, entry[1]))
         later = step
     return entries
 
@@ -777,7 +779,7 @@ def dpm_solver_3m_step(
     noise: Tensor | None = None,
     *,
     t_prev: int | None = None,
-    history: Sequence[Evaluation] = (),
+    history: Sequence[PastEstimate] = (),
 ) -> Step:
     """One step of multistep DPM-Solver++ up to third order (Lu et al. 2022; diffusers' "3M").
 
@@ -941,3 +943,7 @@ SAMPLERS["heun"] = SamplerSpec.of(heun_sample)
 SAMPLERS["dpm_solver_3m"] = SamplerSpec.of(dpm_solver_3m_sample)
 __all__ += ["karras_sigmas", "heun_step", "dpm_solver_3m_step", "multistep_orders", "heun_sample",
             "dpm_solver_3m_sample"]
+
+
+_WHY = "metrics.Evaluation is the scores of a set of samples"
+__getattr__ = renamed(__name__, {"Evaluation": ("PastEstimate", _WHY)}, globals())

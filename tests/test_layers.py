@@ -138,6 +138,7 @@ def test_every_network_lives_in_models():
     ("compare", "VAE", "PointVAE"), ("compare", "VAEConfig", "PointVAEConfig"),
     ("compare", "train_vae", "train_point_vae"),
     ("flow", "euler_step", "flow_euler_step"), ("flow", "heun_step", "flow_heun_step"),
+    ("samplers", "Evaluation", "PastEstimate"),
 ])
 def test_a_renamed_name_still_works_and_says_its_new_name(module, old, new):
     import importlib

@@ -384,7 +384,7 @@ def test_dpm_solver_3m_step_parity(model, spacing, steps):
         history = tuple(seen[len(seen) - keep:]) if keep else ()
         step = samplers.dpm_solver_3m_step(schedule, x_ours, t, eps, t_prev=t_prev, history=history)
         x_theirs = sched.step(eps, sched.timesteps[i], x_ours).prev_sample
-        seen.append(samplers.Evaluation(t, step.x0_hat))
+        seen.append(samplers.PastEstimate(t, step.x0_hat))
         x_ours = step.x_prev
         torch.testing.assert_close(x_ours, x_theirs, atol=ATOL, rtol=0, msg=f"step {i}, t={t}, order {orders[i]}")
 

@@ -480,7 +480,7 @@ def test_every_step_rule_takes_the_same_arguments():
         step = rule(SCHEDULE, x, 600, e, noise, t_prev=550, history=())
         assert isinstance(step, samplers.Step) and step.x_prev.shape == x.shape
         torch.testing.assert_close(step.x0_hat, predict_x0(SCHEDULE, x, 600, e), atol=1e-12, rtol=0)
-    history = (samplers.Evaluation(650, x),)
+    history = (samplers.PastEstimate(650, x),)
     assert not torch.equal(
         samplers.dpm_solver_step(SCHEDULE, x, 600, e, t_prev=550, history=history).x_prev,
         samplers.dpm_solver_step(SCHEDULE, x, 600, e, t_prev=550).x_prev,
@@ -686,7 +686,7 @@ def test_new_step_rules_take_the_common_arguments_and_check_them():
     with pytest.raises(TypeError, match="predict"):
         samplers.heun_step(SCHEDULE, x, 600, e, t_prev=550)
     assert torch.equal(samplers.heun_step(SCHEDULE, x, 600, e, t_prev=-1).x_prev, heun.x0_hat)
-    h2 = (samplers.Evaluation(700, x), samplers.Evaluation(650, e))
+    h2 = (samplers.PastEstimate(700, x), samplers.PastEstimate(650, e))
     three = samplers.dpm_solver_3m_step(SCHEDULE, x, 600, e, t_prev=550, history=h2)
     two = samplers.dpm_solver_3m_step(SCHEDULE, x, 600, e, t_prev=550, history=h2[1:])
     assert not torch.equal(three.x_prev, two.x_prev)
