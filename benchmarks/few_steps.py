@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("digits", "ring"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {distill._cpu_name()}\n")
+    print(f"{dc.timing.hardware_description(torch.device('cpu'))}\n")
     if args.only != "digits":
         ring_table(args)
     if args.only != "ring":

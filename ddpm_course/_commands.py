@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+
+from .timing import hardware_description  # noqa: F401 - cli.hardware_description, as before
 
 PROG = "ddpm-course"
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -30,20 +31,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
         where = self.prog.removeprefix(PROG).strip()
         self.exit(EXIT_USAGE, f"{PROG}: error: {where + ': ' if where else ''}{message} (see {self.prog} --help)\n")
-
-
-def hardware_description(device: torch.device) -> str:
-    """A one-line description of where a run happened: CPU model and threads, or the GPU."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads of {os.cpu_count()} CPUs, torch {torch.__version__}"
 
 
 # ----------------------------------------------------------------------------- argument types

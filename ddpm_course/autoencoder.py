@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from ._checks import finite_float, int_at_least
 from .models.vae import VAE, VAEConfig
 from .shipped import LatentPipeline, load_elbo_vae, load_latent
+from .timing import hardware_description
 from .train import Examples, Objective, fit, image_examples
 
 __all__ = [
@@ -201,7 +202,6 @@ def _vae_record(run: VAETrainResult, vae: VAE, kl_weight: float, batch_size: int
 
 def main(argv: list[str] | None = None) -> None:
     """Make ``digits-latent``: see :func:`_parse` for the options."""
-    import platform
     import sys
     from datetime import datetime, timezone
 
@@ -218,10 +218,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"a checkpoint among {targets} exists; pass --overwrite to replace it")
     torch.set_num_threads(args.threads)
     train_x, test_x = digits(32, split="train").images, digits(32, split="test").images
-    cpu = platform.processor() or platform.machine()
     vb, common = 32, {
         "command": "python -m " + " ".join(["ddpm_course.autoencoder", *sys.argv[1:]]), "seed": args.seed,
-        "hardware": f"{cpu}, {args.threads} torch thread(s), torch {torch.__version__}",
+        "hardware": hardware_description(torch.device("cpu")),
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "data": "digits 32x32, train split",
     }
     vaes, schedule = {}, linear_schedule(1000)  # the VAEs' checkpoints carry the schedule of the latent model

@@ -51,6 +51,7 @@ from ._checks import generator_or_none, int_at_least, int_in_range, same_shape
 from .models.edm import EDMPrecond, EDMUNet, EDMUNetConfig, edm_coefficients
 from .samplers import Step, _check_state, _no_history, _x0_hat, dpm_solver_step, sample, timesteps
 from .schedules import Schedule, check_step
+from .timing import hardware_description
 from .train import Examples, Objective, fit
 
 __all__ = [
@@ -369,19 +370,6 @@ def straightness(velocity: Callable, x1: Tensor, steps: int = 50) -> float:
         return float(torch.stack([(chord - u).square().flatten(1).sum(1) for u in us]).mean())
 
 
-def _cpu_name() -> str:
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _main(argv: list[str] | None = None) -> None:
     """python -m ddpm_course.distill: distil the shipped ``digits-fast`` student from ``digits``."""
     import argparse
@@ -435,7 +423,7 @@ def _main(argv: list[str] | None = None) -> None:
         "ema_decay": args.ema_decay, "sigma_data": student.config.sigma_data, "seed": args.seed,
         "path_seconds": round(path_seconds, 1), "train_seconds": round(result.seconds, 1),
         "total_seconds": round(total, 1), "final_loss": round(sum(tail) / len(tail), 5),
-        "hardware": f"{_cpu_name()}, {args.threads} torch threads, torch {torch.__version__}",
+        "hardware": hardware_description(torch.device("cpu")),
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
     }
     out = save_checkpoint(args.out, result.student, schedule, sample_shape=teacher.sample_shape, record=record,

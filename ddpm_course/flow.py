@@ -323,7 +323,6 @@ def train_flow(
 def _main(argv: list[str] | None = None) -> None:
     """python -m ddpm_course.flow: train the shipped ``digits-flow`` model (see ``shipped.SHIPPED``)."""
     import argparse
-    import platform
     import sys
     from datetime import datetime, timezone
 
@@ -331,6 +330,7 @@ def _main(argv: list[str] | None = None) -> None:
     from .data import digits
     from .models import UNet, UNetConfig
     from .schedules import linear_schedule
+    from .timing import hardware_description
 
     parser = argparse.ArgumentParser(prog="python -m ddpm_course.flow", description=_main.__doc__)
     parser.add_argument("--out", required=True, help="checkpoint path without suffix")
@@ -361,8 +361,7 @@ def _main(argv: list[str] | None = None) -> None:
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps,
         "ema_decay": args.ema_decay,
         "seed": args.seed, "train_seconds": round(result.seconds, 1), "final_loss": round(sum(tail) / len(tail), 5),
-        "hardware": f"{platform.processor() or platform.machine()}, {args.threads} torch threads, "
-                    f"torch {torch.__version__}",
+        "hardware": hardware_description(torch.device("cpu")),
         "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
     }
     paths = save_checkpoint(args.out, result.final_model, linear_schedule(), sample_shape=(1, 16, 16), record=record,

@@ -4,12 +4,15 @@
 |--------------|----------------------------------------------------------------------|
 | ``fn``       | a call to count or time, e.g. ``lambda: model(x, t)`` on ``batch`` images |
 | ``reps``     | timed repetitions after one untimed warm-up call                     |
+| ``device``   | where a run happened, as :func:`hardware_description` writes it in records and benchmarks |
 
 Times move with the machine and its load: print them in cells marked NBVAL_IGNORE_OUTPUT,
 and compare costs through ratios measured in the same run, or through FLOPs.
 """
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -19,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from ._checks import int_at_least
 
-__all__ = ["count_flops", "ms_per_image"]
+__all__ = ["count_flops", "hardware_description", "ms_per_image"]
 
 
 def _as_4d(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -69,3 +72,17 @@ def ms_per_image(fn: Callable[[], object], batch: int, reps: int = 3) -> float:
             fn()
             times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times) / batch
+
+
+def hardware_description(device: torch.device) -> str:
+    """A one-line description of where a run happened: CPU model and threads, or the GPU."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads of {os.cpu_count()} CPUs, torch {torch.__version__}"
