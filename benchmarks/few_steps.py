@@ -37,17 +37,6 @@ from ddpm_course.oracle import ring_mixture
 BUDGETS = (1, 2, 4, 10)
 
 
-class Counted:
-    """Wrap a model to count its calls (network evaluations)."""
-
-    def __init__(self, model: Callable) -> None:
-        self.model, self.calls = model, 0
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.model(x, t)
-
-
 class Row(NamedTuple):
     method: str
     budget: int
@@ -92,7 +81,7 @@ def student_rows(schedule: dc.Schedule) -> list[Row]:
 
 
 def timed(row: Row, model: Callable, x_T: torch.Tensor) -> tuple[torch.Tensor, int, float]:
-    counted = Counted(model)
+    counted = dc.timing.Counted(model)
     start = time.perf_counter()
     with torch.no_grad():
         out = row.run(counted, x_T)

@@ -31,17 +31,6 @@ from ddpm_course.checkpoint import checkpoint_paths, load_checkpoint, save_check
 from ddpm_course.models import UNet, UNetConfig
 
 
-class Counted:
-    """Wrap a model to count its calls (network evaluations)."""
-
-    def __init__(self, model) -> None:
-        self.model, self.calls = model, 0
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.model(x, t)
-
-
 def ddpm_twin(path: Path, record: dict, threads: int) -> dc.checkpoint.Checkpoint:
     """The DDPM model trained with the flow model's budget and settings (trained once, then loaded)."""
     if checkpoint_paths(path)[1].exists():
@@ -105,7 +94,7 @@ def main() -> None:
                       lambda m, x: samplers.ddpm_sample(m, ddpm.schedule, x,
                                                         generator=torch.Generator().manual_seed(1))))
     for name, n, model, sample in [row for row in table if args.only in row[0]]:
-        counted = Counted(model)
+        counted = dc.timing.Counted(model)
         start = time.perf_counter()
         x = sample(counted, x_T).clamp(-1, 1)
         seconds = time.perf_counter() - start

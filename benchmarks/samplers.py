@@ -30,17 +30,6 @@ from ddpm_course.metrics import sliced_wasserstein
 from ddpm_course.oracle import ring_mixture
 
 
-class Counted:
-    """Wrap a model to count its calls (network evaluations)."""
-
-    def __init__(self, model: Callable) -> None:
-        self.model, self.calls = model, 0
-
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.model(x, t)
-
-
 class Run(NamedTuple):
     samples: torch.Tensor
     evals: int
@@ -62,7 +51,7 @@ def run(name: str, steps: int, model: Callable, schedule: dc.Schedule, shape, se
     spec = samplers.SAMPLERS[sampler]
     if "steps" in spec.options:
         options = {**options, "steps": steps}
-    counted = Counted(model)
+    counted = dc.timing.Counted(model)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     x = spec(counted, schedule, shape, generator=gen, **options)

@@ -4,6 +4,7 @@
 |--------------|----------------------------------------------------------------------|
 | ``fn``       | a call to count or time, e.g. ``lambda: model(x, t)`` on ``batch`` images |
 | ``reps``     | timed repetitions after one untimed warm-up call                     |
+| ``calls``    | network evaluations a sampler made, counted by :class:`Counted`       |
 | ``device``   | where a run happened, as :func:`hardware_description` writes it in records and benchmarks |
 
 Times move with the machine and its load: print them in cells marked NBVAL_IGNORE_OUTPUT,
@@ -22,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from ._checks import int_at_least
 
-__all__ = ["count_flops", "hardware_description", "ms_per_image"]
+__all__ = ["Counted", "count_flops", "hardware_description", "ms_per_image"]
 
 
 def _as_4d(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -86,3 +87,15 @@ def hardware_description(device: torch.device) -> str:
     except OSError:
         pass
     return f"{cpu}, {torch.get_num_threads()} torch threads of {os.cpu_count()} CPUs, torch {torch.__version__}"
+
+
+class Counted:
+    """A model wrapped to count its calls (the network evaluations, NFE, a sampler spends);
+    ``calls`` is the count so far. Every argument is passed on unchanged."""
+
+    def __init__(self, model: Callable) -> None:
+        self.model, self.calls = model, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.model(*args, **kwargs)

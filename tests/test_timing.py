@@ -49,3 +49,11 @@ def test_median_per_image_after_one_warm_up_call():
 def test_bad_counts_are_refused(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         ms_per_image(lambda: None, **kwargs)
+
+
+def test_counted_counts_every_call_and_passes_every_argument_on():
+    from ddpm_course.timing import Counted
+
+    counted = Counted(lambda x, t, y=None: x + t + (0 if y is None else y))
+    assert counted(1, 2) == 3 and counted(1, 2, y=4) == 7 and counted(1, 2, 5) == 8
+    assert counted.calls == 3
