@@ -438,8 +438,8 @@ assert torch.equal(by_hand, flow.flow_matching_loss(velocity_net, x0, t=t_batch,
 print("flow-matching loss by hand = flow.flow_matching_loss")
 
 # %% [markdown]
-# Training needs nothing new: `flow.train_flow` is lesson 05's loop (AdamW, warm-up, EMA,
-# gradient clipping) with this loss. Sampling is Euler's method from $t = 1$ to $t = 0$, run
+# Training needs nothing new: `flow.train_flow` is lesson 05's loop, `train.fit` (AdamW,
+# warm-up, EMA, gradient clipping), with this loss as its objective (`flow.FlowMatching`). Sampling is Euler's method from $t = 1$ to $t = 0$, run
 # by the same sampling loop as lesson 07's samplers (`samplers.chain`), with float times and
 # a velocity in place of a noise prediction.
 
@@ -813,7 +813,8 @@ dc.exercises.check("12.eps_to_velocity", my_eps_to_velocity)
 # scale (feed it $s = 999\,t$, `flow.TIME_SCALE`), a batch of data `x0` (B, ...), times `t` (B,)
 # in [0, 1] and noise `noise` (the shape of `x0`), return the loss of section 4 as a 0-dim
 # tensor: the mean over the batch and every coordinate of $(\epsilon - x_0 - u_\theta(x_t, 999t))^2$
-# on the straight path. (With it, `flow.train_flow`'s loop is twelve lines of Adam.)
+# on the straight path. (With it, training is `train.fit` with an objective whose `loss` calls
+# yours, which is all `flow.FlowMatching` is.)
 
 # %%
 def my_flow_matching_loss(model, x0, t, noise):

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from .._model import num_classes as _model_classes
 from ..data import ImageData
+from ..losses import l_simple
 from ..schedules import Schedule
 
 __all__ = ["Examples", "NoisePrediction", "Objective", "image_examples"]
@@ -91,8 +92,6 @@ class NoisePrediction(Objective):
         self.schedule, self.p_uncond = schedule, p_uncond
 
     def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator) -> Tensor:
-        from ..losses import l_simple
-
         x0, y = batch
         return l_simple(net, self.schedule, x0, y, generator=generator, p_uncond=self.p_uncond)
 
