@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import losses
 from .._model import num_classes as _model_classes
 from ..data import ImageData
-from ..losses import l_simple
 from ..schedules import Schedule
 
 __all__ = ["Examples", "NoisePrediction", "Objective", "image_examples"]
@@ -93,7 +93,7 @@ class NoisePrediction(Objective):
 
     def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator) -> Tensor:
         x0, y = batch
-        return l_simple(net, self.schedule, x0, y, generator=generator, p_uncond=self.p_uncond)
+        return losses.l_simple(net, self.schedule, x0, y, generator=generator, p_uncond=self.p_uncond)
 
 
 def _as_tensors(data: ImageData | Tensor) -> tuple[Tensor, Tensor | None]:
