@@ -91,6 +91,8 @@ KINDS: dict[str, str] = {
     "pipe.unet at pipe.latent_shape, then decode with pipe.vae.decode_scaled (ddpm-course sample does all this)",
     "vae": "a VAE, not a diffusion model: load it with ddpm_course.autoencoder.load_elbo_vae(path) and decode "
     "z ~ N(0, I)",
+    "generator": "a GAN generator G(z) -> image, not a diffusion model: sample it with "
+    "ddpm_course.gan.gan_sample(model, n) (one pass on z ~ N(0, I))",
     "classifier": "the digit classifier behind the metrics, not a generator: ddpm_course.metrics.digit_classifier()",
 }
 SAMPLER_KINDS = ("eps", "latent")  # what the DDPM samplers can run: noise predictors, on images or on latents
@@ -129,6 +131,8 @@ def infer_kind(arch: str, record: dict[str, Any]) -> str:
     model (its record names the VAE that decodes it), otherwise a noise predictor."""
     if arch == "VAE":
         return "vae"
+    if arch == "DCGANGenerator":
+        return "generator"
     command = str(record.get("command", ""))
     if "flow matching" in str(record.get("objective", "")) or "ddpm_course.flow" in command:
         return "velocity"

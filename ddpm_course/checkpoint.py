@@ -160,7 +160,7 @@ def _serialise(
     meta = {
         "format": FORMAT,
         "arch": arch,
-        "kind": kind if kind is not None else ("vae" if arch == "VAE" else "eps"),
+        "kind": kind if kind is not None else {"VAE": "vae", "DCGANGenerator": "generator"}.get(arch, "eps"),
         "config": _jsonable(config, "config"),
         "sample_shape": list(sample_shape),
         "schedule": {"name": schedule.name, "betas": schedule.betas.double().cpu().tolist()},
@@ -298,7 +298,8 @@ def save_checkpoint(
     overwrite: an existing checkpoint is replaced only when True; otherwise FileExistsError.
     train_state: a ``train.TrainState`` (``TrainResult.state``) to store for a later
         ``train(..., resume=...)``; its tensors keep their own dtype.
-    kind: what the network predicts (``shipped.KINDS``): "eps" (default; "vae" for a VAE),
+    kind: what the network predicts (``shipped.KINDS``): "eps" (default; "vae" for a VAE,
+        "generator" for a DCGAN generator),
         "velocity" for flow matching, "latent" for a noise predictor on a VAE's latents.
     Returns the two paths written. On any failure the previous files are left as they were.
     SIGINT, SIGTERM and SIGHUP arriving during the save take effect only once it has ended, and
@@ -683,13 +684,18 @@ def _read_weights(weights_path: Path, meta: dict[str, Any], meta_path: Path, siz
 
 def _check_sample_shape(model: nn.Module, meta: dict[str, Any], meta_path: Path) -> None:
     """One sample of ``sample_shape`` through the model built on the meta device must come out with
-    that shape: shapes are checked, nothing is computed. A model whose forward pass reads values
-    (a prompt model checks its token ids) gets a real pass, for samples of at most 2**16 elements."""
+    that shape (a generator's: one z in, one sample out): shapes are checked, nothing is computed.
+    A model whose forward pass reads values (a prompt model checks its token ids) gets a real
+    pass, for samples of at most 2**16 elements."""
     shape, num_classes = meta["sample_shape"], _num_classes(model)
+    generator = meta.get("kind", infer_kind(meta["arch"], meta.get("record", {}))) == "generator"
 
     def fits(device: str, net: nn.Module) -> bool:
         x, t = torch.zeros(1, *shape, device=device), torch.zeros(1, dtype=torch.long, device=device)
         with torch.no_grad():
+            if generator:  # a GAN generator G(z): noise (1, latent) in, one sample out
+                out = net.eval()(torch.zeros(1, net.config.latent, device=device))
+                return isinstance(out, torch.Tensor) and out.shape == x.shape
             out = net(x, t) if num_classes is None else net(x, t, torch.zeros(1, dtype=torch.long, device=device))
         return isinstance(out, torch.Tensor) and out.shape == x.shape
 

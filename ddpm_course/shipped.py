@@ -11,6 +11,7 @@ naming what to use instead.
 | ``velocity``   | a flow-matching velocity u_theta(x, t*999)  | ``flow.flow_sample``                               |
 | ``latent``     | a noise predictor on a VAE's scaled latents | ``autoencoder.load_latent``, a sampler, decode     |
 | ``vae``        | a VAE (encoder and decoder)                 | ``autoencoder.load_elbo_vae``; decode z ~ N(0, I)  |
+| ``generator``  | a GAN generator G(z) -> image (DCGAN)       | ``gan.gan_sample``: one pass on z ~ N(0, I)        |
 | ``classifier`` | the digit classifier of the metrics         | not a generator: ``metrics.digit_classifier()``    |
 
 :data:`SHIPPED` lists every model in ``ddpm_course/pretrained/``: its name, kind, what it is and
@@ -94,6 +95,9 @@ for _entry in (
             "python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent"),
     Shipped("digits-latent-elbo-vae", "vae", "the same VAE trained with the full ELBO weight, a generator itself",
             "python -m ddpm_course.autoencoder --out ddpm_course/pretrained/digits-latent"),
+    Shipped("digits-gan", "generator", "a small DCGAN generator on 16x16 digits, lesson 11's GAN (sample with "
+            "ddpm_course.gan.gan_sample)",
+            "python -m ddpm_course.gan --out ddpm_course/pretrained/digits-gan --steps 8000 --threads 1"),
     Shipped("digit-classifier", "classifier", "the digit classifier behind the Frechet distance's features",
             "python -m ddpm_course.metrics", file="digit_classifier.safetensors"),
 ):
@@ -129,7 +133,8 @@ def pretrained(name: str = "digits", device: torch.device | str = "cpu") -> Chec
     """A shipped checkpoint by name (``dc.pretrained``): "digits" (16x16 digits), "toy2d" (the 2-D
     ring mixture), "digits-cond", "digits-prompt", "digits-flow" (a velocity model), "digits-fast"
     (a few-step student), "digits-latent" (a latent U-Net; :func:`load_latent` gives it with its
-    decoder), the VAEs "digits-latent-vae" and "digits-latent-elbo-vae".
+    decoder), the VAEs "digits-latent-vae" and "digits-latent-elbo-vae", and "digits-gan" (a DCGAN generator:
+    sample it with ``gan.gan_sample``).
 
     Returns a :class:`~ddpm_course.checkpoint.Checkpoint` (alias ``Pretrained``) with ``.name``,
     ``.kind``, ``.model`` in eval mode, ``.schedule``, ``.image_size``, ``.sample_shape`` and ``.record``.
@@ -188,7 +193,7 @@ def load_classifier() -> DigitClassifier:
 
 def load(name: str, device: Any = "cpu"):
     """Load a shipped model the way its kind needs: a :class:`~ddpm_course.checkpoint.Checkpoint`
-    (``eps``, ``velocity``, ``vae``), a :class:`LatentPipeline` (``latent``: the U-Net and its
+    (``eps``, ``velocity``, ``vae``, ``generator``), a :class:`LatentPipeline` (``latent``: the U-Net and its
     decoder) or the classifier module (on the CPU)."""
     entry = _entry_for(name)
     if entry.kind == "classifier":

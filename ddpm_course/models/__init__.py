@@ -12,6 +12,7 @@ registry to rebuild them from JSON. It imports nothing above its floor (docs/DES
 | VAE           | ``vae``           | the convolutional VAE of latent diffusion (lesson 09) |
 | DigitClassifier | ``classifier``  | the digit classifier behind the metrics' features     |
 | Generator, Discriminator, PointVAE | ``toy`` | lesson 11's GAN and VAE on 2-D points      |
+| DCGANGenerator, DCGANDiscriminator | ``dcgan`` | lesson 11's DCGAN on 16x16 digits          |
 
 ``model_spec(model)`` gives ``(arch, config_dict)``, plain JSON, and
 ``build_model(arch, config_dict)`` rebuilds an identical (freshly initialised) network: that
@@ -25,6 +26,7 @@ import typing
 from torch import nn
 
 from .classifier import DigitClassifier
+from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from .edm import EDMPrecond, EDMUNet, EDMUNetConfig
 from .embeddings import TimeEmbedding, sinusoidal_embedding
 from .mlp import MLPConfig, MLPDenoiser
@@ -39,6 +41,7 @@ __all__ = [
     "SimpleUNet", "SimpleUNetConfig", "UNet", "UNetConfig", "MLPDenoiser", "MLPConfig",
     "EDMUNet", "EDMUNetConfig", "EDMPrecond", "VAE", "VAEConfig", "PromptUNet", "PromptUNetConfig",
     "DigitClassifier", "Generator", "Discriminator", "GANConfig", "PointVAE", "PointVAEConfig",
+    "DCGANGenerator", "DCGANDiscriminator", "DCGANConfig",
     "ARCHITECTURES", "build_model", "model_spec", "count_parameters",
 ]
 
@@ -49,6 +52,7 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "VAE": (VAE, VAEConfig),  # the autoencoder of latent diffusion (lesson 09)
     "PromptUNet": (PromptUNet, PromptUNetConfig),
     "EDMUNet": (EDMUNet, EDMUNetConfig),  # lesson 13's distilled student
+    "DCGANGenerator": (DCGANGenerator, DCGANConfig),  # lesson 11's GAN on digits (G only: D is not shipped)
 }
 
 
