@@ -19,6 +19,7 @@ number is) raises :class:`ArgumentTypeError`, which is both a ``TypeError`` and 
 | ``batch_tensor``    | a non-empty floating-point tensor (B, ...), finite if asked    |
 | ``same_shape``      | a tensor with the shape of another (noise, a model output)     |
 | ``shape_tuple``     | a shape (B, ...) of positive ints with at most MAX_ELEMENTS in all |
+| ``device_or_none``  | a device (or its name) that exists on this machine, or None    |
 
 Upper bounds, checked before anything is allocated (a typo such as ``1e8`` is an error, not a
 machine that swaps for an hour):
@@ -45,7 +46,7 @@ MAX_ELEMENTS = 2**28
 __all__ = [
     "MAX_BATCH", "MAX_STEPS", "MAX_ELEMENTS", "shape_tuple",
     "ArgumentTypeError", "int_at_least", "int_in_range", "finite_float", "one_of", "generator_or_none",
-    "batch_tensor", "same_shape",
+    "batch_tensor", "same_shape", "device_or_none",
 ]
 
 _T = TypeVar("_T")
@@ -185,3 +186,34 @@ def shape_tuple(name: str, shape: object, *, min_len: int = 1, max_elements: int
         raise ValueError(f"{name} {dims} holds {math.prod(dims):,} elements, more than the {max_elements:,} allowed "
                          "(a bound checked before allocating)")
     return dims
+
+
+def device_or_none(name: str, value: object, *, hint: str = "use 'cpu'") -> torch.device | None:
+    """``value`` must be None, a ``torch.device`` or a name ("cpu", "cuda", "cuda:1", "mps") of a
+    device this machine has; returns it as a ``torch.device`` (None stays None).
+
+    The one device check of the package: a missing GPU, a GPU index past the count or a missing
+    MPS backend is a ValueError naming the argument here, before any tensor is moved (the
+    driver's own error names neither). ``hint`` ends the message (the CLI says "try auto or cpu").
+    """
+    if value is None:
+        return None
+    allowed = "a torch device such as 'cpu', 'cuda', 'cuda:0' or 'mps' (a name or a torch.device)"
+    if not isinstance(value, (str, torch.device)):
+        raise ArgumentTypeError(f"{name} must be {allowed}; got {type(value).__name__}")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {device} asked for, but CUDA is not available here ({hint})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{name} {device} asked for, but this machine has "
+                             f"{torch.cuda.device_count()} GPU(s) ({hint})")
+    elif device.type == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ValueError(f"{name} {device} asked for, but Apple's MPS is not available here ({hint})")
+    elif device.type not in ("cpu", "meta"):
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+    return device

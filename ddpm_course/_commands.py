@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ._checks import device_or_none
 from .timing import hardware_description  # noqa: F401 - cli.hardware_description, as before
 
 PROG = "ddpm-course"
@@ -80,21 +81,14 @@ def _device(text: str) -> torch.device:
 
     if text == "auto":
         return pick_device()
+    allowed = f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}"
     try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r} asked for, but CUDA is not available here (try auto or cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            count = torch.cuda.device_count()
-            raise argparse.ArgumentTypeError(f"{text!r} asked for, but this machine has {count} GPU(s)")
-    elif device.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r} asked for, but Apple's MPS is not available (try auto or cpu)")
-    elif device.type != "cpu":
-        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps; got {text!r}")
+        device = device_or_none("--device", text, hint="try auto or cpu")
+    except ValueError as err:  # the one device check, in the CLI's words
+        message = str(err).removeprefix("--device ")
+        raise argparse.ArgumentTypeError(allowed if message.startswith("must be") else message) from None
+    if device.type == "meta":
+        raise argparse.ArgumentTypeError(allowed)
     return device
 
 

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._checks import finite_float, int_at_least
+from ._checks import batch_tensor, finite_float, int_at_least, same_shape
 from .models.vae import VAE, VAEConfig
 from .shipped import LatentPipeline, load_elbo_vae, load_latent
 from .timing import hardware_description
@@ -58,10 +58,10 @@ def kl_divergence(mean: Tensor, logvar: Tensor) -> Tensor:
     Each entry contributes (mean^2 + exp(logvar) - 1 - logvar) / 2, the closed form for two
     one-dimensional Gaussians; the entries are independent, so the KLs add.
     """
-    if mean.shape != logvar.shape or mean.ndim < 2:
-        raise ValueError(
-            f"mean and logvar must have the same shape (B, ...); got {tuple(mean.shape)} and {tuple(logvar.shape)}"
-        )
+    # shapes only: mean and logvar are the encoder's outputs, and inside training a NaN there must
+    # reach the loss, where train.fit names the step (NonFiniteLossError) before any update
+    mean = batch_tensor("mean", mean)
+    same_shape("logvar", batch_tensor("logvar", logvar), mean, "mean")
     kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
     return kl.flatten(1).sum(1)
 
@@ -154,7 +154,7 @@ def encode_dataset(vae: VAE, images: Tensor, generator: torch.Generator | None =
                    batch_size: int = 256) -> Tensor:
     """Sampled, unscaled latents of every image, ``draws`` independent samples each: (draws * N, c, h, w)."""
     draws = int_at_least("draws", draws, 1)
-    vae._check_images(images)
+    vae._check_images(images, "images")
     starts = range(0, len(images), batch_size)
     out = [vae.latent(images[i : i + batch_size], generator) for _ in range(draws) for i in starts]
     return torch.cat(out)

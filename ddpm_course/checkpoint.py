@@ -45,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._checks import device_or_none
 from ._model import KINDS, infer_kind, tag
 from ._model import num_classes as _num_classes
 from .schedules import Schedule
@@ -787,12 +788,7 @@ def load_checkpoint(
     from .models import build_model
 
     weights_path, meta_path = checkpoint_paths(path)
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda'; got {device!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} asked for, but CUDA is not available here (use 'cpu')")
+    device = device_or_none("device", "cpu" if device is None else device)
     if isinstance(max_parameters, bool) or not isinstance(max_parameters, int) or max_parameters < 1:
         raise ValueError(f"max_parameters must be an integer >= 1; got {max_parameters!r}")
     for p in (weights_path, meta_path):

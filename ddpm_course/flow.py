@@ -33,7 +33,7 @@ from itertools import pairwise
 import torch
 from torch import Tensor, nn
 
-from ._checks import MAX_STEPS, finite_float, generator_or_none, int_in_range, one_of
+from ._checks import MAX_STEPS, batch_tensor, finite_float, generator_or_none, int_in_range, one_of, same_shape
 from ._compat import renamed
 from ._model import eval_mode, require_kind
 from .data import ImageData
@@ -81,18 +81,21 @@ def _time_column(t: Tensor | float, x: Tensor) -> Tensor:
     return t.reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
 
 
+def _check_pair(x0: Tensor, eps: Tensor) -> None:
+    """x0 and eps: finite float tensors (B, ...) of one shape (no broadcasting)."""
+    same_shape("eps", batch_tensor("eps", eps, finite=True), batch_tensor("x0", x0, finite=True), "x0")
+
+
 def flow_path(x0: Tensor, eps: Tensor, t: Tensor | float) -> Tensor:
     """The straight path x_t = (1 - t) x0 + t eps. x0, eps: (B, ...); t: float or (B,) in [0, 1]."""
-    if x0.shape != eps.shape:
-        raise ValueError(f"x0 and eps must have the same shape; got {tuple(x0.shape)} and {tuple(eps.shape)}")
+    _check_pair(x0, eps)
     tc = _time_column(t, x0)
     return (1 - tc) * x0 + tc * eps
 
 
 def velocity_target(x0: Tensor, eps: Tensor) -> Tensor:
     """d x_t / dt along the straight path: eps - x0, the same at every t. (B, ...)."""
-    if x0.shape != eps.shape:
-        raise ValueError(f"x0 and eps must have the same shape; got {tuple(x0.shape)} and {tuple(eps.shape)}")
+    _check_pair(x0, eps)
     return eps - x0
 
 
@@ -119,8 +122,7 @@ def flow_matching_loss(
     ``generator``, in that order. Returns a scalar tensor that carries gradients. Its minimiser
     is u*(x, t) = E[eps - x0 | x_t = x], the velocity that carries noise to data (Lipman et al.).
     """
-    if not isinstance(x0, Tensor) or x0.ndim < 2 or not x0.dtype.is_floating_point:
-        raise ValueError(f"x0 must be a float tensor of shape (B, ...); got {getattr(x0, 'shape', type(x0).__name__)}")
+    x0 = batch_tensor("x0", x0, finite=True)
     generator_or_none("generator", generator)
     if t is None:
         t = torch.rand(x0.shape[0], generator=generator, dtype=torch.float64)
@@ -134,11 +136,25 @@ def flow_matching_loss(
 # ----------------------------------------------------------------------------- DDPM <-> flow
 
 
+def _in_unit_interval(name: str, value: Tensor | float, meaning: str) -> Tensor | float:
+    """A float or a float tensor whose every value is finite and in [0, 1]; returned unchanged."""
+    if isinstance(value, Tensor):
+        if not value.dtype.is_floating_point:
+            raise ValueError(f"{name} must be a float or a float tensor of values in [0, 1] ({meaning}); "
+                             f"got dtype {value.dtype}")
+        if value.numel() and not bool(((value >= 0) & (value <= 1)).all()):
+            raise ValueError(f"{name} must lie in [0, 1] ({meaning}); got values from {value.min().item():.4g} "
+                             f"to {value.max().item():.4g}")
+        return value
+    return finite_float(name, value, 0.0, 1.0)
+
+
 def flow_time(abar: Tensor | float) -> Tensor | float:
     """The straight-path time with DDPM's signal-to-noise ratio abar / (1 - abar).
 
     ((1 - t) / t)^2 = abar / (1 - abar) gives t = sqrt(1 - abar) / (sqrt(abar) + sqrt(1 - abar)).
     """
+    abar = _in_unit_interval("abar", abar, "a DDPM alpha-bar")
     if isinstance(abar, Tensor):
         return (1 - abar).sqrt() / (abar.sqrt() + (1 - abar).sqrt())
     return math.sqrt(1 - abar) / (math.sqrt(abar) + math.sqrt(1 - abar))
@@ -146,6 +162,7 @@ def flow_time(abar: Tensor | float) -> Tensor | float:
 
 def flow_abar(t: Tensor | float) -> Tensor | float:
     """The inverse of :func:`flow_time`: abar = (1 - t)^2 / ((1 - t)^2 + t^2)."""
+    t = _in_unit_interval("t", t, "0 = data, 1 = noise")
     return (1 - t) ** 2 / ((1 - t) ** 2 + t**2)
 
 
@@ -154,6 +171,8 @@ def ddpm_to_flow(x_ddpm: Tensor, abar: Tensor | float) -> Tensor:
 
     x_ddpm: (B, ...); abar: a float or a (B,) tensor. The point sits at time ``flow_time(abar)``.
     """
+    x_ddpm = batch_tensor("x_ddpm", x_ddpm, finite=True)
+    abar = _in_unit_interval("abar", abar, "a DDPM alpha-bar")
     if isinstance(abar, Tensor):
         abar = abar.to(x_ddpm.dtype).reshape(-1, *([1] * (x_ddpm.ndim - 1)))  # (B, 1, ..., 1)
         return x_ddpm / (abar.sqrt() + (1 - abar).sqrt())
@@ -162,6 +181,7 @@ def ddpm_to_flow(x_ddpm: Tensor, abar: Tensor | float) -> Tensor:
 
 def flow_to_ddpm(x_flow: Tensor, t: Tensor | float) -> Tensor:
     """A point of the straight path at time t as a DDPM sample at abar = flow_abar(t): x / sqrt((1-t)^2 + t^2)."""
+    x_flow = batch_tensor("x_flow", x_flow, finite=True)
     tc = _time_column(t, x_flow)
     return x_flow / ((1 - tc) ** 2 + tc**2).sqrt()
 
@@ -179,6 +199,7 @@ def mixture_velocity(mixture: GaussianMixture, x: Tensor, t: float) -> Tensor:
     [0, 1] (both ends included); returns (B, d) float64.
     """
     t = finite_float("t", t, 0.0, 1.0)
+    x = batch_tensor("x", x, finite=True)
     x = x.reshape(x.shape[0], -1).to(torch.float64).cpu()  # (B, d)
     if x.shape[1] != mixture.dim:
         raise ValueError(f"x has {x.shape[1]} values per sample but the mixture is {mixture.dim}-dimensional")

@@ -64,7 +64,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import batch_tensor, finite_float, generator_or_none, int_at_least, int_in_range, one_of, same_shape
+from ._checks import (
+    batch_tensor,
+    device_or_none,
+    finite_float,
+    generator_or_none,
+    int_at_least,
+    int_in_range,
+    one_of,
+    same_shape,
+)
 from ._compat import renamed
 from ._model import SAMPLER_KINDS, call_model, device_and_dtype, eval_mode, require_kind
 from .forward import noise_like
@@ -464,14 +473,7 @@ def start_state(
     generator = generator_or_none("generator", generator, cpu=True)
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"dtype must be a floating torch.dtype or None; got {dtype!r}")
-    try:
-        device = None if device is None else torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(
-            f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}"
-        ) from err
-    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} asked for, but CUDA is not available here (use 'cpu')")
+    device = device_or_none("device", device)
     model_device, model_dtype = device_and_dtype(model)
     device = model_device if device is None else device
     if isinstance(shape, Tensor):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from ._checks import ArgumentTypeError, _is_int, finite_float, int_at_least, int_in_range
+from ._checks import ArgumentTypeError, _is_int, device_or_none, finite_float, int_at_least, int_in_range
 
 __all__ = ["Schedule", "linear_schedule", "cosine_schedule", "broadcast", "check_step", "check_timesteps"]
 
@@ -123,6 +123,9 @@ class Schedule:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Schedule":
         """A new schedule with every table moved to ``device`` and/or cast to ``dtype``."""
+        device = device_or_none("device", device)
+        if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+            raise ArgumentTypeError(f"dtype must be a floating torch.dtype or None; got {dtype!r}")
         moved = {
             f.name: getattr(self, f.name).to(device=device, dtype=dtype)
             for f in fields(self)

@@ -33,10 +33,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ._checks import MAX_STEPS, finite_float, generator_or_none, int_in_range
+from ._checks import MAX_STEPS, batch_tensor, finite_float, generator_or_none, int_in_range, same_shape
 from .forward import noise_like
 from .oracle import GaussianMixture
 from .parametrization import convert
+from .samplers import NonFiniteSampleError
 from .schedules import Schedule
 from .train import Objective, fit
 
@@ -65,6 +66,17 @@ def _check_sigmas(sigmas: Tensor) -> Tensor:
     return sigmas.double().cpu()
 
 
+def _check_levels(level: object, batch: int, n_levels: int) -> None:
+    """level must be a (B,) integer tensor of noise-level indices in [0, L - 1]."""
+    if (not isinstance(level, Tensor) or level.dtype.is_floating_point or level.dtype == torch.bool
+            or level.shape != (batch,)):
+        got = tuple(level.shape) if isinstance(level, Tensor) else type(level).__name__
+        raise ValueError(f"level must be a ({batch},) integer tensor of noise-level indices; got {got}")
+    if batch and (int(level.min()) < 0 or int(level.max()) >= n_levels):
+        raise ValueError(f"level must hold indices in [0, {n_levels - 1}] (one per noise level); "
+                         f"got values from {int(level.min())} to {int(level.max())}")
+
+
 def dsm_loss(
     model: Callable[[Tensor, Tensor], Tensor],
     x0: Tensor,
@@ -81,10 +93,12 @@ def dsm_loss(
     z_hat = E[z | x~] = -sigma_i grad log q_sigma_i(x~).
     """
     sigmas = _check_sigmas(sigmas)
+    x0 = batch_tensor("x0", x0, finite=True)
+    generator_or_none("generator", generator)
     if level is None:
         level = torch.randint(0, sigmas.numel(), (x0.shape[0],), generator=generator)
-    if noise is None:
-        noise = noise_like(x0, generator)
+    _check_levels(level, x0.shape[0], sigmas.numel())
+    noise = noise_like(x0, generator) if noise is None else same_shape("noise", noise, x0, "x0")
     sigma = sigmas[level.cpu()].to(device=x0.device, dtype=x0.dtype).reshape(-1, *([1] * (x0.ndim - 1)))  # (B, 1)
     z_hat = model(x0 + sigma * noise, level.to(x0.device))
     if z_hat.shape != x0.shape:
@@ -134,6 +148,8 @@ def learned_score(model: Callable[[Tensor, Tensor], Tensor], sigmas: Tensor) -> 
 
     @torch.no_grad()
     def score_fn(x: Tensor, level: int) -> Tensor:
+        x = batch_tensor("x", x, finite=True)
+        level = int_in_range("level", level, 0, sigmas.numel() - 1, hint="one index per noise level")
         levels = torch.full((x.shape[0],), int(level), dtype=torch.long, device=x.device)
         z_hat = model(x.to(next(model.parameters()).dtype) if isinstance(model, nn.Module) else x, levels)
         return convert(z_hat.to(x.dtype), "eps", "score", x, 1.0, float(sigmas[level]))
@@ -150,6 +166,7 @@ def mixture_score(mixture: GaussianMixture, x: Tensor, sigma: float) -> Tensor:
     (a one-step schedule with beta = 1 - abar).
     """
     sigma = finite_float("sigma", sigma, 0.0, low_open=True)
+    x = batch_tensor("x", x, finite=True)
     abar = 1.0 / (1.0 + sigma**2)
     one_step = Schedule.from_betas(torch.tensor([1.0 - abar], dtype=torch.float64))
     score, _ = mixture.score_and_eps(x.double() * math.sqrt(abar), 0, one_step)
@@ -169,9 +186,14 @@ def langevin(
     a = finite_float("step_size", step_size, 0.0, low_open=True)
     int_in_range("n_steps", n_steps, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
     generator_or_none("generator", generator)
-    x = x.clone()
-    for _ in range(n_steps):
+    x = batch_tensor("x", x, finite=True).clone()
+    for step in range(n_steps):
         x = x + 0.5 * a * score(x).to(x.dtype) + math.sqrt(a) * noise_like(x, generator)
+        if not bool(torch.isfinite(x).all()):
+            raise NonFiniteSampleError(
+                f"the Langevin state became NaN or infinite at step {step} of {n_steps} (step_size {a:.4g}); "
+                "check the score, or take a smaller step_size"
+            )
     return x
 
 
@@ -197,6 +219,7 @@ def annealed_langevin(
     """
     sigmas = _check_sigmas(sigmas)
     finite_float("step_size", step_size, 0.0, low_open=True)
+    int_in_range("n_steps_each", n_steps_each, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
     last = sigmas.numel() - 1
     for i, sigma in enumerate(sigmas.tolist()):
         a = step_size * sigma**2 / sigmas[last].item() ** 2

@@ -98,7 +98,7 @@ def test_bad_latent_and_config_errors():
     vae = VAE()
     with pytest.raises(ValueError, match=r"z must be latents of shape \(B, 4, h, w\)"):
         vae.decode(torch.zeros(2, 3, 8, 8))
-    with pytest.raises(ValueError, match="mean and logvar"):
+    with pytest.raises(ValueError, match="logvar must have the shape of mean"):
         kl_divergence(torch.zeros(2, 4), torch.zeros(2, 5))
     with pytest.raises(ValueError, match="channel_mults"):
         VAEConfig(channel_mults=())

@@ -115,11 +115,14 @@ class VAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
         self.register_buffer("scale_factor", torch.tensor(1.0))
 
-    def _check_images(self, x: Tensor) -> None:
+    def _check_images(self, x: Tensor, name: str = "x") -> None:
         c, f = self.config.in_channels, self.config.factor
         if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != c or x.shape[2] % f or x.shape[3] % f:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"x must be images of shape (B, {c}, H, W) with H and W multiples of {f}; got {shape}")
+            raise ValueError(f"{name} must be images of shape (B, {c}, H, W) with H and W multiples of {f}; "
+                             f"got {shape}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} must be finite images; it holds NaN or infinite values")
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """q(z | x): x (B, C, H, W) -> mean, logvar, each (B, latent_channels, H/f, W/f)."""

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from .._checks import finite_float, generator_or_none, int_at_least
+from .._checks import device_or_none, finite_float, generator_or_none, int_at_least
 from ..data import ImageData
 from ..models.unet import set_weight_layout
 from ..schedules import Schedule
@@ -112,14 +112,7 @@ def _check_device(model: nn.Module, device: torch.device | str | None, precision
         if param is None:
             raise ValueError("model has no parameters to train")
         device = param.device
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda'; got {device!r}") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} asked for, but CUDA is not available here")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {device} asked for, but Apple's MPS is not available here")
+    device = device_or_none("device", device)
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(
             f"precision='fp16' needs a CUDA GPU (its GradScaler guards float16 gradients); on {device.type} "
