@@ -6,6 +6,7 @@
 | ``ddpm-course sample`` | draws samples from a shipped model or a checkpoint into an image  |
 | ``ddpm-course evaluate`` | scores a model's digits: FD, FD_inf, precision, recall, KID, floors; memorisation |
 | ``ddpm-course grade`` | grades learners' notebooks in fresh kernels (see :mod:`ddpm_course.grade`) |
+| ``ddpm-course make``  | remakes a shipped model with the command recorded in it (:mod:`ddpm_course.make`) |
 
 ``ddpm-course train`` also runs unchanged under ``torchrun --nproc_per_node N`` (data-parallel
 training with DistributedDataParallel, see :mod:`ddpm_course.distributed`): rank 0 prints
@@ -17,12 +18,9 @@ listed in :data:`COMMANDS`; :func:`main` parses and dispatches. A ``_run_<name>`
 argument and the output location (:func:`check_output`) before any long work, and raises
 :class:`CLIError` (or ValueError/TypeError/OSError) for the user's mistakes: each failure is one
 line ``ddpm-course: error: ...`` and a non-zero exit status (``--debug`` shows the traceback).
-The shipped models are made by
-
-    ddpm-course train --preset digits --threads 1 --fp16-weights --out ddpm_course/pretrained/digits
-    ddpm-course train --preset toy2d --threads 1 --out ddpm_course/pretrained/toy2d --no-progress
-
-(each checkpoint's JSON record holds its command, training time and hardware).
+Every shipped model is remade by ``ddpm-course make NAME``, which runs the command recorded in
+its JSON (with its training time and hardware); ``digits`` and ``toy2d`` were made by
+``ddpm-course train --preset digits`` / ``--preset toy2d``.
 """
 from __future__ import annotations
 
@@ -723,9 +721,10 @@ def _run_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 from .grade import add_grade_parser  # noqa: E402 - grade.py holds the grading command whole
+from .make import add_make_parser  # noqa: E402 - make.py holds the command that remakes a shipped model
 
 # one entry per subcommand, in the order ``ddpm-course --help`` lists them
-COMMANDS = (add_train_parser, add_sample_parser, add_evaluate_parser, add_grade_parser)
+COMMANDS = (add_train_parser, add_sample_parser, add_evaluate_parser, add_grade_parser, add_make_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -125,7 +125,8 @@ def path(name: str) -> Path:
     base = folder() / (entry.file or name)
     weights = base if entry.file else base.with_name(base.name + ".safetensors")
     if not weights.exists():
-        raise FileNotFoundError(f"the shipped model {name!r} is missing from {folder()}; make it with: {entry.command}")
+        raise FileNotFoundError(f"the shipped model {name!r} is missing from {folder()}; make it with: "
+                                f"ddpm-course make {name} (it runs: {entry.command})")
     return base
 
 

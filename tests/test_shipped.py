@@ -50,7 +50,7 @@ def test_register_adds_one_entry_and_checks_its_kind(monkeypatch):
     monkeypatch.setattr(shipped, "SHIPPED", dict(shipped.SHIPPED))
     entry = shipped.register(shipped.Shipped("digits-new", "eps", "a new digits model", "ddpm-course train ..."))
     assert shipped.SHIPPED["digits-new"] is entry and entry.summary == "a new digits model: ddpm-course train ..."
-    with pytest.raises(FileNotFoundError, match="make it with: ddpm-course train"):
+    with pytest.raises(FileNotFoundError, match=r"make it with: ddpm-course make \S+ \(it runs: ddpm-course train"):
         shipped.path("digits-new")
     with pytest.raises(ValueError, match="kind must be one of"):
         shipped.register(shipped.Shipped("bad", "gan", "", ""))
