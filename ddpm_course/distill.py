@@ -51,7 +51,6 @@ from ._checks import generator_or_none, int_at_least, int_in_range, same_shape
 from .models.edm import EDMPrecond, EDMUNet, EDMUNetConfig, edm_coefficients
 from .samplers import Step, _check_state, _no_history, _x0_hat, dpm_solver_step, sample, timesteps
 from .schedules import Schedule, check_step
-from .timing import hardware_description
 from .train import Examples, Objective, fit
 
 __all__ = [
@@ -372,26 +371,14 @@ def straightness(velocity: Callable, x1: Tensor, steps: int = 50) -> float:
 
 def _main(argv: list[str] | None = None) -> None:
     """python -m ddpm_course.distill: distil the shipped ``digits-fast`` student from ``digits``."""
-    import argparse
-    import sys
-    from datetime import datetime, timezone
-
+    from ._records import maker_parser, run_record
     from .checkpoint import save_checkpoint
     from .shipped import pretrained
 
-    parser = argparse.ArgumentParser(prog="python -m ddpm_course.distill", description=_main.__doc__)
-    parser.add_argument("--out", required=True, help="checkpoint path without suffix")
+    prog = "python -m ddpm_course.distill"
+    parser = maker_parser(prog, _main.__doc__, steps=1000, batch_size=64, lr=5e-4, warmup_steps=50, ema_decay=0.995)
     parser.add_argument("--paths", type=int, default=4096, help="teacher ODE paths to solve")
     parser.add_argument("--teacher-steps", type=int, default=20, help="log-SNR grid of the teacher's solver")
-    parser.add_argument("--steps", type=int, default=1000, help="training steps")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--warmup-steps", type=int, default=50)
-    parser.add_argument("--ema-decay", type=float, default=0.995)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -409,23 +396,21 @@ def _main(argv: list[str] | None = None) -> None:
                      generator=torch.Generator().manual_seed(args.seed + 1), progress=not args.no_progress)
     tail = result.losses[-50:]
     total = time.perf_counter() - t0
-    record = {
-        "objective": "distillation of the probability-flow ODE into a consistency function: the EDM-preconditioned "
-                     "student's clean image D(x_t, t) regressed on the end of the teacher's DPM-Solver++ 2M path "
-                     "through x_t, at the steps of the trailing grids of 1, 2, 4 and 10 evaluations; loss "
-                     "|(D - x0*) / c_out|^2; sample with ddpm_course.distill.student_sample",
-        "teacher": "digits (" + teacher.record.get("command", "") + ")",
-        "command": "python -m ddpm_course.distill " + " ".join(sys.argv[1:] if argv is None else argv),
-        "weights": "ema",
-        "teacher_paths": args.paths, "teacher_evaluations_per_path": paths.teacher_steps,
-        "times": [int(t) for t in paths.times],
-        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps,
-        "ema_decay": args.ema_decay, "sigma_data": student.config.sigma_data, "seed": args.seed,
-        "path_seconds": round(path_seconds, 1), "train_seconds": round(result.seconds, 1),
-        "total_seconds": round(total, 1), "final_loss": round(sum(tail) / len(tail), 5),
-        "hardware": hardware_description(torch.device("cpu")),
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-    }
+    record = run_record(
+        prog, argv,
+        objective="distillation of the probability-flow ODE into a consistency function: the EDM-preconditioned "
+                  "student's clean image D(x_t, t) regressed on the end of the teacher's DPM-Solver++ 2M path "
+                  "through x_t, at the steps of the trailing grids of 1, 2, 4 and 10 evaluations; loss "
+                  "|(D - x0*) / c_out|^2; sample with ddpm_course.distill.student_sample",
+        teacher="digits (" + teacher.record.get("command", "") + ")",
+        weights="ema",
+        teacher_paths=args.paths, teacher_evaluations_per_path=paths.teacher_steps,
+        times=[int(t) for t in paths.times],
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        ema_decay=args.ema_decay, sigma_data=student.config.sigma_data, seed=args.seed,
+        path_seconds=round(path_seconds, 1), train_seconds=round(result.seconds, 1),
+        total_seconds=round(total, 1), final_loss=round(sum(tail) / len(tail), 5),
+    )
     out = save_checkpoint(args.out, result.student, schedule, sample_shape=teacher.sample_shape, record=record,
                           weights_dtype=torch.float32, overwrite=args.overwrite)
     print(f"wrote {out[0]} and {out[1]}: {args.paths} paths in {path_seconds:.0f} s, {args.steps} steps in "

@@ -343,27 +343,14 @@ def train_flow(
 
 def _main(argv: list[str] | None = None) -> None:
     """python -m ddpm_course.flow: train the shipped ``digits-flow`` model (see ``shipped.SHIPPED``)."""
-    import argparse
-    import sys
-    from datetime import datetime, timezone
-
+    from ._records import maker_parser, run_record
     from .checkpoint import save_checkpoint
     from .data import digits
     from .models import UNet, UNetConfig
     from .schedules import linear_schedule
-    from .timing import hardware_description
 
-    parser = argparse.ArgumentParser(prog="python -m ddpm_course.flow", description=_main.__doc__)
-    parser.add_argument("--out", required=True, help="checkpoint path without suffix")
-    parser.add_argument("--steps", type=int, default=450)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup-steps", type=int, default=50)
-    parser.add_argument("--ema-decay", type=float, default=0.995)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
+    prog = "python -m ddpm_course.flow"
+    parser = maker_parser(prog, _main.__doc__, steps=450, batch_size=64, lr=1e-3, warmup_steps=50, ema_decay=0.995)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # the initial weights
@@ -374,17 +361,15 @@ def _main(argv: list[str] | None = None) -> None:
         progress=not args.no_progress,
     )
     tail = result.losses[-50:]
-    record = {
-        "objective": "flow matching: velocity eps - x0 on x_t = (1 - t) x0 + t eps, t ~ U[0, 1]; "
-                     "the network takes t * 999; sample with ddpm_course.flow.flow_sample (the schedule is unused)",
-        "command": "python -m ddpm_course.flow " + " ".join(sys.argv[1:] if argv is None else argv),
-        "weights": "ema" if result.ema_model is not None else "raw",
-        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_steps": args.warmup_steps,
-        "ema_decay": args.ema_decay,
-        "seed": args.seed, "train_seconds": round(result.seconds, 1), "final_loss": round(sum(tail) / len(tail), 5),
-        "hardware": hardware_description(torch.device("cpu")),
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-    }
+    record = run_record(
+        prog, argv,
+        objective="flow matching: velocity eps - x0 on x_t = (1 - t) x0 + t eps, t ~ U[0, 1]; "
+                  "the network takes t * 999; sample with ddpm_course.flow.flow_sample (the schedule is unused)",
+        weights="ema" if result.ema_model is not None else "raw",
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        ema_decay=args.ema_decay, seed=args.seed, train_seconds=round(result.seconds, 1),
+        final_loss=round(sum(tail) / len(tail), 5),
+    )
     paths = save_checkpoint(args.out, result.final_model, linear_schedule(), sample_shape=(1, 16, 16), record=record,
                             weights_dtype=torch.float16, overwrite=args.overwrite, kind="velocity")
     print(f"wrote {paths[0]} and {paths[1]}: {args.steps} steps in {result.seconds:.0f} s, "

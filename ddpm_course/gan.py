@@ -200,49 +200,36 @@ def gan_sample(gen: nn.Module, n: int, generator: torch.Generator | None = None)
 
 def _main(argv: list[str] | None = None) -> None:
     """python -m ddpm_course.gan: train the shipped ``digits-gan`` DCGAN (see ``shipped.SHIPPED``)."""
-    import argparse
-    import sys
-    from datetime import datetime, timezone
-
+    from ._records import maker_parser, run_record
     from .checkpoint import checkpoint_paths, save_checkpoint
     from .data import digits
     from .models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
     from .schedules import linear_schedule
-    from .timing import hardware_description
 
-    parser = argparse.ArgumentParser(prog="python -m ddpm_course.gan", description=_main.__doc__)
-    parser.add_argument("--out", required=True, help="checkpoint path without suffix")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--latent", type=int, default=32)
-    parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
+    prog = "python -m ddpm_course.gan"
+    parser = maker_parser(prog, _main.__doc__, progress=False, steps=3000, batch_size=64, lr=2e-4, latent=32,
+                          width=32)
     args = parser.parse_args(argv)
     if not args.overwrite and any(p.exists() for p in checkpoint_paths(args.out)):
         parser.error(f"{args.out} already exists; pass --overwrite to replace it")
-    torch.set_num_threads(int_at_least("threads", args.threads, 1))
+    torch.set_num_threads(args.threads)
     images = digits(16, split="train").images  # (N, 1, 16, 16) in [-1, 1]
     config = DCGANConfig(image_size=16, channels=1, latent=args.latent, width=args.width)
     result = train_gan(images, networks=lambda: (DCGANGenerator(config), DCGANDiscriminator(config)),
                        steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        generator=torch.Generator().manual_seed(args.seed))
     tail = slice(-100, None)
-    record = {
-        "objective": "GAN (DCGAN): D's binary cross-entropy, G's non-saturating loss, one D then one G step "
-                     "per step, Adam betas (0.5, 0.999); sample with ddpm_course.gan.gan_sample (the schedule is "
-                     "unused)",
-        "command": "python -m ddpm_course.gan " + " ".join(sys.argv[1:] if argv is None else argv),
-        "weights": "generator (raw; the discriminator is not shipped)",
-        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-        "train_seconds": round(result.seconds, 1),
-        "final_d_loss": round(sum(result.d_losses[tail]) / len(result.d_losses[tail]), 4),
-        "final_g_loss": round(sum(result.g_losses[tail]) / len(result.g_losses[tail]), 4),
-        "hardware": hardware_description(torch.device("cpu")),
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
-    }
+    record = run_record(
+        prog, argv,
+        objective="GAN (DCGAN): D's binary cross-entropy, G's non-saturating loss, one D then one G step "
+                  "per step, Adam betas (0.5, 0.999); sample with ddpm_course.gan.gan_sample (the schedule is "
+                  "unused)",
+        weights="generator (raw; the discriminator is not shipped)",
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        train_seconds=round(result.seconds, 1),
+        final_d_loss=round(sum(result.d_losses[tail]) / len(result.d_losses[tail]), 4),
+        final_g_loss=round(sum(result.g_losses[tail]) / len(result.g_losses[tail]), 4),
+    )
     paths = save_checkpoint(args.out, result.generator, linear_schedule(), sample_shape=(1, 16, 16), record=record,
                             weights_dtype=torch.float16, overwrite=args.overwrite, kind="generator")
     print(f"wrote {paths[0]} and {paths[1]}: {args.steps} steps in {result.seconds:.0f} s, "

@@ -16,7 +16,7 @@ ROOT = Path(ddpm_course.__file__).parent
 FLOORS = {
     0: ["_checks", "_signals", "_compat"],
     1: ["schedules", "_model"],
-    2: ["forward", "oracle", "data", "timing"],
+    2: ["forward", "oracle", "data", "timing", "_records"],
     3: ["models"],  # and every models.* module
     4: ["losses", "samplers", "parametrization", "viz", "widgets", ""],  # "": the package's __init__
     5: ["train", "checkpoint", "distributed"],

@@ -80,3 +80,20 @@ def test_a_maker_refusing_to_overwrite_exits_non_zero(tmp_path, capsys):
     assert cli.main(["make", "digits-gan", "--out", str(out), "--overwrite", "--args", "--steps 3"]) == 0
     assert load_checkpoint(out).record["steps"] == 3
     assert torch.get_num_threads() >= 1
+
+
+def test_every_maker_shares_one_parser_and_one_record():
+    from ddpm_course import _records
+
+    parser = _records.maker_parser("python -m x", None, steps=450, lr=1e-3, warmup_steps=50)
+    args = parser.parse_args(["--out", "o", "--warmup-steps", "7", "--lr", "0.5"])
+    assert (args.steps, args.lr, args.warmup_steps, args.threads, args.overwrite, args.no_progress) == (
+        450, 0.5, 7, 1, False, False)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--out", "o", "--threads", "0"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--steps", "3"])  # --out is required
+    assert not hasattr(_records.maker_parser("p", None, progress=False).parse_args(["--out", "o"]), "no_progress")
+    record = _records.run_record("python -m x", ["--out", "o", "--steps", "3"], steps=3)
+    assert record["command"] == "python -m x --out o --steps 3" and record["steps"] == 3
+    assert "torch threads" in record["hardware"] and len(record["date_utc"]) == 16
