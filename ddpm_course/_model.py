@@ -125,14 +125,15 @@ def require_kind(model: Any, allowed: tuple[str, ...], what: str, name: str = "m
     raise ValueError(f"{name} is {KINDS[kind]} ({what}: for {' or '.join(allowed)} models only)")
 
 
+ARCH_KINDS = {"VAE": "vae", "DCGANGenerator": "generator"}  # architectures that are one kind whatever their record
+
+
 def infer_kind(arch: str, record: dict[str, Any]) -> str:
     """The kind of a checkpoint saved before checkpoints declared one, from its architecture and
     record: a VAE, a flow-matching model (its record's objective or command says so), a latent
     model (its record names the VAE that decodes it), otherwise a noise predictor."""
-    if arch == "VAE":
-        return "vae"
-    if arch == "DCGANGenerator":
-        return "generator"
+    if arch in ARCH_KINDS:
+        return ARCH_KINDS[arch]
     command = str(record.get("command", ""))
     if "flow matching" in str(record.get("objective", "")) or "ddpm_course.flow" in command:
         return "velocity"

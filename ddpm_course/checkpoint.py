@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ._checks import device_or_none
-from ._model import KINDS, infer_kind, tag
+from ._model import ARCH_KINDS, KINDS, infer_kind, tag
 from ._model import num_classes as _num_classes
 from .schedules import Schedule
 
@@ -161,7 +161,7 @@ def _serialise(
     meta = {
         "format": FORMAT,
         "arch": arch,
-        "kind": kind if kind is not None else {"VAE": "vae", "DCGANGenerator": "generator"}.get(arch, "eps"),
+        "kind": kind if kind is not None else ARCH_KINDS.get(arch, "eps"),
         "config": _jsonable(config, "config"),
         "sample_shape": list(sample_shape),
         "schedule": {"name": schedule.name, "betas": schedule.betas.double().cpu().tolist()},
