@@ -34,6 +34,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{PROG}: error: {where + ': ' if where else ''}{message} (see {self.prog} --help)\n")
 
 
+def _one_line(err: BaseException) -> str:
+    """An error as the one line a command prints: the message alone for the user's mistakes
+    (CLIError, ValueError, TypeError, OSError), with its type and a --debug hint otherwise."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, (CLIError, ValueError, TypeError, OSError)):
+        return text
+    return f"{type(err).__name__}: {text} (run with --debug for the traceback)"
+
+
 # ----------------------------------------------------------------------------- argument types
 
 

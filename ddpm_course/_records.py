@@ -5,7 +5,7 @@
 | ``maker_parser`` | --out, --seed, --threads, --overwrite (--no-progress), one option per recipe default |
 | ``run_record``   | a checkpoint's ``record``: the fields given, the command, the hardware, the date |
 
-``ddpm-course make NAME`` (``make.py``) reruns the command a record holds.
+``ddpm-course make NAME`` (``cli/make.py``) reruns the command a record holds.
 """
 from __future__ import annotations
 

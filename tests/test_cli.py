@@ -56,8 +56,8 @@ def test_sample_checks_the_output_before_sampling(tmp_path, toy_ckpt, capsys, mo
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampled before the output location was checked")
 
-    monkeypatch.setattr(cli, "_draw", no_sampling)
-    monkeypatch.setattr(cli, "_load_model", no_sampling)
+    monkeypatch.setattr(cli.sample, "_draw", no_sampling)
+    monkeypatch.setattr(cli.sample, "_load_model", no_sampling)
     code = cli.main(["sample", "--model", str(toy_ckpt), "--out", str(tmp_path / "missing" / "grid.png")])
     assert code == 1 and "does not exist" in _error_line(capsys)
 
@@ -134,7 +134,7 @@ def test_ctrl_c_while_sampling_exits_130_and_writes_nothing(tmp_path, toy_ckpt, 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_draw", interrupted)
+    monkeypatch.setattr(cli.sample, "_draw", interrupted)
     out = tmp_path / "a.png"
     assert cli.main(["sample", "--model", str(toy_ckpt), "--device", "cpu", "--out", str(out)]) == 130
     assert _error_line(capsys) == "ddpm-course: error: interrupted"

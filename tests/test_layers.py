@@ -22,7 +22,7 @@ FLOORS = {
     5: ["train", "checkpoint", "distributed"],
     6: ["shipped"],
     7: ["guidance", "autoencoder", "metrics", "gan", "compare", "score", "flow", "distill"],
-    8: ["exercises", "_commands", "cli", "grade", "make", "_colab"],
+    8: ["exercises", "_commands", "cli", "grade", "_colab"],
 }
 
 

@@ -7,8 +7,9 @@ import shlex
 import pytest
 import torch
 
-from ddpm_course import cli, make, shipped
+from ddpm_course import cli, shipped
 from ddpm_course.checkpoint import load_checkpoint
+from ddpm_course.cli import make
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 

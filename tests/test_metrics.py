@@ -278,7 +278,7 @@ def test_cli_evaluate_refuses_bad_arguments_before_sampling(argv, status, fragme
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampling started")
 
-    monkeypatch.setattr(cli, "_draw", no_sampling)
+    monkeypatch.setattr(cli.sample, "_draw", no_sampling)
     assert cli.main(["evaluate", "--device", "cpu", *argv]) == status
     err = capsys.readouterr().err.strip()
     assert err.startswith("ddpm-course: error:") and len(err.splitlines()) == 1 and fragment in err, err

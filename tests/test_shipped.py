@@ -132,7 +132,7 @@ def test_the_commands_read_the_kind_of_a_checkpoint_file(tmp_path, capsys):
 def test_sample_decodes_a_latent_model(tmp_path):
     args = cli.build_parser().parse_args(["sample", "--model", "digits-latent", "--sampler", "ddim", "--steps", "2",
                                           "--n", "2", "--device", "cpu", "--out", str(tmp_path / "x.png")])
-    x = cli._draw(args, cli._load_model("digits-latent", torch.device("cpu")))
+    x = cli.sample._draw(args, cli.sample._load_model("digits-latent", torch.device("cpu")))
     assert x.shape == (2, 1, 32, 32)  # images from the VAE, not (2, 4, 8, 8) latents
     pipe = shipped.load("digits-latent")
     z = samplers.ddim_sample(pipe.unet, pipe.schedule, (2, *pipe.latent_shape), steps=2,

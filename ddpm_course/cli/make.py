@@ -29,12 +29,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import shipped
-from ._commands import CLIError
+from .. import shipped
+from .._commands import CLIError
 
 __all__ = ["add_make_parser", "recorded_command", "make_argv"]
 
-_CHECKOUT = Path(__file__).resolve().parents[1]  # a source checkout's root (benchmarks/ lives there)
+_CHECKOUT = Path(__file__).resolve().parents[2]  # a source checkout's root (benchmarks/ lives there)
 _SHIPPED_PREFIX = "ddpm_course/pretrained/"
 
 
