@@ -446,3 +446,75 @@ def prompt_explorer(model: nn.Module, schedule: Schedule, n: int = 8, steps: int
     )
     explorer.children = (*explorer.children, picture)
     return explorer
+
+
+# ----------------------------------------------------------------------------- the shipped models
+
+GUIDED_MODELS = ("digits-cond", "digits-prompt")
+_GUIDED_UNET = {"in_channels": 1, "base_channels": 16, "channel_mults": (1, 2, 2), "num_res_blocks": 1,
+                "dropout": 0.1, "groups": 8, "time_dim": None}
+_GUIDED_SETTINGS = {"batch_size": 64, "lr": 2e-3, "warmup_steps": 50, "lr_decay": True, "weight_decay": 0.0,
+                    "grad_clip": 1.0, "optimizer": "adamw", "p_uncond": 0.15}
+
+
+def guided_model(name: str, seed: int = 0):
+    """(model, training data) of the shipped conditional model ``name`` (one of ``GUIDED_MODELS``),
+    the network initialised from ``seed``: ``digits-cond`` reads labels (10 classes and the null
+    label); ``digits-prompt`` reads prompts ("thin seven") through cross-attention, its condition
+    being the prompt's index in ``models.text.PROMPTS`` (captions drawn from ``seed + 1``)."""
+    from .data import ImageData, digits
+    from .models import UNet, UNetConfig
+    from .models.text import PromptUNet, PromptUNetConfig, caption_data
+
+    if name not in GUIDED_MODELS:
+        raise ValueError(f"name must be one of {list(GUIDED_MODELS)}; got {name!r}")
+    data = digits(16, split="train")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if name == "digits-cond":
+            return UNet(UNetConfig(attention_levels=(2,), num_classes=10, **_GUIDED_UNET)), data
+        model = PromptUNet(PromptUNetConfig(base_channels=16, attention_levels=(1, 2)))
+    images, ids = caption_data(data.images, data.labels, generator=torch.Generator().manual_seed(seed + 1))
+    return model, ImageData(images, ids)
+
+
+def _main(argv: list[str] | None = None) -> None:
+    """python -m ddpm_course.guidance NAME: train the shipped digits-cond or digits-prompt (lesson 08).
+
+    ``train.train`` with ``p_uncond`` = 0.15: each step replaces a condition by the null one (the
+    null label, or the empty prompt) with that probability, so one network learns the conditional
+    and the unconditional noise predictor that classifier-free guidance combines. The models are
+    small (base width 16) and the recipe short enough for one CPU thread (5000 steps of 64, EMA
+    0.999). ``digits-cond-short`` is ``digits-cond`` with ``--steps 700 --ema-decay 0.995``, the
+    first, undertrained version, which lesson 08 shows beside it."""
+    from ._records import maker_parser, run_record
+    from .checkpoint import checkpoint_paths, save_checkpoint
+    from .models import count_parameters
+    from .schedules import linear_schedule
+    from .train import train
+
+    prog = "python -m ddpm_course.guidance"
+    parser = maker_parser(prog, _main.__doc__, progress=False, steps=5000, ema_decay=0.999)
+    parser.add_argument("name", choices=GUIDED_MODELS)
+    args = parser.parse_args(argv)
+    if not args.overwrite and any(p.exists() for p in checkpoint_paths(args.out)):
+        parser.error(f"{args.out} already exists; pass --overwrite to replace it")
+    torch.set_num_threads(args.threads)
+    model, data = guided_model(args.name, args.seed)
+    schedule = linear_schedule(1000)
+    print(f"{args.name}: {count_parameters(model):,} parameters, {args.steps} steps")
+    settings = {**_GUIDED_SETTINGS, "ema_decay": args.ema_decay}
+    result = train(model, schedule, data, steps=args.steps, generator=torch.Generator().manual_seed(args.seed),
+                   progress=False, **settings)
+    tail = result.losses[-100:]
+    record = run_record(prog, argv, weights="ema", seed=args.seed, steps=result.steps,
+                        train_seconds=round(result.seconds, 1), images_per_second=round(result.images_per_second, 1),
+                        final_loss=round(sum(tail) / len(tail), 5), train_settings=settings)
+    paths = save_checkpoint(args.out, result.final_model, schedule, sample_shape=(1, 16, 16), record=record,
+                            weights_dtype=torch.float16, overwrite=args.overwrite)
+    print(f"wrote {paths[0]} and {paths[1]}: {result.steps} steps in {result.seconds / 60:.1f} min, "
+          f"final loss {record['final_loss']}")
+
+
+if __name__ == "__main__":
+    _main()

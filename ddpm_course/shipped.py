@@ -78,11 +78,14 @@ for _entry in (
             "python -m ddpm_course.flow --out ddpm_course/pretrained/digits-flow --steps 450"),
     Shipped("toy2d", "eps", "an MLP noise predictor on the 2-D ring mixture", "ddpm-course train --preset toy2d"),
     Shipped("digits-cond", "eps", "a small U-Net on 16x16 digits with labels and a learned null label, for guidance",
-            "python benchmarks/train_guided.py digits-cond"),
+            "python -m ddpm_course.guidance digits-cond --out ddpm_course/pretrained/digits-cond --threads 1"),
     Shipped("digits-cond-short", "eps", "digits-cond trained for 700 steps only, to show what undertraining "
-            "does to samples", "python benchmarks/train_guided.py digits-cond --steps 700 --ema-decay 0.995"),
+            "does to samples",
+            "python -m ddpm_course.guidance digits-cond --out ddpm_course/pretrained/digits-cond-short --steps 700 "
+            "--ema-decay 0.995 --threads 1"),
     Shipped("digits-prompt", "eps", "a small U-Net reading prompts ('thin seven') through cross-attention",
-            "python benchmarks/train_guided.py digits-prompt --steps 700 --ema-decay 0.995"),
+            "python -m ddpm_course.guidance digits-prompt --out ddpm_course/pretrained/digits-prompt --steps 700 "
+            "--ema-decay 0.995 --threads 1"),
     Shipped("digits-fast", "eps", "a few-step student of digits (1-4 evaluations; an EDMUNet, sample with "
             "ddpm_course.distill.student_sample)",
             "python -m ddpm_course.distill --out ddpm_course/pretrained/digits-fast --paths 4096 --steps 1000 "

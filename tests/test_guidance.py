@@ -271,7 +271,7 @@ def test_shipped_models_are_small_and_say_how_they_were_made(digits_cond, digits
     for name, shipped in (("digits-cond", digits_cond), ("digits-prompt", digits_prompt)):
         size = (resources.files("ddpm_course") / "pretrained" / f"{name}.safetensors").stat().st_size
         assert size < 5_000_000, (name, size)
-        assert shipped.record["command"].startswith(f"python benchmarks/train_guided.py {name}")
+        assert shipped.record["command"].startswith(f"python -m ddpm_course.guidance {name} ")
         assert PRETRAINED[name].endswith(shipped.record["command"])  # the command listed is the one recorded
         assert shipped.record["train_settings"]["p_uncond"] > 0
 

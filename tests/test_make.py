@@ -50,7 +50,7 @@ def test_unknown_name_is_a_usage_error(capsys):
 @pytest.mark.parametrize("words, runner", [
     (["ddpm-course", "train", "--preset", "toy2d"], "module"),
     (["python", "-m", "ddpm_course.flow", "--out", "x"], "module"),
-    (["python", "benchmarks/train_guided.py", "digits-cond"], "script"),
+    (["python", "-m", "ddpm_course.guidance", "digits-cond", "--out", "x"], "module"),
 ])
 def test_each_kind_of_recorded_command_reaches_its_maker(monkeypatch, words, runner):
     seen = {}
@@ -64,10 +64,11 @@ def test_each_kind_of_recorded_command_reaches_its_maker(monkeypatch, words, run
     assert seen[runner][-1] == words[-1]
 
 
-def test_a_missing_checkout_script_is_explained(monkeypatch, tmp_path):
-    monkeypatch.setattr(make, "_CHECKOUT", tmp_path)  # as in an installed wheel: no benchmarks/ beside the package
-    with pytest.raises(cli.CLIError, match="a script of the course's source checkout, not of the installed package"):
-        make.run(["python", "benchmarks/train_guided.py", "digits-cond"])
+@pytest.mark.parametrize("words", [["python", "benchmarks/train_guided.py", "digits-cond"], ["bash", "make.sh"]])
+def test_a_command_that_is_not_a_package_maker_is_refused(words):
+    # every shipped model is made by the package itself, so a wheel install can remake each of them
+    with pytest.raises(cli.CLIError, match="do not know how to run the recorded command"):
+        make.run(words)
 
 
 def test_a_maker_refusing_to_overwrite_exits_non_zero(tmp_path, capsys):
@@ -98,3 +99,15 @@ def test_every_maker_shares_one_parser_and_one_record():
     record = _records.run_record("python -m x", ["--out", "o", "--steps", "3"], steps=3)
     assert record["command"] == "python -m x --out o --steps 3" and record["steps"] == 3
     assert "torch threads" in record["hardware"] and len(record["date_utc"]) == 16
+
+
+@pytest.mark.parametrize("name", ["digits-cond", "digits-prompt"])
+def test_the_conditional_models_are_remade_by_the_package(tmp_path, name):
+    out = tmp_path / name
+    assert cli.main(["make", name, "--out", str(out), "--args", "--steps 2"]) == 0
+    ckpt = load_checkpoint(out)
+    shipped_ckpt = shipped.pretrained(name)
+    assert type(ckpt.model) is type(shipped_ckpt.model) and ckpt.config == shipped_ckpt.config
+    assert ckpt.record["command"].startswith(f"python -m ddpm_course.guidance {name} --out {out}")
+    assert ckpt.record["train_settings"] == {**shipped_ckpt.record["train_settings"],
+                                             "ema_decay": ckpt.record["train_settings"]["ema_decay"]}

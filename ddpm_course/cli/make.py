@@ -9,7 +9,6 @@ it in this process, so there is one way to make any shipped model, whichever mak
 |--------------------------------------|-----------------------------------------------------|
 | ``ddpm-course train ...``            | ``python -m ddpm_course.cli train ...``             |
 | ``python -m ddpm_course.<module> ...`` | that module's ``__main__`` (``runpy.run_module``) |
-| ``python benchmarks/<script>.py ...`` | the script of a source checkout (``runpy.run_path``) |
 
 Options change only where the result goes and whether it may replace a file: ``--out`` replaces
 the command's output path (by default the shipped folder of this installation), ``--overwrite``
@@ -27,14 +26,12 @@ import shlex
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from .. import shipped
 from .._commands import CLIError
 
 __all__ = ["add_make_parser", "recorded_command", "make_argv"]
 
-_CHECKOUT = Path(__file__).resolve().parents[2]  # a source checkout's root (benchmarks/ lives there)
 _SHIPPED_PREFIX = "ddpm_course/pretrained/"
 
 
@@ -108,13 +105,6 @@ def run(words: list[str]) -> int:
                 # runpy warns that the package already imported the module; running it as __main__ is the point
                 warnings.filterwarnings("ignore", message=".*found in sys.modules", category=RuntimeWarning)
                 runpy.run_module(words[2], run_name="__main__", alter_sys=True)
-        elif words[0] == "python" and words[1].endswith(".py"):
-            script = _CHECKOUT / words[1]
-            if not script.is_file():
-                raise CLIError(f"{words[1]} is a script of the course's source checkout, not of the installed "
-                               f"package: clone the repository and run this command there: {shlex.join(words)}")
-            with _argv([str(script), *words[2:]]):
-                runpy.run_path(str(script), run_name="__main__")
         else:
             raise CLIError(f"do not know how to run the recorded command {shlex.join(words)!r}")
     except SystemExit as exit_:
