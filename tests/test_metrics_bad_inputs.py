@@ -242,8 +242,14 @@ SCALARS = {  # argument -> (call with the value, bad values)
     "k   ": (lambda v: metrics.evaluate(_images(), k=v), [0, True]),
     "generator    ": (lambda v: metrics.evaluate(_images(), generator=v), ["0"]),
 }
+def _case_id(value) -> str:
+    """The value as a test id that is the same in every process (no object address in it)."""
+    plain = value is None or isinstance(value, (bool, int, float, str, list))
+    return repr(value) if plain else type(value).__name__
+
+
 SCALAR_CASES = [
-    pytest.param(call, value, arg.strip(), id=f"{arg.strip()}={value!r}")
+    pytest.param(call, value, arg.strip(), id=f"{arg.strip()}={_case_id(value)}")
     for arg, (call, values) in SCALARS.items()
     for value in values
 ]
