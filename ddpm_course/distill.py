@@ -49,8 +49,9 @@ from torch import Tensor, nn
 
 from ._checks import generator_or_none, int_at_least, int_in_range, same_shape
 from .models.edm import EDMPrecond, EDMUNet, EDMUNetConfig, edm_coefficients
-from .samplers import Step, _check_state, _no_history, _x0_hat, dpm_solver_step, sample, timesteps
+from .samplers import Step, dpm_solver_step, sample, timesteps
 from .schedules import Schedule, check_step
+from .steps import _check_state, _no_history, _x0_hat
 from .train import Examples, Objective, fit
 
 __all__ = [

@@ -18,7 +18,7 @@ FLOORS = {
     1: ["schedules", "_model"],
     2: ["forward", "oracle", "data", "timing", "_records"],
     3: ["models"],  # and every models.* module
-    4: ["losses", "samplers", "parametrization", "viz", "widgets", ""],  # "": the package's __init__
+    4: ["losses", "steps", "samplers", "parametrization", "viz", "widgets", ""],  # "": the package's __init__
     5: ["train", "checkpoint", "distributed"],
     6: ["shipped"],
     7: ["guidance", "autoencoder", "metrics", "gan", "compare", "score", "flow", "distill"],
