@@ -180,6 +180,77 @@ def test_examples_refuse_tensors_of_different_lengths():
     assert batch[0].dtype == torch.float32 and batch[1].tolist() == [1, 3]
 
 
+class _Recorder(Objective):
+    """Records the example indices of every batch (the data is (N, 2) rows (i, i)); raises
+    KeyboardInterrupt at call ``stop_at`` (what a second Ctrl-C does mid-step)."""
+
+    name = "recorder"
+
+    def __init__(self, stop_at: int | None = None):
+        self.seen: list[list[int]] = []
+        self.stop_at = stop_at
+
+    def examples(self, data, model):
+        return Examples(data)
+
+    def loss(self, net, batch, generator):
+        if self.stop_at is not None and len(self.seen) + 1 == self.stop_at:
+            raise KeyboardInterrupt
+        (x,) = batch
+        self.seen.append(x[:, 0].long().tolist())
+        return (net.w - x.mean(0)).square().sum()
+
+
+ROWS = torch.arange(20.0)[:, None].repeat(1, 2)  # 20 examples: row i is (i, i)
+_RECORD = {"batch_size": 8, "warmup_steps": 0, "ema_decay": None, "progress": False}
+
+
+@pytest.mark.parametrize("batches", ["fixed", "passes"])
+def test_batches_fixed_straddle_passes_and_passes_end_with_a_shorter_batch(batches):
+    rec = _Recorder()
+    fit(_Vector(), rec, ROWS, steps=6, batches=batches, **_RECORD)
+    sizes = [len(b) for b in rec.seen]
+    if batches == "fixed":
+        assert sizes == [8] * 6
+        flat = sum(rec.seen, [])
+        assert sorted(flat[:20]) == sorted(flat[20:40]) == list(range(20))  # passes without replacement
+    else:
+        assert sizes == [8, 8, 4] * 2
+        assert sorted(sum(rec.seen[:3], [])) == sorted(sum(rec.seen[3:], [])) == list(range(20))
+
+
+def test_a_global_seed_leaves_the_generator_to_the_batches():
+    """With ``global_seed`` nothing is drawn from the generator before the first batch's order;
+    without it the global RNG's seed is drawn first (another order)."""
+    first = torch.randperm(20, generator=torch.Generator().manual_seed(3)).tolist()
+    seeded, drawn = _Recorder(), _Recorder()
+    fit(_Vector(), seeded, ROWS, steps=3, batches="passes", global_seed=0,
+        generator=torch.Generator().manual_seed(3), **_RECORD)
+    fit(_Vector(), drawn, ROWS, steps=3, batches="passes", generator=torch.Generator().manual_seed(3), **_RECORD)
+    assert sum(seeded.seen, []) == first != sum(drawn.seen, [])
+    with pytest.raises(ValueError, match="global_seed"):
+        fit(_Vector(), _Recorder(), ROWS, steps=1, global_seed=-1, **_RECORD)
+    with pytest.raises(ValueError, match="batches"):
+        fit(_Vector(), _Recorder(), ROWS, steps=1, batches="epochs", **_RECORD)
+
+
+def test_a_passes_run_resumes_exactly_and_only_as_passes():
+    from ddpm_course.train import check_train_state
+
+    whole = fit(_Vector(), _Recorder(), ROWS, steps=7, batches="passes", **_RECORD)
+    part = fit(_Vector(), _Recorder(stop_at=5), ROWS, steps=7, batches="passes", **_RECORD)
+    assert part.interrupted and part.steps == 4 and part.state.scalars["batches"] == "passes"
+    check_train_state(part.state, "run.json", "run.safetensors")
+    with pytest.raises(ValueError, match="drew its batches as 'passes'; this one as 'fixed'"):
+        fit(_Vector(), _Recorder(), ROWS, steps=7, resume=part.state, **_RECORD)
+    resumed = fit(_Vector(), _Recorder(), ROWS, steps=7, batches="passes", resume=part.state, **_RECORD)
+    assert resumed.losses == whole.losses and torch.equal(resumed.model.w, whole.model.w)
+    assert "batches" not in fit(_Vector(), _Recorder(), ROWS, steps=1, **_RECORD).state.scalars  # "fixed": as before
+    part.state.scalars["batches"] = "epochs"
+    with pytest.raises(ValueError, match="field 'train_state.batches' must be absent or one of"):
+        check_train_state(part.state, "run.json", "run.safetensors")
+
+
 def test_the_point_vae_trainer_keeps_its_recipe():
     res = compare.train_point_vae(POINTS, config=PointVAEConfig(hidden=8, depth=1), steps=5, batch_size=16)
     assert res.steps == 5 and len(res.losses) == 5 and not res.model.training
