@@ -9,14 +9,15 @@ import torch
 from torch import nn
 
 import ddpm_course as dc
-from ddpm_course import autoencoder, compare, distill, flow, score
-from ddpm_course.models import MLPConfig, MLPDenoiser, PointVAE, PointVAEConfig, VAEConfig
+from ddpm_course import autoencoder, compare, distill, feature_net, flow, metrics, score
+from ddpm_course.models import DigitClassifier, MLPConfig, MLPDenoiser, PointVAE, PointVAEConfig, VAEConfig
 from ddpm_course.models.edm import EDMPrecond
 from ddpm_course.train import Examples, NoisePrediction, NonFiniteLossError, Objective, fit, train
 
 SCHEDULE = dc.linear_schedule(50)
 POINTS = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
 IMAGES = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+DIGITS = dc.ImageData(*(t[:40] for t in dc.digits(16, split="train")))
 
 
 def _mlp() -> nn.Module:
@@ -40,6 +41,11 @@ def _vae() -> nn.Module:
     return autoencoder.VAE(VAEConfig(base_channels=8, channel_mults=(1, 2), latent_channels=2))
 
 
+def _digit_classifier() -> nn.Module:
+    torch.manual_seed(0)
+    return DigitClassifier()
+
+
 def _point_vae() -> nn.Module:
     torch.manual_seed(0)
     return PointVAE(PointVAEConfig(hidden=8, depth=1))
@@ -58,6 +64,9 @@ TRAINERS = {
     "distill": (_student, lambda m, steps: distill.distill(m, SCHEDULE, _paths(), steps=steps, batch_size=16)),
     "train_reflow": (_mlp, lambda m, steps: distill.train_reflow(m, POINTS, POINTS.flip(0), steps=steps,
                                                                  batch_size=16)),
+    # metrics.train_digit_classifier's recipe, on 40 digits in batches of 16
+    "train_digit_classifier": (_digit_classifier, lambda m, steps: fit(
+        m, metrics.Classification(), DIGITS, steps=steps, progress=False, **{**feature_net.RECIPE, "batch_size": 16})),
 }
 
 
@@ -249,6 +258,25 @@ def test_a_passes_run_resumes_exactly_and_only_as_passes():
     part.state.scalars["batches"] = "epochs"
     with pytest.raises(ValueError, match="field 'train_state.batches' must be absent or one of"):
         check_train_state(part.state, "run.json", "run.safetensors")
+
+
+def test_the_digit_classifier_trains_on_fit_with_its_recipe():
+    """metrics.train_digit_classifier is fit with Classification and feature_net.RECIPE: the same
+    weights as that call, and a bad data set is refused by the objective's examples."""
+    a = metrics.train_digit_classifier(epochs=1, seed=2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        b = DigitClassifier()
+    train_split = dc.digits(16, split="train")
+    fit(b, metrics.Classification(), train_split, steps=23, generator=torch.Generator().manual_seed(2),
+        global_seed=2, progress=False, **feature_net.RECIPE)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    with pytest.raises(TypeError, match="data must be an ImageData"):
+        fit(_digit_classifier(), metrics.Classification(), DIGITS.images, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"data.labels must lie in \[0, 9\]"):
+        fit(_digit_classifier(), metrics.Classification(), dc.ImageData(DIGITS.images, DIGITS.labels + 5), steps=1,
+            progress=False)
 
 
 def test_the_point_vae_trainer_keeps_its_recipe():

@@ -3,8 +3,8 @@
 Ho et al. (2020), "Denoising Diffusion Probabilistic Models", Algorithm 1: repeat
 {x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I), gradient step on |eps - eps_theta(x_t, t)|^2}.
 :func:`train` is that loop: ``fit`` with the objective L_simple. Every other objective of the
-course (flow matching, score matching, the VAEs, distillation) plugs into the same loop, and
-around it sit the habits that make a small model train well and safely:
+course (flow matching, score matching, the VAEs, distillation, the digit classifier) plugs into
+the same loop, and around it sit the habits that make a small model train well and safely:
 
 | piece             | what it does                                                  | why                           |
 |-------------------|---------------------------------------------------------------|-------------------------------|
