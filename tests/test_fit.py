@@ -9,14 +9,15 @@ import torch
 from torch import nn
 
 import ddpm_course as dc
-from ddpm_course import autoencoder, compare, distill, flow, score
-from ddpm_course.models import MLPConfig, MLPDenoiser, PointVAE, PointVAEConfig, VAEConfig
+from ddpm_course import autoencoder, compare, distill, feature_net, flow, metrics, score
+from ddpm_course.models import DigitClassifier, MLPConfig, MLPDenoiser, PointVAE, PointVAEConfig, VAEConfig
 from ddpm_course.models.edm import EDMPrecond
 from ddpm_course.train import Examples, NoisePrediction, NonFiniteLossError, Objective, fit, train
 
 SCHEDULE = dc.linear_schedule(50)
 POINTS = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
 IMAGES = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+DIGITS = dc.ImageData(*(t[:40] for t in dc.digits(16, split="train")))
 
 
 def _mlp() -> nn.Module:
@@ -40,6 +41,11 @@ def _vae() -> nn.Module:
     return autoencoder.VAE(VAEConfig(base_channels=8, channel_mults=(1, 2), latent_channels=2))
 
 
+def _digit_classifier() -> nn.Module:
+    torch.manual_seed(0)
+    return DigitClassifier()
+
+
 def _point_vae() -> nn.Module:
     torch.manual_seed(0)
     return PointVAE(PointVAEConfig(hidden=8, depth=1))
@@ -58,6 +64,9 @@ TRAINERS = {
     "distill": (_student, lambda m, steps: distill.distill(m, SCHEDULE, _paths(), steps=steps, batch_size=16)),
     "train_reflow": (_mlp, lambda m, steps: distill.train_reflow(m, POINTS, POINTS.flip(0), steps=steps,
                                                                  batch_size=16)),
+    # metrics.train_digit_classifier's recipe, on 40 digits in batches of 16
+    "train_digit_classifier": (_digit_classifier, lambda m, steps: fit(
+        m, metrics.Classification(), DIGITS, steps=steps, progress=False, **{**feature_net.RECIPE, "batch_size": 16})),
 }
 
 
@@ -178,6 +187,96 @@ def test_examples_refuse_tensors_of_different_lengths():
     batch = Examples(torch.zeros(4, 2, dtype=torch.float64), torch.arange(4)).take(
         torch.tensor([1, 3]), torch.device("cpu"), torch.float32)
     assert batch[0].dtype == torch.float32 and batch[1].tolist() == [1, 3]
+
+
+class _Recorder(Objective):
+    """Records the example indices of every batch (the data is (N, 2) rows (i, i)); raises
+    KeyboardInterrupt at call ``stop_at`` (what a second Ctrl-C does mid-step)."""
+
+    name = "recorder"
+
+    def __init__(self, stop_at: int | None = None):
+        self.seen: list[list[int]] = []
+        self.stop_at = stop_at
+
+    def examples(self, data, model):
+        return Examples(data)
+
+    def loss(self, net, batch, generator):
+        if self.stop_at is not None and len(self.seen) + 1 == self.stop_at:
+            raise KeyboardInterrupt
+        (x,) = batch
+        self.seen.append(x[:, 0].long().tolist())
+        return (net.w - x.mean(0)).square().sum()
+
+
+ROWS = torch.arange(20.0)[:, None].repeat(1, 2)  # 20 examples: row i is (i, i)
+_RECORD = {"batch_size": 8, "warmup_steps": 0, "ema_decay": None, "progress": False}
+
+
+@pytest.mark.parametrize("batches", ["fixed", "passes"])
+def test_batches_fixed_straddle_passes_and_passes_end_with_a_shorter_batch(batches):
+    rec = _Recorder()
+    fit(_Vector(), rec, ROWS, steps=6, batches=batches, **_RECORD)
+    sizes = [len(b) for b in rec.seen]
+    if batches == "fixed":
+        assert sizes == [8] * 6
+        flat = sum(rec.seen, [])
+        assert sorted(flat[:20]) == sorted(flat[20:40]) == list(range(20))  # passes without replacement
+    else:
+        assert sizes == [8, 8, 4] * 2
+        assert sorted(sum(rec.seen[:3], [])) == sorted(sum(rec.seen[3:], [])) == list(range(20))
+
+
+def test_a_global_seed_leaves_the_generator_to_the_batches():
+    """With ``global_seed`` nothing is drawn from the generator before the first batch's order;
+    without it the global RNG's seed is drawn first (another order)."""
+    first = torch.randperm(20, generator=torch.Generator().manual_seed(3)).tolist()
+    seeded, drawn = _Recorder(), _Recorder()
+    fit(_Vector(), seeded, ROWS, steps=3, batches="passes", global_seed=0,
+        generator=torch.Generator().manual_seed(3), **_RECORD)
+    fit(_Vector(), drawn, ROWS, steps=3, batches="passes", generator=torch.Generator().manual_seed(3), **_RECORD)
+    assert sum(seeded.seen, []) == first != sum(drawn.seen, [])
+    with pytest.raises(ValueError, match="global_seed"):
+        fit(_Vector(), _Recorder(), ROWS, steps=1, global_seed=-1, **_RECORD)
+    with pytest.raises(ValueError, match="batches"):
+        fit(_Vector(), _Recorder(), ROWS, steps=1, batches="epochs", **_RECORD)
+
+
+def test_a_passes_run_resumes_exactly_and_only_as_passes():
+    from ddpm_course.train import check_train_state
+
+    whole = fit(_Vector(), _Recorder(), ROWS, steps=7, batches="passes", **_RECORD)
+    part = fit(_Vector(), _Recorder(stop_at=5), ROWS, steps=7, batches="passes", **_RECORD)
+    assert part.interrupted and part.steps == 4 and part.state.scalars["batches"] == "passes"
+    check_train_state(part.state, "run.json", "run.safetensors")
+    with pytest.raises(ValueError, match="drew its batches as 'passes'; this one as 'fixed'"):
+        fit(_Vector(), _Recorder(), ROWS, steps=7, resume=part.state, **_RECORD)
+    resumed = fit(_Vector(), _Recorder(), ROWS, steps=7, batches="passes", resume=part.state, **_RECORD)
+    assert resumed.losses == whole.losses and torch.equal(resumed.model.w, whole.model.w)
+    assert "batches" not in fit(_Vector(), _Recorder(), ROWS, steps=1, **_RECORD).state.scalars  # "fixed": as before
+    part.state.scalars["batches"] = "epochs"
+    with pytest.raises(ValueError, match="field 'train_state.batches' must be absent or one of"):
+        check_train_state(part.state, "run.json", "run.safetensors")
+
+
+def test_the_digit_classifier_trains_on_fit_with_its_recipe():
+    """metrics.train_digit_classifier is fit with Classification and feature_net.RECIPE: the same
+    weights as that call, and a bad data set is refused by the objective's examples."""
+    a = metrics.train_digit_classifier(epochs=1, seed=2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2)
+        b = DigitClassifier()
+    train_split = dc.digits(16, split="train")
+    fit(b, metrics.Classification(), train_split, steps=23, generator=torch.Generator().manual_seed(2),
+        global_seed=2, progress=False, **feature_net.RECIPE)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    with pytest.raises(TypeError, match="data must be an ImageData"):
+        fit(_digit_classifier(), metrics.Classification(), DIGITS.images, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"data.labels must lie in \[0, 9\]"):
+        fit(_digit_classifier(), metrics.Classification(), dc.ImageData(DIGITS.images, DIGITS.labels + 5), steps=1,
+            progress=False)
 
 
 def test_the_point_vae_trainer_keeps_its_recipe():

@@ -21,7 +21,7 @@ def test_submodules_load_on_first_use():
     import subprocess
     import sys
 
-    eager = {"schedules", "forward", "data", "samplers", "steps", "_checks", "_compat", "_model"}  # and what they import
+    eager = {"schedules", "forward", "data", "samplers", "steps", "_checks", "_compat", "_model"}  # and their imports
     script = (
         "import json, sys, ddpm_course as dc\n"
         "print(json.dumps(sorted(m.split('.')[1] for m in sys.modules if m.startswith('ddpm_course.'))))\n"

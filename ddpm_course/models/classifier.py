@@ -6,7 +6,8 @@
 | f(x)   | ``features(x)``       | (B, FEATURE_DIM), the feature layer before its ReLU       |
 | logits | ``forward(x)``        | (B, 10)                                                   |
 
-How it is trained and loaded is ``ddpm_course.metrics``'s and ``ddpm_course.shipped``'s.
+How it is trained (``train.fit`` with ``Classification``) and its features computed is
+``ddpm_course.feature_net``'s; how it is loaded, ``ddpm_course.shipped``'s.
 """
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ state of a run, and the course's recipes. ``from ddpm_course.train import train`
 from .loop import NonFiniteLossError, TrainResult, ema_decay_at, ema_model, fit, train
 from .objective import Examples, NoisePrediction, Objective, image_examples
 from .presets import PRESETS, Preset, PresetRun, build_preset
-from .state import OPTIMIZERS, PRECISIONS, STATE_VERSION, TrainState, check_train_state
+from .state import BATCHINGS, OPTIMIZERS, PRECISIONS, STATE_VERSION, TrainState, check_train_state
 
 __all__ = [
-    "OPTIMIZERS", "PRECISIONS", "PRESETS", "STATE_VERSION", "Examples", "NoisePrediction", "NonFiniteLossError",
-    "Objective", "Preset", "PresetRun", "TrainResult", "TrainState", "build_preset", "check_train_state",
-    "ema_decay_at", "ema_model", "fit", "image_examples", "train",
+    "BATCHINGS", "OPTIMIZERS", "PRECISIONS", "PRESETS", "STATE_VERSION", "Examples", "NoisePrediction",
+    "NonFiniteLossError", "Objective", "Preset", "PresetRun", "TrainResult", "TrainState", "build_preset",
+    "check_train_state", "ema_decay_at", "ema_model", "fit", "image_examples", "train",
 ]

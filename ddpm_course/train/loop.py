@@ -3,8 +3,8 @@
 Ho et al. (2020), "Denoising Diffusion Probabilistic Models", Algorithm 1: repeat
 {x_0 ~ data, t ~ Uniform{0..T-1}, eps ~ N(0, I), gradient step on |eps - eps_theta(x_t, t)|^2}.
 :func:`train` is that loop: ``fit`` with the objective L_simple. Every other objective of the
-course (flow matching, score matching, the VAEs, distillation) plugs into the same loop, and
-around it sit the habits that make a small model train well and safely:
+course (flow matching, score matching, the VAEs, distillation, the digit classifier) plugs into
+the same loop, and around it sit the habits that make a small model train well and safely:
 
 | piece             | what it does                                                  | why                           |
 |-------------------|---------------------------------------------------------------|-------------------------------|
@@ -44,12 +44,20 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from .._checks import device_or_none, finite_float, generator_or_none, int_at_least
+from .._checks import device_or_none, finite_float, generator_or_none, int_at_least, one_of
 from ..data import ImageData
 from ..models.unet import set_weight_layout
 from ..schedules import Schedule
 from .objective import Examples, NoisePrediction, Objective
-from .state import STATE_VERSION, TrainState, _check_settings, _flatten_optimizer, _Settings, _unflatten_optimizer
+from .state import (
+    BATCHINGS,
+    STATE_VERSION,
+    TrainState,
+    _check_settings,
+    _flatten_optimizer,
+    _Settings,
+    _unflatten_optimizer,
+)
 
 __all__ = ["NonFiniteLossError", "TrainResult", "ema_decay_at", "ema_model", "fit", "train"]
 
@@ -189,14 +197,22 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 
 class _Batches:
     """Indices of the next batch: passes over the N examples in fresh random orders (from the
-    generator), without replacement within a pass; a batch may straddle two passes."""
+    generator), without replacement within a pass. ``batches="fixed"``: every batch holds
+    ``batch_size`` examples and may straddle two passes; ``"passes"``: each pass is cut into
+    batches on its own, its last one shorter when N is not a multiple of ``batch_size``."""
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
-        self.n, self.batch_size, self.generator = n, batch_size, generator
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, batches: str = "fixed"):
+        self.n, self.batch_size, self.generator, self.batches = n, batch_size, generator, batches
         self.order = torch.empty(0, dtype=torch.long)
         self.cursor = 0
 
     def next(self) -> Tensor:
+        if self.batches == "passes":
+            if self.cursor >= self.order.numel():  # a pass ends with its (shorter) last batch
+                self.order, self.cursor = torch.randperm(self.n, generator=self.generator), 0
+            idx = self.order[self.cursor : self.cursor + self.batch_size]  # (B,), B <= batch_size
+            self.cursor += idx.numel()
+            return idx
         if self.cursor + self.batch_size > self.order.numel():  # new passes over the data, each in a fresh order
             passes = [self.order[self.cursor :]]
             left = self.batch_size - passes[0].numel()
@@ -263,7 +279,8 @@ class _Run:
     """
 
     def __init__(self, model: nn.Module, objective: Objective, examples: Examples, s: _Settings,
-                 generator: torch.Generator, device: torch.device, distributed: bool = False):
+                 generator: torch.Generator, device: torch.device, distributed: bool = False,
+                 batches: str = "fixed", global_seed: int | None = None):
         self.model, self.objective, self.s, self.generator, self.device = model, objective, s, generator, device
         self.distributed = distributed
         self.net = model  # what the loss calls: the model itself, or the model inside DDP
@@ -281,7 +298,8 @@ class _Run:
         if s.ema_decay is not None:
             self.ema = ema_model(model, s.ema_decay)
         self.scaler = torch.amp.GradScaler(device.type) if s.precision == "fp16" else None
-        self.batches = _Batches(len(examples), s.batch_size, generator)
+        self.batches = _Batches(len(examples), s.batch_size, generator, batches)
+        self.global_seed = global_seed
         self.losses: list[float] = []
         self.logs: dict[str, list[float]] = {}  # what the objective reports besides its loss, step by step
         self.step = 0
@@ -381,6 +399,8 @@ class _Run:
             "objective": self.objective.name,
             "scaler": self.scaler.state_dict() if self.scaler else None,
         }
+        if self.batches.batches != "fixed":  # absent means "fixed" (and in states saved before the option)
+            scalars["batches"] = self.batches.batches
         return TrainState(tensors=tensors, scalars=scalars)
 
     def restore(self, state: TrainState) -> None:
@@ -425,13 +445,20 @@ class _Run:
         if saved_objective != self.objective.name:
             raise ValueError(f"resume: the run trained the objective {saved_objective!r}; this one is "
                              f"{self.objective.name!r}")
+        if sc.get("batches", "fixed") != self.batches.batches:
+            raise ValueError(f"resume: the run drew its batches as {sc.get('batches', 'fixed')!r}; this one as "
+                             f"{self.batches.batches!r}")
         if sc.get("n_data") != self.batches.n:
             raise ValueError(f"resume: the run trained on {sc.get('n_data')} examples; this data has {self.batches.n}")
 
     def seed_global_rng(self) -> None:
-        """Dropout draws from the global RNG: seed it from the generator (or restore it on resume)."""
+        """Dropout draws from the global RNG: seed it with ``global_seed`` or from the generator (or
+        restore it on resume)."""
         if self.global_rng is None:
-            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
+            if self.global_seed is not None:
+                torch.manual_seed(self.global_seed)
+            else:
+                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.generator)))
             return
         torch.set_rng_state(self.global_rng["rng.cpu"])
         if "rng.cuda" in self.global_rng and self.device.type == "cuda":
@@ -496,6 +523,7 @@ def fit(
     precision: str = "fp32", progress: bool = True, log_every: int = 25,
     resume: TrainState | None = None, checkpoint_every: float | None = None,
     on_checkpoint: Callable[[TrainResult], None] | None = None, distributed: bool = False,
+    batches: str = "fixed", global_seed: int | None = None,
 ) -> TrainResult:
     """Train ``model`` in place to minimise ``objective`` on ``data``; return a :class:`TrainResult`.
 
@@ -512,6 +540,9 @@ def fit(
         step budget is reproducible, a minutes budget is not (it depends on the machine's speed).
         A budget that allows no step at all is a ValueError.
     batch_size: images per step, drawn without replacement within each pass over the data.
+    batches: "fixed" (every batch holds ``batch_size`` examples; one may straddle two passes) or
+        "passes" (each pass cut into batches on its own, its last one shorter: a classic epoch
+        loop's batches, which ``metrics.train_digit_classifier`` keeps for its shipped weights).
     lr, warmup_steps: the learning rate, reached linearly over the first ``warmup_steps``.
     lr_decay: after the warm-up, multiply lr by (1 + cos(pi * p)) / 2, where p is the fraction
         of the budget used (of the steps, or of the minutes, whichever is further along).
@@ -521,6 +552,9 @@ def fit(
         warms up: update k uses min(d, (1 + k) / (10 + k)), see :func:`ema_decay_at`.
     optimizer: "adamw" or "adam".
     generator: the source of every random draw, a CPU ``torch.Generator`` (seed 0 when None).
+    global_seed: the seed of the global RNG that dropout draws from during the run; None draws it
+        from ``generator`` before the first batch (an int leaves the generator's stream to the
+        batches and the objective).
     device: where to train (default: where the model's parameters are).
     precision: "fp32"; "bf16" (the forward pass under bfloat16 autocast, weights and loss stay
         float32); or "fp16" (float16 autocast with a GradScaler, CUDA only: GPUs without fast
@@ -549,6 +583,8 @@ def fit(
                         lr_decay=lr_decay, weight_decay=weight_decay, grad_clip=grad_clip, ema_decay=ema_decay,
                         optimizer=optimizer, p_uncond=objective.p_uncond, precision=precision)
     log_every = int_at_least("log_every", log_every, 1)
+    batches = one_of("batches", batches, BATCHINGS)
+    global_seed = None if global_seed is None else int_at_least("global_seed", global_seed, 0)
     every_s = _check_checkpointing(checkpoint_every, on_checkpoint)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
@@ -563,7 +599,7 @@ def fit(
         # oneDNN's bfloat16 convolutions run faster on NCHW weights, its float32 ones on the course
         # U-Net's channels_last (benchmarks/throughput.py --contiguous); the values do not change.
         set_weight_layout(model, torch.contiguous_format)
-    run = _Run(model, objective, examples, s, generator, device, distributed)
+    run = _Run(model, objective, examples, s, generator, device, distributed, batches, global_seed)
     if resume is not None:
         run.restore(resume)
     return _loop(run, progress, log_every, every_s, on_checkpoint)

@@ -21,9 +21,10 @@ from torch import Tensor
 
 from .._checks import MAX_BATCH, finite_float, int_at_least, int_in_range, one_of
 
-__all__ = ["OPTIMIZERS", "PRECISIONS", "STATE_VERSION", "TrainState", "check_train_state"]
+__all__ = ["BATCHINGS", "OPTIMIZERS", "PRECISIONS", "STATE_VERSION", "TrainState", "check_train_state"]
 
 OPTIMIZERS = ("adamw", "adam")
+BATCHINGS = ("fixed", "passes")  # fit's ``batches``: fixed-size batches, or each pass cut on its own
 PRECISIONS = ("fp32", "bf16", "fp16")
 STATE_VERSION = 1
 
@@ -78,6 +79,8 @@ def check_train_state(state: TrainState, where: str, tensors_where: str) -> None
     objective = sc.get("objective", "l_simple")  # absent in states saved before objectives were named
     if not isinstance(objective, str) or not objective:
         fail("objective", "the name of the objective the run trained (a non-empty string)", objective)
+    if sc.get("batches", "fixed") not in BATCHINGS:
+        fail("batches", f"absent or one of {list(BATCHINGS)}", sc.get("batches"))
     if sc.get("scaler") is not None and not isinstance(sc.get("scaler"), dict):
         fail("scaler", "null or an object", sc.get("scaler"))
     _check_optimizer_state(sc.get("optimizer"), t, fail)
