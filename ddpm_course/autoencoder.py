@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import batch_tensor, finite_float, int_at_least, same_shape
+from ._compat import renamed_arguments
 from .models.vae import VAE, VAEConfig
 from .shipped import LatentPipeline, load_elbo_vae, load_latent
 from .timing import hardware_description
@@ -76,9 +77,10 @@ class VAELoss(NamedTuple):
     mse: Tensor
 
 
-def vae_loss(vae: VAE, x: Tensor, kl_weight: float, generator: torch.Generator | None = None) -> VAELoss:
-    """The VAE's loss on a batch x (B, C, H, W): mean over images of |x - x_hat|^2 + kl_weight * KL."""
-    x_hat, mean, logvar = vae.reconstruct(x, generator)
+@renamed_arguments(vae="model")
+def vae_loss(model: VAE, x: Tensor, kl_weight: float, generator: torch.Generator | None = None) -> VAELoss:
+    """The loss of the VAE ``model`` on a batch x (B, C, H, W): mean over images of |x - x_hat|^2 + kl_weight * KL."""
+    x_hat, mean, logvar = model.reconstruct(x, generator)
     sq = (x_hat - x).square().flatten(1)  # (B, C*H*W)
     recon, kl = sq.sum(1).mean(), kl_divergence(mean, logvar).mean()
     return VAELoss(recon + kl_weight * kl, recon, kl, sq.mean())
@@ -112,7 +114,7 @@ class VAEObjective(Objective):
 
     def examples(self, data: Tensor, model: nn.Module) -> Examples:
         if not isinstance(model, VAE):
-            raise TypeError(f"vae must be an autoencoder.VAE; got {type(model).__name__}")
+            raise TypeError(f"model must be an autoencoder.VAE; got {type(model).__name__}")
         model._check_images(data)
         return image_examples(data, model)
 
@@ -122,8 +124,9 @@ class VAEObjective(Objective):
         return out.total, {"mse": out.mse.detach(), "kl": out.kl.detach()}
 
 
+@renamed_arguments(vae="model")
 def train_vae(
-    vae: VAE,
+    model: VAE,
     images: Tensor,
     *,
     steps: int,
@@ -136,35 +139,39 @@ def train_vae(
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> VAETrainResult:
-    """Train ``vae`` in place on images (N, C, H, W) in [-1, 1] for ``steps`` AdamW steps.
+    """Train the VAE ``model`` in place on images (N, C, H, W) in [-1, 1] for ``steps`` AdamW steps.
 
     ``train.fit`` with :class:`VAEObjective`: the loop of :func:`ddpm_course.train.train` (linear
     warm-up then a half-cosine decay of the learning rate, gradient clipping, an EMA of the weights
     with a warm-up, a tqdm bar, a stop with a message on a non-finite loss before any weight
     changes, Ctrl-C). Batches and latent noise come from ``generator``.
     """
-    run = fit(vae, VAEObjective(kl_weight), images, steps=steps, batch_size=batch_size, lr=lr,
+    run = fit(model, VAEObjective(kl_weight), images, steps=steps, batch_size=batch_size, lr=lr,
               warmup_steps=warmup_steps, grad_clip=grad_clip, ema_decay=ema_decay, generator=generator,
               progress=progress)
     return VAETrainResult(run.model, run.ema_model, run.logs["mse"], run.logs["kl"], run.steps, run.seconds)
 
 
+@renamed_arguments(vae="model")
 @torch.no_grad()
-def encode_dataset(vae: VAE, images: Tensor, generator: torch.Generator | None = None, draws: int = 1,
+def encode_dataset(model: VAE, images: Tensor, generator: torch.Generator | None = None, draws: int = 1,
                    batch_size: int = 256) -> Tensor:
-    """Sampled, unscaled latents of every image, ``draws`` independent samples each: (draws * N, c, h, w)."""
+    """Sampled, unscaled latents of every image under the VAE ``model``, ``draws`` independent
+    samples each: (draws * N, c, h, w)."""
     draws = int_at_least("draws", draws, 1)
-    vae._check_images(images, "images")
+    model._check_images(images, "images")
     starts = range(0, len(images), batch_size)
-    out = [vae.latent(images[i : i + batch_size], generator) for _ in range(draws) for i in starts]
+    out = [model.latent(images[i : i + batch_size], generator) for _ in range(draws) for i in starts]
     return torch.cat(out)
 
 
+@renamed_arguments(vae="model")
 @torch.no_grad()
-def estimate_scale_factor(vae: VAE, images: Tensor, generator: torch.Generator | None = None, draws: int = 4) -> float:
-    """1 / std of the sampled latents of ``images`` (over every entry), as Stable Diffusion's 0.18215
-    was estimated. The caller stores it with ``vae.scale_factor.fill_(s)``."""
-    z = encode_dataset(vae, images, generator, draws)
+def estimate_scale_factor(model: VAE, images: Tensor, generator: torch.Generator | None = None,
+                          draws: int = 4) -> float:
+    """1 / std of the sampled latents of ``images`` under the VAE ``model`` (over every entry), as
+    Stable Diffusion's 0.18215 was estimated. The caller stores it with ``model.scale_factor.fill_(s)``."""
+    z = encode_dataset(model, images, generator, draws)
     return 1.0 / z.double().std().item()
 
 

@@ -51,7 +51,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import finite_float, generator_or_none, int_at_least
-from ._compat import renamed
+from ._compat import renamed, renamed_arguments
 from ._model import device_and_dtype, eval_mode
 from .gan import GANConfig, gan_sample, train_gan
 from .losses import elbo_weights
@@ -219,16 +219,18 @@ def loss_roughness(losses: list[float] | Tensor, window: int = 50) -> float:
 # ----------------------------------------------------------------------------- a small VAE
 
 
-def vae_negative_elbo(vae: PointVAE, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """-ELBO per point, (B,), in nats: E_q[-log p(x|z)] + KL(q(z|x) || N(0, I)), one z per point.
+@renamed_arguments(vae="model")
+def vae_negative_elbo(model: PointVAE, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """-ELBO of the point VAE ``model`` per point, (B,), in nats: E_q[-log p(x|z)] + KL(q(z|x) || N(0, I)),
+    one z per point.
 
     The ELBO is a lower bound on log p(x), so this is an upper bound on -log p(x). The
     reconstruction term is Gaussian with the learned sigma; the KL is in closed form.
     """
-    mu, logvar = vae.encode(x)
+    mu, logvar = model.encode(x)
     z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=generator).to(mu)  # (B, latent)
-    mean = vae.decode(z)
-    log_sigma = vae.log_sigma
+    mean = model.decode(z)
+    log_sigma = model.log_sigma
     nll = 0.5 * (((x - mean) / log_sigma.exp()) ** 2 + 2 * log_sigma + math.log(2 * math.pi)).sum(dim=1)  # (B,)
     kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(dim=1)  # (B,)
     return nll + kl
@@ -279,18 +281,20 @@ def train_point_vae(
     return VAEResult(run.model, run.losses, run.steps, run.seconds)
 
 
+@renamed_arguments(vae="model")
 @torch.no_grad()
-def vae_sample(vae: PointVAE, n: int, generator: torch.Generator | None = None, decoder_noise: bool = False) -> Tensor:
-    """n points: z ~ N(0, I), one decoder pass; the decoder's mean (as image VAEs show) unless
-    ``decoder_noise`` adds its N(0, sigma^2) noise. Returns (n, dim)."""
+def vae_sample(model: PointVAE, n: int, generator: torch.Generator | None = None, decoder_noise: bool = False
+               ) -> Tensor:
+    """n points of the point VAE ``model``: z ~ N(0, I), one decoder pass; the decoder's mean (as
+    image VAEs show) unless ``decoder_noise`` adds its N(0, sigma^2) noise. Returns (n, dim)."""
     n = int_at_least("n", n, 1)
-    device, dtype = device_and_dtype(vae)
+    device, dtype = device_and_dtype(model)
     generator = generator_or_none("generator", generator)
-    z = torch.randn(n, vae.config.latent, generator=generator, dtype=dtype)  # (n, latent), drawn on the CPU
-    with eval_mode(vae):
-        mean = vae.decode(z.to(device))
+    z = torch.randn(n, model.config.latent, generator=generator, dtype=dtype)  # (n, latent), drawn on the CPU
+    with eval_mode(model):
+        mean = model.decode(z.to(device))
     if decoder_noise:
-        mean = mean + vae.log_sigma.exp() * torch.randn(mean.shape, generator=generator, dtype=dtype).to(device)
+        mean = mean + model.log_sigma.exp() * torch.randn(mean.shape, generator=generator, dtype=dtype).to(device)
     return mean
 
 

@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import generator_or_none, int_at_least, int_in_range, same_shape
+from ._compat import renamed_arguments
 from .models.edm import EDMPrecond, EDMUNet, EDMUNetConfig, edm_coefficients
 from .samplers import Step, dpm_solver_step, sample, timesteps
 from .schedules import Schedule, check_step
@@ -296,17 +297,18 @@ def distill(
 # ----------------------------------------------------------------------------- reflow (Liu et al. 2023)
 
 
+@renamed_arguments(velocity="model")
 @torch.no_grad()
-def reflow_pairs(velocity: Callable, x1: Tensor, steps: int = 50) -> Tensor:
-    """Where the flow ODE dx/dt = velocity(x, t) carries each x1 (B, ...) from t = 1 to t = 0 (Heun).
+def reflow_pairs(model: Callable, x1: Tensor, steps: int = 50) -> Tensor:
+    """Where the flow ODE dx/dt = model(x, t) carries each x1 (B, ...) from t = 1 to t = 0 (Heun).
 
-    ``velocity`` has the contract of ``flow.flow_sample`` (a network fed t * 999, or a
+    The velocity ``model`` has the contract of ``flow.flow_sample`` (a network fed t * 999, or a
     ``flow.VelocityOracle``). The pairs (x0, x1) are a deterministic coupling of noise and data:
     training a new flow on the straight lines between them is *reflow*. Returns x0: (B, ...).
     """
     from .flow import flow_sample
 
-    return flow_sample(velocity, x1, steps=int_at_least("steps", steps, 1), method="heun")
+    return flow_sample(model, x1, steps=int_at_least("steps", steps, 1), method="heun")
 
 
 class StraightPaths(Objective):
@@ -351,8 +353,10 @@ def train_reflow(
     return run.losses
 
 
-def straightness(velocity: Callable, x1: Tensor, steps: int = 50) -> float:
-    """How far a flow's paths bend: mean over the path of |(x1 - x0) - u(x_t, t)|^2, 0 for straight lines.
+@renamed_arguments(velocity="model")
+def straightness(model: Callable, x1: Tensor, steps: int = 50) -> float:
+    """How far the paths of the velocity ``model`` (a flow) bend: mean over the path of
+    |(x1 - x0) - u(x_t, t)|^2, 0 for straight lines.
 
     Liu et al.'s S(Z): the ODE is solved from x1 with ``steps`` Euler steps, and each step's
     velocity is compared with the chord x1 - x0 of its own path. x1: (B, ...).
@@ -363,7 +367,7 @@ def straightness(velocity: Callable, x1: Tensor, steps: int = 50) -> float:
     x, us = x1.clone(), []
     with torch.no_grad():
         for t, t_next in zip(ts, ts[1:]):
-            u = _predict(velocity, x, torch.full((x.shape[0],), t, dtype=torch.float64))
+            u = _predict(model, x, torch.full((x.shape[0],), t, dtype=torch.float64))
             us.append(u)
             x = x + (t_next - t) * u
         chord = x1 - x

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import finite_float, generator_or_none, int_at_least, one_of
+from ._compat import renamed_arguments
 from ._model import eval_mode, require_kind
 from .models.toy import Discriminator, GANConfig, Generator
 from .train import NonFiniteLossError
@@ -185,17 +186,18 @@ def _latent(gen: nn.Module) -> int:
     return latent
 
 
+@renamed_arguments(gen="model")
 @torch.no_grad()
-def gan_sample(gen: nn.Module, n: int, generator: torch.Generator | None = None) -> Tensor:
+def gan_sample(model: nn.Module, n: int, generator: torch.Generator | None = None) -> Tensor:
     """n samples from G: one network pass (eval mode) on z ~ N(0, I) drawn on the CPU. Returns
     (n, dim) for the point GAN, (n, C, H, W) for the DCGAN; a loaded generator of another kind
     (a noise predictor, a VAE) is refused."""
-    require_kind(gen, ("generator",), "gan_sample", "gen")
+    require_kind(model, ("generator",), "gan_sample", "model")
     n = int_at_least("n", n, 1)
-    z = torch.randn(n, _latent(gen), generator=generator_or_none("generator", generator))  # (n, latent)
-    device = next(gen.parameters()).device
-    with eval_mode(gen):
-        return gen(z.to(device))
+    z = torch.randn(n, _latent(model), generator=generator_or_none("generator", generator))  # (n, latent)
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        return model(z.to(device))
 
 
 def _main(argv: list[str] | None = None) -> None:

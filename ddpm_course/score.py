@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import MAX_STEPS, batch_tensor, finite_float, generator_or_none, int_in_range, same_shape
+from ._compat import renamed_arguments
 from .forward import noise_like
 from .oracle import GaussianMixture
 from .parametrization import convert
@@ -173,57 +174,61 @@ def mixture_score(mixture: GaussianMixture, x: Tensor, sigma: float) -> Tensor:
     return score * math.sqrt(abar)
 
 
+@renamed_arguments(score="model", n_steps="steps")
 @torch.no_grad()
 def langevin(
-    score: Callable[[Tensor], Tensor],
+    model: Callable[[Tensor], Tensor],
     x: Tensor,
     *,
     step_size: float,
-    n_steps: int,
+    steps: int,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Unadjusted Langevin dynamics: n_steps of x <- x + (a / 2) score(x) + sqrt(a) z. x: (B, d) -> (B, d)."""
+    """Unadjusted Langevin dynamics on the score ``model(x)``: ``steps`` of
+    x <- x + (a / 2) model(x) + sqrt(a) z. x: (B, d) -> (B, d)."""
     a = finite_float("step_size", step_size, 0.0, low_open=True)
-    int_in_range("n_steps", n_steps, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
+    int_in_range("steps", steps, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
     generator_or_none("generator", generator)
     x = batch_tensor("x", x, finite=True).clone()
-    for step in range(n_steps):
-        x = x + 0.5 * a * score(x).to(x.dtype) + math.sqrt(a) * noise_like(x, generator)
+    for step in range(steps):
+        x = x + 0.5 * a * model(x).to(x.dtype) + math.sqrt(a) * noise_like(x, generator)
         if not bool(torch.isfinite(x).all()):
             raise NonFiniteSampleError(
-                f"the Langevin state became NaN or infinite at step {step} of {n_steps} (step_size {a:.4g}); "
+                f"the Langevin state became NaN or infinite at step {step} of {steps} (step_size {a:.4g}); "
                 "check the score, or take a smaller step_size"
             )
     return x
 
 
+@renamed_arguments(score_fn="model", n_steps_each="steps_per_level")
 @torch.no_grad()
 def annealed_langevin(
-    score_fn: ScoreFn,
+    model: ScoreFn,
     x: Tensor,
     sigmas: Tensor,
     *,
-    n_steps_each: int = 100,
+    steps_per_level: int = 100,
     step_size: float = 2e-5,
     denoise: bool = True,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1). x: (B, d) start -> (B, d) samples.
 
-    For each level i (largest first): ``n_steps_each`` Langevin steps with a_i = step_size *
-    sigma_i^2 / sigma_L^2 on ``score_fn(x, i)``; Algorithm 1 returns that last state, a sample of
-    the data noised at sigma_L (``denoise=False``). With ``denoise`` (the default) the result is
-    finally replaced by Tweedie's E[x | x~] = x~ + sigma_L^2 score_fn(x~, L - 1), removing the last
-    level's noise: the final denoising step that came later (Jolicoeur-Martineau et al., arXiv
-    2020, ICLR 2021), not part of the 2019 algorithm.
+    ``model(x, i)`` is the score at noise level i (a ``score_fn``: :func:`learned_score`, or the
+    exact :func:`mixture_score`). For each level i (largest first): ``steps_per_level`` Langevin
+    steps with a_i = step_size * sigma_i^2 / sigma_L^2 on ``model(x, i)``; Algorithm 1 returns
+    that last state, a sample of the data noised at sigma_L (``denoise=False``). With ``denoise``
+    (the default) the result is finally replaced by Tweedie's E[x | x~] = x~ + sigma_L^2
+    model(x~, L - 1), removing the last level's noise: the final denoising step that came later
+    (Jolicoeur-Martineau et al., arXiv 2020, ICLR 2021), not part of the 2019 algorithm.
     """
     sigmas = _check_sigmas(sigmas)
     finite_float("step_size", step_size, 0.0, low_open=True)
-    int_in_range("n_steps_each", n_steps_each, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
+    int_in_range("steps_per_level", steps_per_level, 1, MAX_STEPS, hint="the documented bound _checks.MAX_STEPS")
     last = sigmas.numel() - 1
     for i, sigma in enumerate(sigmas.tolist()):
         a = step_size * sigma**2 / sigmas[last].item() ** 2
-        x = langevin(lambda y, i=i: score_fn(y, i), x, step_size=a, n_steps=n_steps_each, generator=generator)
+        x = langevin(lambda y, i=i: model(y, i), x, step_size=a, steps=steps_per_level, generator=generator)
     if denoise:
-        x = x + sigmas[last].item() ** 2 * score_fn(x, last).to(x.dtype)
+        x = x + sigmas[last].item() ** 2 * model(x, last).to(x.dtype)
     return x

@@ -222,11 +222,11 @@ def exact_score(x, i):
     return S.mixture_score(ring, x, sigmas[i].item())
 
 
-langevin_exact = S.annealed_langevin(exact_score, start, sigmas, n_steps_each=50, step_size=2e-4,
+langevin_exact = S.annealed_langevin(exact_score, start, sigmas, steps_per_level=50, step_size=2e-4,
                                      generator=torch.Generator().manual_seed(SEED + 5))
-langevin_learned = S.annealed_langevin(learned, start.float(), sigmas, n_steps_each=50, step_size=2e-4,
+langevin_learned = S.annealed_langevin(learned, start.float(), sigmas, steps_per_level=50, step_size=2e-4,
                                        generator=torch.Generator().manual_seed(SEED + 5)).double()
-langevin_2019 = S.annealed_langevin(exact_score, start, sigmas, n_steps_each=50, step_size=2e-4, denoise=False,
+langevin_2019 = S.annealed_langevin(exact_score, start, sigmas, steps_per_level=50, step_size=2e-4, denoise=False,
                                     generator=torch.Generator().manual_seed(SEED + 5))
 band = floors.mean() + 3 * floors.std()
 print(f"real vs real: {floors.mean():.4f} +- {floors.std():.4f};  start (uniform square): {sw(start, fresh):.3f}")
@@ -295,10 +295,10 @@ def heavy_share(x):
     return (torch.cdist(x.double(), unequal.means).argmin(1) % 2 == 0).double().mean().item()
 
 
-single = S.langevin(lambda x: S.mixture_score(unequal, x, 0.05), start, step_size=1e-3, n_steps=400,
+single = S.langevin(lambda x: S.mixture_score(unequal, x, 0.05), start, step_size=1e-3, steps=400,
                     generator=torch.Generator().manual_seed(SEED + 7))
 annealed = S.annealed_langevin(lambda x, i: S.mixture_score(unequal, x, sigmas[i].item()), start, sigmas,
-                               n_steps_each=50, step_size=2e-4, generator=torch.Generator().manual_seed(SEED + 7))
+                               steps_per_level=50, step_size=2e-4, generator=torch.Generator().manual_seed(SEED + 7))
 se = math.sqrt(0.8 * 0.2 / N_POINTS)
 print(f"share of samples at the heavy modes: truth 0.800, one level (sigma 0.05) {heavy_share(single):.3f}, "
       f"annealed {heavy_share(annealed):.3f} (standard error {se:.3f})")

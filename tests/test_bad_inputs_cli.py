@@ -512,8 +512,8 @@ def test_a_leftover_torchrun_environment_checks_the_arguments_then_gives_up_quic
 @pytest.mark.parametrize("call, fragment", [
     (lambda: dc.flow.flow_sample(_net(), (2, 2), steps=10**9), "steps must be an integer in [1, 100000]"),
     (lambda: dc.score.geometric_sigmas(10.0, 0.01, 10**9), "n must be an integer in [1, 100000]"),
-    (lambda: dc.score.langevin(lambda x: -x, torch.zeros(2, 2), step_size=0.1, n_steps=10**9),
-     "n_steps must be an integer in [1, 100000]"),
+    (lambda: dc.score.langevin(lambda x: -x, torch.zeros(2, 2), step_size=0.1, steps=10**9),
+     "steps must be an integer in [1, 100000]"),
     (lambda: dc.samplers.ddim_sample(_net(), SCHEDULE, (10**6, 1, 1024, 1024), steps=2), "more than the 268,435,456"),
     (lambda: dc.flow.flow_sample(_net(), (2**20, 2**10), steps=2), "more than the 268,435,456"),
     (lambda: train(_net(), SCHEDULE, torch.zeros(4, 2), steps=1, batch_size=10**8, progress=False),

@@ -124,7 +124,7 @@ def test_the_samplers_and_the_commands_refuse_the_gan(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"model is a GAN generator G\(z\) -> image, not a diffusion model: "
                                          r"sample it with ddpm_course\.gan\.gan_sample"):
         samplers.ddim_sample(ckpt.model, ckpt.schedule, (1, 1, 16, 16), steps=2)
-    with pytest.raises(ValueError, match="gen is a noise predictor"):
+    with pytest.raises(ValueError, match="model is a noise predictor"):
         gan.gan_sample(dc.pretrained("digits").model, 2)
     for command in ("sample", "evaluate"):
         out = tmp_path / "x.png"

@@ -72,7 +72,7 @@ def test_annealed_langevin_with_the_exact_score_reproduces_the_ring():
     floors = torch.tensor([_sw(ring.sample(N, torch.Generator().manual_seed(100 + i)), fresh) for i in range(10)])
     sigmas = S.geometric_sigmas(1.0, 0.01, 8)
     start = 2 * torch.rand(N, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 2 - 2
-    x = S.annealed_langevin(lambda y, i: S.mixture_score(ring, y, sigmas[i].item()), start, sigmas, n_steps_each=50,
+    x = S.annealed_langevin(lambda y, i: S.mixture_score(ring, y, sigmas[i].item()), start, sigmas, steps_per_level=50,
                             step_size=5e-5, generator=torch.Generator().manual_seed(4))
     assert _sw(x, fresh) < floors.mean() + 3 * floors.std(), (_sw(x, fresh), floors)
     assert _sw(start, fresh) > floors.mean() + 10 * floors.std()  # the start is far from the ring
@@ -82,11 +82,11 @@ def test_one_small_noise_level_gets_the_mode_weights_wrong():
     """Langevin at one small level cannot move mass between modes; annealing can (Song & Ermon 2019, fig. 3)."""
     mixture = _unequal_ring()
     start = 2 * torch.rand(N, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 2 - 2
-    single = S.langevin(lambda y: S.mixture_score(mixture, y, 0.05), start, step_size=1e-3, n_steps=400,
+    single = S.langevin(lambda y: S.mixture_score(mixture, y, 0.05), start, step_size=1e-3, steps=400,
                         generator=torch.Generator().manual_seed(6))
     sigmas = S.geometric_sigmas(1.0, 0.01, 8)
     annealed = S.annealed_langevin(lambda y, i: S.mixture_score(mixture, y, sigmas[i].item()), start, sigmas,
-                                   n_steps_each=50, step_size=5e-5, generator=torch.Generator().manual_seed(6))
+                                   steps_per_level=50, step_size=5e-5, generator=torch.Generator().manual_seed(6))
     se = (0.8 * 0.2 / N) ** 0.5
     assert abs(_heavy_share(mixture, annealed) - 0.8) < 4 * se
     assert _heavy_share(mixture, single) < 0.8 - 8 * se
@@ -124,6 +124,6 @@ def test_bad_input():
     with pytest.raises(ValueError, match="sigma"):
         S.mixture_score(ring_mixture(), torch.zeros(2, 2), 0.0)
     with pytest.raises(ValueError, match="step_size"):
-        S.langevin(lambda x: x, torch.zeros(2, 2), step_size=-1.0, n_steps=3)
+        S.langevin(lambda x: x, torch.zeros(2, 2), step_size=-1.0, steps=3)
     with pytest.raises(ValueError, match="n"):
         S.geometric_sigmas(1.0, 0.1, 0)
