@@ -246,12 +246,20 @@ class DistillResult:
 class EndpointRegression(Objective):
     """Distillation for ``train.fit``: :func:`endpoint_loss` of ``student.denoise`` at (time, path)
     pairs of the teacher's :class:`Paths`. The K * N pairs are the examples (pair m is path m % N at
-    time m // N), so each pass over the data sees every stored state once."""
+    time m // N), so each pass over the data sees every stored state once.
+
+    Its one piece of state is ``paths``: the examples are only the pair indices, so
+    ``examples(paths, model)`` binds the :class:`Paths` they index (``None`` before), and ``loss``
+    reads each pair's state, time and end from it, in the dtype they were stored in. One objective
+    trains on one ``Paths`` at a time; :func:`distill` makes a fresh one per run. ``loss`` draws
+    nothing from the generator.
+    """
 
     name = "endpoint_regression"
 
     def __init__(self, schedule: Schedule):
         self.schedule = schedule
+        self.paths: Paths | None = None  # bound by examples(): what the pair indices point into
 
     def examples(self, data: Paths, model: nn.Module) -> Examples:
         if not isinstance(data, Paths):
@@ -260,6 +268,9 @@ class EndpointRegression(Objective):
         return Examples(torch.arange(data.states.shape[0] * data.states.shape[1]))  # (K * N,)
 
     def loss(self, net: nn.Module, batch: tuple[Tensor | None, ...], generator: torch.Generator) -> Tensor:
+        if self.paths is None:
+            raise RuntimeError("EndpointRegression.loss needs the paths: call examples(paths, model) first "
+                               "(train.fit does)")
         (pair,) = batch
         paths, n = self.paths, self.paths.states.shape[1]
         j, i = (pair // n).cpu(), (pair % n).cpu()  # (B,) which time, which path

@@ -197,3 +197,14 @@ def test_the_shipped_student_loads_and_follows_its_teacher():
     err_student, err_teacher = ((one - end).square().mean().sqrt().item(),
                                 (guess - end).square().mean().sqrt().item())
     assert err_student < 0.1 * err_teacher, (err_student, err_teacher)  # at least ten times nearer
+
+
+def test_endpoint_regression_states_its_one_piece_of_state():
+    """The objective's only state is the Paths bound by examples(); loss before that says so."""
+    objective = distill.EndpointRegression(SCHEDULE)
+    assert objective.paths is None
+    student = distill.student_from_teacher(UNet(UNetConfig(**TINY)), SCHEDULE)
+    with pytest.raises(RuntimeError, match=r"call examples\(paths, model\) first"):
+        objective.loss(student, (torch.arange(2),), torch.Generator())
+    paths = distill.Paths(torch.tensor([999, 499]), torch.zeros(2, 3, 1, 8, 8), torch.zeros(3, 1, 8, 8), 4)
+    assert len(objective.examples(paths, student)) == 6 and objective.paths is paths
