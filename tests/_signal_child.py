@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import ddpm_course._atomic as atomic
 import ddpm_course.checkpoint as checkpoint
 import ddpm_course.losses as losses
 from ddpm_course import cli
@@ -52,7 +53,7 @@ def count(kind: str) -> str:
     return f"{kind}{counts[kind]}"
 
 
-real_loss, real_replace, real_move = losses.l_simple, checkpoint._replace_pair, checkpoint._move
+real_loss, real_replace, real_move = losses.l_simple, checkpoint._replace_pair, atomic._move
 
 
 def l_simple(*args, **kwargs):
@@ -73,7 +74,8 @@ def move(tmp, dest, overwrite):
     return real_move(tmp, dest, overwrite)
 
 
-losses.l_simple, checkpoint._replace_pair, checkpoint._move = l_simple, replace_pair, move
+# save_checkpoint calls checkpoint._replace_pair, which calls _atomic._move: each patched where it is looked up
+losses.l_simple, checkpoint._replace_pair, atomic._move = l_simple, replace_pair, move
 
 if __name__ == "__main__":
     sys.exit(cli.main(sys.argv[1:]))

@@ -14,12 +14,12 @@ import ddpm_course
 ROOT = Path(ddpm_course.__file__).parent
 
 FLOORS = {
-    0: ["_checks", "_signals", "_compat"],
+    0: ["_checks", "_signals", "_compat", "_atomic"],
     1: ["schedules", "_model"],
     2: ["forward", "oracle", "data", "timing", "_records"],
     3: ["models"],  # and every models.* module
     4: ["losses", "steps", "samplers", "parametrization", "viz", "widgets", ""],  # "": the package's __init__
-    5: ["train", "checkpoint", "distributed"],
+    5: ["train", "_checkpoint_format", "_checkpoint_load", "checkpoint", "distributed"],
     6: ["shipped"],
     7: ["guidance", "autoencoder", "sample_metrics", "feature_net", "metrics", "gan", "compare", "score", "flow",
         "distill"],
