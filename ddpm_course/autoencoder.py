@@ -38,7 +38,6 @@ from ._checks import batch_tensor, finite_float, int_at_least, same_shape
 from ._compat import renamed_arguments
 from .models.vae import VAE, VAEConfig
 from .shipped import LatentPipeline, load_elbo_vae, load_latent
-from .timing import hardware_description
 from .train import Examples, Objective, fit, image_examples
 
 __all__ = [
@@ -175,25 +174,23 @@ def estimate_scale_factor(model: VAE, images: Tensor, generator: torch.Generator
     return 1.0 / z.double().std().item()
 
 
-def _parse(argv: list[str] | None):
-    import argparse
+_PROG = "python -m ddpm_course.autoencoder"
 
-    p = argparse.ArgumentParser(prog="python -m ddpm_course.autoencoder", description=(
+
+def _parser():
+    """The maker's options: the common ones of :func:`._records.maker_parser` and the four of this recipe."""
+    from ._records import maker_parser
+
+    p = maker_parser(_PROG, (
         "Train the shipped latent diffusion model on 32x32 digits (train split): a VAE (OUT-vae), the same "
         "VAE with the full ELBO weight as a stand-alone generator (OUT-elbo-vae), and the course U-Net on "
         "the first VAE's scaled latents (OUT)."))
-    p.add_argument("--out", required=True,
-                   help="checkpoint path of the latent U-Net; the VAEs go to OUT-vae and OUT-elbo-vae")
     p.add_argument("--vae-steps", type=int, default=150, help="AdamW steps of each VAE (default 150)")
     p.add_argument("--unet-steps", type=int, default=800, help="steps of the latent U-Net (default 800)")
     p.add_argument("--kl-weight", type=float, default=1e-3, help="beta of the latent VAE (default 1e-3: a small KL)")
     p.add_argument("--elbo-kl-weight", type=float, default=1.0,
                    help="beta of the stand-alone VAE (default 1: the ELBO)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace existing checkpoints")
-    p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    return p
 
 
 def _vae_record(run: VAETrainResult, vae: VAE, kl_weight: float, batch_size: int, test: Tensor) -> dict:
@@ -208,28 +205,22 @@ def _vae_record(run: VAETrainResult, vae: VAE, kl_weight: float, batch_size: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Make ``digits-latent``: see :func:`_parse` for the options."""
-    import sys
-    from datetime import datetime, timezone
-
+    """Make ``digits-latent`` and its two VAEs: see :func:`_parser` for the options."""
+    from ._records import run_record
     from .checkpoint import checkpoint_paths, save_checkpoint
     from .data import digits
     from .models import build_model
     from .schedules import linear_schedule
     from .train import train
 
-    args = _parse(argv)
+    args = _parser().parse_args(argv)
     out = str(checkpoint_paths(args.out)[0].with_suffix(""))
     targets = [out, f"{out}-vae", f"{out}-elbo-vae"]
     if not args.overwrite and any(p.exists() for t in targets for p in checkpoint_paths(t)):
         raise SystemExit(f"a checkpoint among {targets} exists; pass --overwrite to replace it")
     torch.set_num_threads(args.threads)
     train_x, test_x = digits(32, split="train").images, digits(32, split="test").images
-    vb, common = 32, {
-        "command": "python -m " + " ".join(["ddpm_course.autoencoder", *sys.argv[1:]]), "seed": args.seed,
-        "hardware": hardware_description(torch.device("cpu")),
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "data": "digits 32x32, train split",
-    }
+    vb, common = 32, run_record(_PROG, argv, seed=args.seed, data="digits 32x32, train split")
     vaes, schedule = {}, linear_schedule(1000)  # the VAEs' checkpoints carry the schedule of the latent model
     for name, beta in (("vae", args.kl_weight), ("elbo-vae", args.elbo_kl_weight)):
         torch.manual_seed(args.seed)
@@ -258,7 +249,5 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {out}, {out}-vae, {out}-elbo-vae")
 
 
-if __name__ == "__main__":  # run the package's copy, so its VAE is the class the model registry knows
-    from ddpm_course.autoencoder import main as _main
-
-    _main()
+if __name__ == "__main__":
+    main()
