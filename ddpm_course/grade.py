@@ -202,7 +202,7 @@ def _write_json(path: str, record: dict) -> None:
 
 def _record(folder: str, index: int, name: Any, answer: Any, hidden: bool, seed: int | None) -> None:
     """Call ``answer`` on the grading cases of exercise ``name`` and write what it returned or raised."""
-    exercises._load_lessons()
+    exercises.load_lessons()
     if not isinstance(name, str) or name not in exercises.EXERCISES:
         return  # the learner's cell already raised: not one of the exercises
     path = os.path.join(folder, f"{index:05d}.json")
@@ -395,7 +395,7 @@ def _lessons_of(nb: Any, path: Path) -> list[str]:
 
 def _exercises_of(lessons: list[str]) -> list[str]:
     """The exercises of these lessons, in lesson order and, within a lesson, in the notebook's order."""
-    exercises._load_lessons()
+    exercises.load_lessons()
     return sorted((n for n in exercises.EXERCISES if n[:2] in lessons), key=lambda n: n[:2])
 
 

@@ -89,7 +89,7 @@ def test_results_cross_as_data_and_come_back_equal():
         else:
             assert back == value and type(back) is type(value)
     huge = grade._decode(grade._encode(torch.zeros(grade.MAX_ELEMENTS + 1)))
-    assert isinstance(huge, grade._Unsent) and not exercises._close(huge, torch.zeros(3), 1e-5, 1e-6)
+    assert isinstance(huge, grade._Unsent) and not exercises._checker._close(huge, torch.zeros(3), 1e-5, 1e-6)
     assert isinstance(grade._decode(grade._encode(object())), grade._Unsent)
 
 

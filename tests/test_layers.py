@@ -135,6 +135,63 @@ def test_every_network_lives_in_models():
                 assert value.__module__.startswith("ddpm_course.models."), f"{module.__name__}.{name}"
 
 
+MODULE_LINES = 700  # docs/DESIGN.md, "Budgets"
+FUNCTION_CODE_LINES = 60
+# a statement a re-exporting __init__ may hold: its docstring, imports, __all__ (and `from __future__`)
+_REEXPORT = (ast.Import, ast.ImportFrom)
+
+
+def _code_lines(source_lines: list[str], fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of ``fn``'s body that hold code: not its docstring, not blank, not comments."""
+    body = fn.body
+    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+        if len(body) == 1:
+            return 0
+        body = body[1:]
+    lines = source_lines[body[0].lineno - 1: fn.end_lineno]
+    return sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
+
+
+def _over_budget(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        source = path.read_text()
+        lines = source.splitlines()
+        name = path.relative_to(root).as_posix()
+        if len(lines) > MODULE_LINES:
+            found.append(f"{name}: {len(lines)} lines (budget {MODULE_LINES})")
+        tree = ast.parse(source, str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = _code_lines(lines, node)
+                if n > FUNCTION_CODE_LINES:
+                    found.append(f"{name}: {node.name} has {n} lines of code (budget {FUNCTION_CODE_LINES})")
+        if path.name == "__init__.py" and path.parent != root:  # a folder of the package, not the package
+            for stmt in tree.body[1:] if ast.get_docstring(tree) else tree.body:
+                is_all = isinstance(stmt, ast.Assign) and [getattr(t, "id", None) for t in stmt.targets] == ["__all__"]
+                if not (isinstance(stmt, _REEXPORT) or is_all):
+                    found.append(f"{name}: line {stmt.lineno} is a {type(stmt).__name__}, but a folder's "
+                                 "__init__.py only re-exports")
+    return found
+
+
+def test_every_module_is_within_its_budget():
+    """No module over 700 lines, no function over 60 lines of code, a folder's __init__ only
+    re-exports (the package's own __init__ also holds setup and pick_device, docs/DESIGN.md)."""
+    assert _over_budget(ROOT) == []
+
+
+def test_the_budget_check_can_fail(tmp_path):
+    long_function = "def f():\n    \"\"\"doc\"\"\"\n" + "".join(f"    x{i} = {i}\n" for i in range(61))
+    (tmp_path / "long.py").write_text(long_function + "# padding\n" * 700)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text('"""doc"""\nfrom .a import b\n__all__ = ["b"]\nX = 1\n')
+    (tmp_path / "pkg" / "fine.py").write_text("def g():\n    # a comment\n\n    return 1\n")
+    found = _over_budget(tmp_path)
+    assert found == ["long.py: 763 lines (budget 700)", "long.py: f has 61 lines of code (budget 60)",
+                     "pkg/__init__.py: line 4 is a Assign, but a folder's __init__.py only re-exports"], found
+
+
 @pytest.mark.parametrize(("module", "old", "new"), [
     ("compare", "VAE", "PointVAE"), ("compare", "VAEConfig", "PointVAEConfig"),
     ("compare", "train_vae", "train_point_vae"),

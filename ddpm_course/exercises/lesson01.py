@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..forward import predict_x0, q_sample
 from ..schedules import Schedule, linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 # Levels from the first to the last step of the linear schedule, and two in between.
 LEVELS = (0.9999, 0.95, 0.5, 0.078, 4.04e-5)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..forward import q_posterior, q_sample, q_step
 from ..schedules import Schedule, cosine_schedule, linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
 HIDDEN_SCHEDULES = (cosine_schedule(500), linear_schedule(200, 1e-3, 0.05))

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..schedules import Schedule, cosine_schedule, linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 
 def _cosine_alpha_bar(t: Tensor, T: int, s: float) -> Tensor:

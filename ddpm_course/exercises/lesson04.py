@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models import SimpleUNet, SimpleUNetConfig, count_parameters, sinusoidal_embedding
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 
 def _freqs(half: int, denominator: float) -> Tensor:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..losses import elbo_weights, l_simple
 from ..schedules import Schedule, cosine_schedule, linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
 HIDDEN_SCHEDULE = cosine_schedule(300)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..forward import predict_x0, q_posterior
 from ..schedules import Schedule, linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
 SHORT = linear_schedule(20, 5e-3, 0.5)  # a short chain for the loop: 20 steps that still end in noise

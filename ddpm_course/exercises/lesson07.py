@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .. import samplers
 from ..schedules import Schedule, linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
 HIDDEN_SCHEDULE = linear_schedule(500, 2e-4, 0.03)

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..guidance import cfg, guided_eps, scale_from_w
 from ..schedules import Schedule, cosine_schedule, linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 RTOL, ATOL = 1e-5, 1e-6  # fits a float32 answer to float64 cases
 

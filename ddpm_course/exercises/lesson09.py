@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ..autoencoder import kl_divergence
-from . import Case, FunctionExercise, Mistake, NumberExercise, Verdict, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, Verdict, register
 
 # ----------------------------------------------------------------------------------------------
 # 09.kl_term: KL(N(mean, exp(logvar)) || N(0, I)) per image

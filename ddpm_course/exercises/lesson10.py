@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ..metrics import mmd2_unbiased, precision_recall
-from . import Case, FunctionExercise, Mistake, NumberExercise, Verdict, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, Verdict, register
 
 
 class _NumbersExercise(FunctionExercise):

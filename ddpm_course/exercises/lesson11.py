@@ -26,7 +26,7 @@ from torch import Tensor
 from ..compare import core_fractions, mode_counts, nothing_learned
 from ..gan import generator_loss
 from ..oracle import GaussianMixture, ring_mixture
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 RING = ring_mixture()
 HIDDEN_RING = ring_mixture(k=6, radius=2.0, std=0.15)

@@ -28,7 +28,7 @@ from torch import Tensor
 from .. import flow
 from ..parametrization import from_eps, linear, vp
 from ..schedules import Schedule, cosine_schedule, linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, Verdict, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, Verdict, register
 
 SCHEDULE = linear_schedule(1000)
 HIDDEN_SCHEDULE = cosine_schedule(400)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .. import distill, samplers
 from ..schedules import linear_schedule
-from . import Case, FunctionExercise, Mistake, NumberExercise, register
+from ._checker import Case, FunctionExercise, Mistake, NumberExercise, register
 
 SCHEDULE = linear_schedule(1000)
 
