@@ -7,7 +7,7 @@ Every lesson opens with a Colab badge and an install cell, and the README's less
 
 which rewrites, in every ``notebooks/NN_*.py`` and ``NN_*.ipynb``, the badge line of the first
 markdown cell and the whole first code cell (the .ipynb's outputs are kept: the cell prints
-nothing off Colab), and the badge links of ``README.md``. ``tests/test_colab.py`` checks that
+nothing off Colab), and the badge links of ``README.md``. ``tests/test_release.py`` checks that
 running it changes nothing.
 
 | name            | what it is                                                                   |

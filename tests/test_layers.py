@@ -144,7 +144,7 @@ _REEXPORT = (ast.Import, ast.ImportFrom)
 def _code_lines(source_lines: list[str], fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     """Lines of ``fn``'s body that hold code: not its docstring, not blank, not comments."""
     body = fn.body
-    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+    if ast.get_docstring(fn, clean=False) is not None:
         if len(body) == 1:
             return 0
         body = body[1:]

@@ -77,6 +77,8 @@ def test_the_release_workflow_builds_checks_tests_and_publishes_on_a_version_tag
     step = next(s for s in _steps(tested) if "pytest" in s.get("run", ""))
     assert step["env"]["DDPM_COURSE_DIST"] == "dist"  # the very files that will be published
     assert "tests/test_wheel.py" in step["run"] and "tests/test_colab.py" in step["run"]
+    # the lessons under nbval (addopts kept: --nbval), in the kernel of those very files
+    assert step["run"].split()[-1] == "notebooks" and "addopts" not in step["run"]
     assert (ROOT / "tests" / "test_wheel.py").exists() and (ROOT / "tests" / "test_colab.py").exists()
 
     assert set(publish["needs"]) == {"build", "test-installed"}
