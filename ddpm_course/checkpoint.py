@@ -1,14 +1,8 @@
 """Checkpoints: weights in safetensors, everything else in readable JSON; never pickle.
 
-A checkpoint ``NAME`` is two files side by side (the format: ``_checkpoint_format``):
-
-| file                | holds                                                                        |
-|---------------------|------------------------------------------------------------------------------|
-| NAME.safetensors    | the state dict (plain tensors; loading it cannot run code), and optionally   |
-|                     | the tensors of a training run to resume (keys ``train_state.*``)             |
-| NAME.json           | format version, architecture name and config, schedule (name and betas),     |
-|                     | sample shape, the training record, the SHA-256 of the weights file, and      |
-|                     | optionally the scalars of a training run to resume (``train_state``)         |
+A checkpoint ``NAME`` is two files side by side, ``NAME.safetensors`` (the weights, and the
+tensors of a run to resume) and ``NAME.json`` (everything else); ``_checkpoint_format`` tables
+what each holds.
 
 Saving (here) is atomic: everything is serialised in memory first, both files are written
 under temporary names in the same folder, flushed to disk, then renamed into place (the
