@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # the helpers shared with the unit tests
 import _colab_env  # noqa: E402
 
-_KERNEL: dict[str, str] = {}  # "name" (the kernel the notebooks ran in) or "fallback" (why not Colab-shaped)
+_KERNEL: dict[str, str] = {}  # "name" (the kernel the notebooks ran in), "fallback" (why not Colab-shaped) or "error"
 
 
 def pytest_collectstart(collector):
@@ -40,6 +40,9 @@ def _use_colab_kernel(config) -> None:
     except (_colab_env.NoColabEnvironment, LookupError) as err:
         _KERNEL["fallback"] = str(err)
         return
+    except Exception as err:  # a wheel that does not build: every notebook fails, once each, saying why
+        _KERNEL["error"] = f"the Colab-shaped kernel could not be built: {err!r}"
+        raise
     os.environ["JUPYTER_PATH"] = os.pathsep.join([str(folder), *filter(None, [os.environ.get("JUPYTER_PATH")])])
     config.option.nbval_current_env = False
     config.option.nbval_kernel_name = _colab_env.KERNEL_NAME
@@ -49,7 +52,11 @@ def _use_colab_kernel(config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Runs before the notebook's collector starts its kernel (pytest's own setup comes after)."""
-    if not _KERNEL and type(item).__name__ == "IPyNbCell":
+    if type(item).__name__ != "IPyNbCell":
+        return
+    if "error" in _KERNEL:
+        raise RuntimeError(_KERNEL["error"])
+    if not _KERNEL:
         _use_colab_kernel(item.config)
 
 
