@@ -32,7 +32,11 @@ def pytest_collectstart(collector):
 
 def _use_colab_kernel(config) -> None:
     """Point nbval at the Colab-shaped kernel (built on the first notebook), or say why not."""
-    if os.environ.get("DDPM_COURSE_NBVAL_KERNEL", "colab") == "checkout":
+    choice = os.environ.get("DDPM_COURSE_NBVAL_KERNEL", "colab")
+    if choice not in ("colab", "checkout"):
+        _KERNEL["error"] = f"DDPM_COURSE_NBVAL_KERNEL must be colab or checkout; got {choice!r}"
+        raise RuntimeError(_KERNEL["error"])
+    if choice == "checkout":
         _KERNEL["name"] = f"this interpreter ({sys.executable}), as DDPM_COURSE_NBVAL_KERNEL=checkout asks"
         return
     try:
